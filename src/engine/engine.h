@@ -1,0 +1,99 @@
+// The container engine as the job pipeline sees it. The real one speaks the
+// Docker Engine API over a unix socket (docker_engine.h); tests use fakes.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cw {
+
+struct Mount {
+  std::string host_path;       // as the engine's daemon sees it
+  std::string container_path;
+  bool read_only = false;
+};
+
+// A GPU request, either form that real installs use.
+struct DeviceRequest {
+  std::string driver;                   // "nvidia" or "cdi"
+  std::vector<std::string> device_ids;  // GPU UUIDs / indexes, or CDI names "nvidia.com/gpu=0"
+  std::vector<std::vector<std::string>> capabilities;  // [["gpu"]] for the nvidia driver
+  int count = 0;                        // used only when device_ids is empty (-1 = all)
+};
+
+struct ContainerSpec {
+  std::string name;                      // optional; engine picks one when empty
+  std::string image;
+  std::vector<std::string> cmd;          // e.g. {"sh", "-c", command}
+  std::string working_dir;
+  std::vector<std::string> env;          // "KEY=value"
+  std::map<std::string, std::string> labels;
+  std::vector<Mount> mounts;
+  std::vector<std::string> cap_drop;
+  std::vector<std::string> security_opt; // e.g. "no-new-privileges"
+  bool network_disabled = false;         // NetworkMode "none"
+  std::vector<DeviceRequest> device_requests;
+  std::string ipc_mode;                  // "" = engine default, "host", "private", ...
+  long long shm_size_bytes = 0;          // 0 = engine default
+  long long memory_bytes = 0;            // 0 = no limit
+  double nano_cpus = 0;                  // 0 = no limit (in CPUs, e.g. 2.5)
+  std::string cpuset_cpus;               // "" = any
+};
+
+enum class StreamKind { kStdout, kStderr };
+
+// Receives a container's output as it is produced. Called from the engine's
+// streaming thread; must not block for long.
+using OutputFn = std::function<void(StreamKind, std::string_view)>;
+
+// Pull progress, one call per progress message of the engine.
+struct PullProgress {
+  std::string layer_id;
+  std::string status;   // "Downloading", "Extracting", "Pull complete", ...
+  long long current = 0;
+  long long total = 0;
+};
+using PullProgressFn = std::function<void(const PullProgress&)>;
+
+class ContainerEngine {
+ public:
+  virtual ~ContainerEngine() = default;
+
+  // "Docker 24.0.7 (API 1.43)" or an Unavailable status that says how to fix it.
+  virtual Result<std::string> Version() = 0;
+
+  virtual Result<bool> ImageExists(const std::string& image) = 0;
+  // Pulls image; the Status carries the engine's reason (unknown image, no
+  // access, registry unreachable) when it fails.
+  virtual Status PullImage(const std::string& image, const PullProgressFn& progress) = 0;
+
+  // Returns the container id.
+  virtual Result<std::string> Create(const ContainerSpec& spec) = 0;
+
+  // Starts the container and streams its stdout and stderr, kept apart, to
+  // `output` until the container's output ends (it exited or was killed).
+  // `on_started` is called once the container runs. Returns when the streams
+  // end; the exit code comes from Wait.
+  virtual Status StartAndStream(const std::string& id, const OutputFn& output,
+                                const std::function<void()>& on_started) = 0;
+
+  // Waits for the container to stop and returns its exit code.
+  virtual Result<int> Wait(const std::string& id, std::chrono::seconds timeout) = 0;
+
+  virtual Status Kill(const std::string& id) = 0;
+  // Removes the container (force: kill it first if it runs). Not found is OK.
+  virtual Status Remove(const std::string& id, bool force) = 0;
+
+  // Ids of containers (running or not) carrying label key=value.
+  virtual Result<std::vector<std::string>> ListByLabel(const std::string& key,
+                                                       const std::string& value) = 0;
+};
+
+}  // namespace cw
