@@ -1,0 +1,161 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace cw {
+namespace {
+
+std::string Trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string Get(const EnvMap& env, const std::string& key, const std::string& fallback = "") {
+  auto it = env.find(key);
+  if (it == env.end() || it->second.empty()) return fallback;
+  return it->second;
+}
+
+}  // namespace
+
+Result<EnvMap> ParseDotEnv(const std::string& text) {
+  EnvMap out;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::string t = Trim(line);
+    if (t.empty() || t[0] == '#') continue;
+    if (t.rfind("export ", 0) == 0) t = Trim(t.substr(7));
+    auto eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidInput(".env line " + std::to_string(lineno) + " is not KEY=VALUE: " + t);
+    }
+    std::string key = Trim(t.substr(0, eq));
+    std::string value = Trim(t.substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    } else {
+      // An unquoted value ends at " #" (a trailing comment), as docker compose reads it.
+      auto hash = value.find(" #");
+      if (hash != std::string::npos) value = Trim(value.substr(0, hash));
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+Result<EnvMap> ReadDotEnvFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read settings file " + path.string());
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto parsed = ParseDotEnv(buf.str());
+  if (!parsed.ok()) return parsed.status().Prefixed(path.string());
+  return parsed;
+}
+
+EnvMap ProcessEnvironment() {
+  EnvMap out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
+}
+
+bool ParseBool(const std::string& value) {
+  std::string v = Lower(Trim(value));
+  return v == "true" || v == "1" || v == "yes" || v == "on";
+}
+
+Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
+  WorkerConfig c;
+  c.broker_url = Get(env, "BROKER_URL");
+  c.broker_use_ssl = ParseBool(Get(env, "BROKER_USE_SSL", "false"));
+  c.host_directory = Get(env, "HOST_DIRECTORY", "/tmp/codabench/");
+  if (c.host_directory.is_relative()) {
+    return InvalidInput("HOST_DIRECTORY must be an absolute path, got '" +
+                        c.host_directory.string() + "'");
+  }
+  c.base_directory = in_container ? std::filesystem::path("/codabench") : c.host_directory;
+  c.container_engine = Lower(Get(env, "CONTAINER_ENGINE_EXECUTABLE", "docker"));
+  if (c.container_engine != "docker" && c.container_engine != "podman") {
+    return InvalidInput("CONTAINER_ENGINE_EXECUTABLE must be docker or podman, got '" +
+                        c.container_engine + "'");
+  }
+  c.container_socket = Get(env, "CONTAINER_SOCKET", c.container_engine == "podman"
+                                                        ? "unix:///run/user/1000/podman/podman.sock"
+                                                        : "unix:///var/run/docker.sock");
+  c.use_gpu = ParseBool(Get(env, "USE_GPU", "false"));
+  c.gpu_device = Get(env, "GPU_DEVICE", "nvidia.com/gpu=all");
+  c.network_disabled = ParseBool(Get(env, "COMPETITION_CONTAINER_NETWORK_DISABLED", "false"));
+  c.container_http_proxy = Get(env, "COMPETITION_CONTAINER_HTTP_PROXY");
+  c.container_https_proxy = Get(env, "COMPETITION_CONTAINER_HTTPS_PROXY");
+  // The Python worker only checks that the variable is set.
+  c.ignore_cleanup = env.count("CODALAB_IGNORE_CLEANUP_STEP") &&
+                     !env.at("CODALAB_IGNORE_CLEANUP_STEP").empty() &&
+                     Lower(env.at("CODALAB_IGNORE_CLEANUP_STEP")) != "false" &&
+                     env.at("CODALAB_IGNORE_CLEANUP_STEP") != "0";
+  std::string cache_gb = Get(env, "MAX_CACHE_DIR_SIZE_GB", "10");
+  try {
+    size_t used = 0;
+    c.max_cache_dir_size_gb = std::stod(cache_gb, &used);
+    if (used != cache_gb.size() || c.max_cache_dir_size_gb < 0) throw std::invalid_argument("");
+  } catch (const std::exception&) {
+    return InvalidInput("MAX_CACHE_DIR_SIZE_GB must be a number of gigabytes, got '" + cache_gb +
+                        "'");
+  }
+  c.log_level = Get(env, "LOG_LEVEL", "INFO");
+  c.serialized_logs = ParseBool(Get(env, "SERIALIZED", "false"));
+  std::string rewrite = Get(env, "WORKER_BUNDLE_URL_REWRITE");
+  if (!rewrite.empty()) {
+    auto bar = rewrite.find('|');
+    if (bar == std::string::npos || bar == 0) {
+      return InvalidInput("WORKER_BUNDLE_URL_REWRITE must look like FROM|TO, got '" + rewrite +
+                          "'");
+    }
+    c.bundle_url_rewrite = std::make_pair(rewrite.substr(0, bar), rewrite.substr(bar + 1));
+  }
+  return c;
+}
+
+Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv) {
+  EnvMap env;
+  if (dotenv) {
+    CW_ASSIGN_OR_RETURN(env, ReadDotEnvFile(*dotenv));
+  }
+  for (auto& [k, v] : ProcessEnvironment()) env[k] = v;
+  // The Python worker's image mounts HOST_DIRECTORY at /codabench; so does ours.
+  std::error_code ec;
+  bool in_container = std::filesystem::exists("/.dockerenv", ec) &&
+                      std::filesystem::is_directory("/codabench", ec);
+  return ConfigFromEnv(env, in_container);
+}
+
+std::string RewriteUrl(const WorkerConfig& config, const std::string& url) {
+  if (!config.bundle_url_rewrite) return url;
+  const auto& [from, to] = *config.bundle_url_rewrite;
+  if (url.rfind(from, 0) == 0) return to + url.substr(from.size());
+  return url;
+}
+
+}  // namespace cw

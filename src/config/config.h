@@ -1,0 +1,64 @@
+// The worker's settings. Read from the environment and an optional `.env`
+// file with the same names the Python Codabench worker uses, so an existing
+// `.env` works unchanged (contract §6).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "common/status.h"
+
+namespace cw {
+
+using EnvMap = std::map<std::string, std::string>;
+
+// Parses a docker-compose style .env: KEY=VALUE lines, `#` comments, blank
+// lines, optional `export `, single or double quotes around the value.
+Result<EnvMap> ParseDotEnv(const std::string& text);
+Result<EnvMap> ReadDotEnvFile(const std::filesystem::path& path);
+
+// The process environment as a map.
+EnvMap ProcessEnvironment();
+
+// "True", "true", "1", "yes", "on" (any case) are true.
+bool ParseBool(const std::string& value);
+
+struct WorkerConfig {
+  std::string broker_url;
+  bool broker_use_ssl = false;
+  // HOST_DIRECTORY: the base folder as the container engine's daemon sees it.
+  std::filesystem::path host_directory = "/tmp/codabench/";
+  // The same folder as this process sees it (contract §5): /codabench when the
+  // worker runs in a container with it mounted there, else host_directory.
+  std::filesystem::path base_directory = "/tmp/codabench/";
+  std::string container_engine = "docker";
+  std::string container_socket = "unix:///var/run/docker.sock";
+  bool use_gpu = false;
+  std::string gpu_device = "nvidia.com/gpu=all";
+  bool network_disabled = false;
+  std::string container_http_proxy;
+  std::string container_https_proxy;
+  bool ignore_cleanup = false;
+  double max_cache_dir_size_gb = 10.0;
+  std::string log_level = "INFO";
+  bool serialized_logs = false;
+  // WORKER_BUNDLE_URL_REWRITE=FROM|TO
+  std::optional<std::pair<std::string, std::string>> bundle_url_rewrite;
+};
+
+// Builds the configuration from settings (the .env file's values overlaid by
+// the process environment). `in_container` tells whether /codabench is this
+// process's view of HOST_DIRECTORY.
+Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container);
+
+// Loads `.env` (when the file exists) under the process environment and
+// detects whether we run in a container.
+Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv);
+
+// Applies WORKER_BUNDLE_URL_REWRITE to a URL.
+std::string RewriteUrl(const WorkerConfig& config, const std::string& url);
+
+}  // namespace cw
