@@ -1,0 +1,610 @@
+#include "job/job_runner.h"
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "archive/zip.h"
+#include "common/files.h"
+#include "job/legacy.h"
+#include "storage/hash.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The capabilities the reference worker drops from every program.
+const std::vector<std::string>& DroppedCapabilities() {
+  static const std::vector<std::string> caps = {
+      "AUDIT_WRITE", "CHOWN",  "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",   "MKNOD",
+      "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"};
+  return caps;
+}
+
+// One of a program's two output streams, on its way to a file on disk (which
+// is uploaded when the program ends) and to the live reporter.
+class LogFile {
+ public:
+  LogFile(fs::path path, std::uint64_t cap) : path_(std::move(path)), cap_(cap) {
+    file_ = std::fopen(path_.c_str(), "wb");
+  }
+  ~LogFile() { Close(); }
+  LogFile(const LogFile&) = delete;
+  LogFile& operator=(const LogFile&) = delete;
+
+  void Write(std::string_view data) {
+    if (!file_) return;
+    if (cap_ && written_ + data.size() > cap_) {
+      if (!truncated_) {
+        std::fwrite(data.data(), 1, cap_ - written_, file_);
+        std::string note = "\n[codabench-worker: output past " + std::to_string(cap_ >> 20) +
+                           " MiB was dropped]\n";
+        std::fwrite(note.data(), 1, note.size(), file_);
+        written_ = cap_;
+        truncated_ = true;
+      }
+      return;
+    }
+    std::fwrite(data.data(), 1, data.size(), file_);
+    written_ += data.size();
+  }
+  void Close() {
+    if (file_) std::fclose(file_);
+    file_ = nullptr;
+  }
+  const fs::path& path() const { return path_; }
+  bool ok() const { return file_ != nullptr; }
+
+ private:
+  fs::path path_;
+  std::uint64_t cap_;
+  std::FILE* file_ = nullptr;
+  std::uint64_t written_ = 0;
+  bool truncated_ = false;
+};
+
+struct ProgramRun {
+  ProgramKind kind;
+  std::string label;  // "submission", "scoring program", "ingestion program"
+  std::string container_id;
+  std::string stdout_url, stderr_url;
+  std::unique_ptr<LogFile> out, err;
+  ProgramOutcome outcome;
+  Status error;
+  Clock::time_point started;
+  Clock::time_point running_since;  // valid once `running` is set
+  std::atomic<bool> running{false};
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+class Job {
+ public:
+  Job(const JobEnvironment& env, Storage& storage, BundleCache& cache, ContainerEngine& engine,
+      const RunArgs& args, Reporter& reporter, CancelToken& cancel)
+      : env_(env), storage_(storage), cache_(cache), engine_(engine), args_(args),
+        reporter_(reporter), cancel_(cancel) {}
+
+  ~Job() { RemoveContainers(); }
+
+  JobResult Run();
+
+ private:
+  std::string Url(const std::string& url) const {
+    return env_.rewrite_url ? env_.rewrite_url(url) : url;
+  }
+  fs::path Host(const fs::path& p) const { return ToHostPath(p, env_.base_dir, env_.host_dir); }
+  const char* Stage() const { return args_.is_scoring ? "scoring" : "prediction"; }
+
+  Status Prepare();
+  Status FetchBundle(const std::string& url, const std::string& dest, const std::string& what,
+                     bool cached);
+  Status PullImage();
+  Status RunPrograms();
+  Result<std::unique_ptr<ProgramRun>> CreateProgram(ProgramKind kind);
+  void StreamProgram(ProgramRun& run);
+  void WatchDetailedResults(std::atomic<bool>& stop);
+  std::optional<fs::path> DetailedResultsFile() const;
+  Status UploadLogs();
+  Status Finish();
+  void RemoveContainers();
+  void KillContainers();
+  void Fail(const Status& why);
+  Status CheckCancel() const {
+    if (cancel_.cancelled()) return Cancelled(cancel_.reason());
+    return Status::Ok();
+  }
+
+  const JobEnvironment& env_;
+  Storage& storage_;
+  BundleCache& cache_;
+  ContainerEngine& engine_;
+  const RunArgs& args_;
+  Reporter& reporter_;
+  CancelToken& cancel_;
+
+  JobResult result_;
+  std::string job_uid_ = RandomHex(6);
+  fs::path root_, output_dir_, input_dir_, logs_dir_;
+  std::vector<std::unique_ptr<ProgramRun>> programs_;
+  std::mutex containers_mu_;
+  std::vector<std::string> containers_;
+};
+
+JobResult Job::Run() {
+  const auto start = Clock::now();
+  Status st = Prepare();
+  if (st.ok()) st = CheckCancel();
+  if (st.ok()) {
+    std::string details = std::string(args_.is_scoring ? "scoring_hostname-" : "ingestion_hostname-") +
+                          env_.hostname;
+    Status patched = reporter_.UpdateStatus(JobStatus::kRunning, details);
+    if (!patched.ok()) spdlog::warn("could not report Running: {}", patched.ToString());
+    st = RunPrograms();
+  }
+  // Logs go up whatever happened to the programs: they are how a participant
+  // finds out what went wrong.
+  if (!programs_.empty() && !cancel_.cancelled()) {
+    auto up = Clock::now();
+    Status logs = UploadLogs();
+    result_.timings.upload_s += SecondsSince(up);
+    if (st.ok()) st = logs;
+  }
+  if (st.ok()) st = CheckCancel();
+  if (st.ok()) st = Finish();
+  RemoveContainers();
+
+  if (st.ok()) {
+    result_.outcome = JobResult::Outcome::kSucceeded;
+  } else if (st.code() == Code::kCancelled || cancel_.cancelled()) {
+    result_.outcome = JobResult::Outcome::kCancelled;
+    result_.failure = st.code() == Code::kCancelled ? st : Cancelled(cancel_.reason());
+  } else {
+    Fail(st);
+  }
+  if (!root_.empty()) {
+    if (env_.keep_job_dir) {
+      result_.job_dir = root_;
+    } else {
+      std::error_code ec;
+      fs::remove_all(root_, ec);
+      if (ec) spdlog::warn("could not remove job folder {}: {}", root_.string(), ec.message());
+    }
+  }
+  result_.timings.total_s = SecondsSince(start);
+  return std::move(result_);
+}
+
+void Job::Fail(const Status& why) {
+  result_.outcome = JobResult::Outcome::kFailed;
+  result_.failure = why;
+  spdlog::error("submission {} {} job failed: {}", args_.id, Stage(), why.ToString());
+  Status patched = reporter_.UpdateStatus(JobStatus::kFailed, why.message());
+  if (!patched.ok()) spdlog::error("could not report Failed: {}", patched.ToString());
+}
+
+Status Job::Prepare() {
+  if (!args_.is_scoring) {
+    Status patched = reporter_.UpdateStatus(JobStatus::kPreparing, "");
+    if (!patched.ok()) spdlog::warn("could not report Preparing: {}", patched.ToString());
+  }
+  std::string prefix = "job-" + std::to_string(args_.id) + "-" + Stage() + "-";
+  CW_ASSIGN_OR_RETURN(root_, MakeUniqueDir(env_.base_dir / "jobs", prefix));
+  output_dir_ = root_ / "output";
+  input_dir_ = root_ / "input";
+  logs_dir_ = root_ / "logs";
+  std::error_code ec;
+  for (const fs::path& d : {output_dir_, input_dir_, logs_dir_, root_ / "bundles",
+                            root_ / "shared", env_.base_dir / "data"}) {
+    fs::create_directories(d, ec);
+    if (ec) return IoError("cannot create " + d.string() + ": " + ec.message());
+  }
+  // Programs in the container may run as another user; they must be able to
+  // write their output.
+  for (const fs::path& d : {output_dir_, root_ / "shared"}) {
+    fs::permissions(d, fs::perms::all, ec);
+  }
+
+  const bool s = args_.is_scoring;
+  CW_RETURN_IF_ERROR(
+      FetchBundle(args_.program_data, "program", s ? "scoring program" : "submission", false));
+  CW_RETURN_IF_ERROR(FetchBundle(args_.ingestion_program, "ingestion_program",
+                                 "ingestion program", false));
+  CW_RETURN_IF_ERROR(FetchBundle(args_.input_data, "input_data", "input data", true));
+  CW_RETURN_IF_ERROR(FetchBundle(args_.reference_data, "input/ref", "reference data", true));
+  if (s) {
+    CW_RETURN_IF_ERROR(
+        FetchBundle(args_.prediction_result, "input/res", "prediction output", false));
+  }
+  CW_RETURN_IF_ERROR(CheckCancel());
+  return PullImage();
+}
+
+Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
+                        const std::string& what, bool cached) {
+  if (raw_url.empty()) return Status::Ok();
+  CW_RETURN_IF_ERROR(CheckCancel());
+  const std::string url = Url(raw_url);
+  auto t0 = Clock::now();
+  fs::path zip;
+  if (cached) {
+    auto got = cache_.Get(url, storage_);
+    if (!got.ok()) return got.status().Prefixed("Could not download the " + what);
+    zip = *got;
+  } else {
+    zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
+    Status st = storage_.Fetch(url, zip);
+    if (!st.ok()) return st.Prefixed("Could not download the " + what);
+  }
+  result_.timings.fetch_s += SecondsSince(t0);
+
+  if (dest == "program" && !args_.is_scoring) {
+    auto md5 = Md5FileHex(zip);
+    if (md5.ok()) {
+      Status sent = reporter_.ReportMd5(*md5);
+      if (!sent.ok()) spdlog::warn("could not report the submission's md5: {}", sent.ToString());
+    }
+  }
+
+  auto t1 = Clock::now();
+  auto stats = ExtractZip(zip, root_ / dest);
+  result_.timings.unzip_s += SecondsSince(t1);
+  if (!stats.ok()) return stats.status().Prefixed("The " + what + " could not be unpacked");
+  if (dest == "program" || dest == "ingestion_program") {
+    auto hoisted = HoistSingleTopFolder(root_ / dest);
+    if (!hoisted.ok()) return hoisted.status();
+  }
+  spdlog::info("{}: {} unpacked ({} files, {} bytes)", args_.id, what, stats->files,
+               stats->bytes);
+  return Status::Ok();
+}
+
+Status Job::PullImage() {
+  auto t0 = Clock::now();
+  const std::string& image = args_.docker_image;
+  auto exists = engine_.ImageExists(image);
+  if (!exists.ok()) return exists.status().Prefixed("Cannot reach the container engine");
+  Status pulled = Status::Ok();
+  bool need_pull = env_.pull_policy == PullPolicy::kAlways ||
+                   (env_.pull_policy == PullPolicy::kMissing && !*exists);
+  if (need_pull) {
+    spdlog::info("pulling image {}", image);
+    pulled = engine_.PullImage(image, env_.on_pull_progress);
+  }
+  result_.timings.pull_s = SecondsSince(t0);
+  if (pulled.ok() && (need_pull || *exists)) return Status::Ok();
+  if (!pulled.ok() && *exists) {
+    spdlog::warn("pull of {} failed ({}); using the copy already on this machine", image,
+                 pulled.message());
+    return Status::Ok();
+  }
+  std::string reason = pulled.ok() ? "the image is not on this machine and pulling is off"
+                                   : pulled.message();
+  std::string message = "Pull for " + image + " failed: " + reason;
+  Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, message, args_.is_scoring);
+  if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
+  reporter_.LiveError(message);
+  return Status(pulled.ok() ? Code::kNotFound : pulled.code(), message);
+}
+
+Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
+  const bool ingestion = kind == ProgramKind::kIngestion;
+  fs::path dir = root_ / (ingestion ? "ingestion_program" : "program");
+  auto run = std::make_unique<ProgramRun>();
+  run->kind = kind;
+  run->label = ingestion ? "ingestion program"
+                         : (args_.is_scoring ? "scoring program" : "submission");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return std::unique_ptr<ProgramRun>();
+
+  CW_ASSIGN_OR_RETURN(ProgramMetadata meta, ReadProgramMetadata(dir));
+  if (!meta.has_metadata) {
+    if (ingestion) {
+      return InvalidInput("The ingestion program has no metadata.yaml (or metadata) file");
+    }
+    // A results-only submission: its files are the predictions.
+    spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
+                 run->label);
+    CW_RETURN_IF_ERROR(CopyTreeContents(dir, output_dir_));
+    return std::unique_ptr<ProgramRun>();
+  }
+  if (!meta.command) {
+    if (ingestion) {
+      return InvalidInput("The ingestion program's " + meta.file.filename().string() +
+                          " has no 'command'");
+    }
+    spdlog::info("{}: {} has no command; the ingestion program uses it", args_.id, run->label);
+    return std::unique_ptr<ProgramRun>();
+  }
+  std::string command = ReplaceLegacyVariables(*meta.command, kind, args_.is_scoring,
+                                               args_.ingestion_only_during_scoring);
+
+  ContainerSpec spec;
+  spec.name = "codabench-" + std::to_string(args_.id) + "-" + Stage() + "-" +
+              ProgramKindName(kind) + "-" + job_uid_;
+  spec.image = args_.docker_image;
+  spec.cmd = {"sh", "-c", command};
+  spec.working_dir = "/app/program";
+  spec.env = {"PYTHONUNBUFFERED=1"};
+  const auto& c = env_.container;
+  if (!c.http_proxy.empty()) {
+    spec.env.push_back("http_proxy=" + c.http_proxy);
+    spec.env.push_back("HTTP_PROXY=" + c.http_proxy);
+  }
+  if (!c.https_proxy.empty()) {
+    spec.env.push_back("https_proxy=" + c.https_proxy);
+    spec.env.push_back("HTTPS_PROXY=" + c.https_proxy);
+  }
+  spec.labels = env_.labels;
+  spec.labels[kLabelWorker] = "codabench-worker";
+  spec.labels[kLabelSubmission] = std::to_string(args_.id);
+  spec.labels[kLabelJob] = job_uid_;
+  spec.labels[kLabelKind] = ProgramKindName(kind);
+  spec.labels[kLabelStage] = Stage();
+
+  auto mount = [&](const fs::path& p, const char* target, bool ro) {
+    fs::create_directories(p, ec);
+    spec.mounts.push_back({Host(p).string(), target, ro});
+  };
+  mount(dir, "/app/program", false);
+  mount(output_dir_, "/app/output", false);
+  mount(env_.base_dir / "data", "/app/data", true);
+  if (ingestion) {
+    const bool from_res = args_.ingestion_only_during_scoring && args_.is_scoring;
+    mount(root_ / (from_res ? "input/res" : "program"), "/app/ingested_program", false);
+  }
+  if (args_.is_scoring) {
+    mount(root_ / "shared", "/app/shared", false);
+    mount(input_dir_, "/app/input", false);
+  }
+  if (!args_.input_data.empty()) mount(root_ / "input_data", "/app/input_data", false);
+  for (const Mount& m : c.extra_mounts) spec.mounts.push_back(m);
+
+  spec.cap_drop = DroppedCapabilities();
+  spec.security_opt = {c.podman ? "label=disable" : "no-new-privileges"};
+  spec.network_disabled = c.network_disabled;
+  spec.device_requests = c.device_requests;
+  spec.ipc_mode = c.ipc_mode;
+  spec.shm_size_bytes = c.shm_size_bytes;
+  spec.memory_bytes = c.memory_bytes;
+  spec.nano_cpus = c.nano_cpus;
+  spec.cpuset_cpus = c.cpuset_cpus;
+
+  spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
+  auto id = engine_.Create(spec);
+  if (!id.ok()) {
+    return id.status().Prefixed("The " + run->label + "'s container could not be created");
+  }
+  run->container_id = *id;
+  {
+    std::lock_guard<std::mutex> lock(containers_mu_);
+    containers_.push_back(*id);
+  }
+  const char* name = ProgramKindName(kind);
+  run->out = std::make_unique<LogFile>(logs_dir_ / (std::string(name) + ".stdout"),
+                                       env_.max_log_bytes);
+  run->err = std::make_unique<LogFile>(logs_dir_ / (std::string(name) + ".stderr"),
+                                       env_.max_log_bytes);
+  if (!run->out->ok() || !run->err->ok()) return IoError("cannot create log files in " +
+                                                         logs_dir_.string());
+  run->stdout_url = ingestion ? args_.ingestion_stdout_url : args_.stdout_url;
+  run->stderr_url = ingestion ? args_.ingestion_stderr_url : args_.stderr_url;
+  return run;
+}
+
+void Job::StreamProgram(ProgramRun& run) {
+  run.started = Clock::now();
+  auto on_output = [&run, this](StreamKind stream, std::string_view data) {
+    const bool err = stream == StreamKind::kStderr;
+    (err ? run.err : run.out)->Write(data);
+    reporter_.Log(run.kind, err ? LogStream::kStderr : LogStream::kStdout, data);
+  };
+  auto on_started = [&run] {
+    run.running_since = Clock::now();
+    run.running = true;
+  };
+  Status streamed = engine_.StartAndStream(run.container_id, on_output, on_started);
+  if (!streamed.ok()) {
+    run.error = streamed.Prefixed("The " + run.label + " could not run");
+  }
+  auto code = engine_.Wait(run.container_id, std::chrono::seconds(60));
+  if (code.ok()) {
+    run.outcome.exit_code = *code;
+  } else if (run.error.ok()) {
+    run.error = code.status().Prefixed("The " + run.label + " did not report an exit code");
+  }
+  run.outcome.elapsed_seconds =
+      SecondsSince(run.running ? run.running_since : run.started);
+  run.out->Close();
+  run.err->Close();
+  run.done = true;
+}
+
+std::optional<fs::path> Job::DetailedResultsFile() const {
+  std::error_code ec;
+  fs::path preferred = output_dir_ / "detailed_results.html";
+  if (fs::is_regular_file(preferred, ec)) return preferred;
+  std::optional<fs::path> first;
+  for (const auto& entry : fs::directory_iterator(output_dir_, ec)) {
+    if (entry.is_regular_file(ec) && entry.path().extension() == ".html" &&
+        (!first || entry.path() < *first)) {
+      first = entry.path();
+    }
+  }
+  return first;
+}
+
+void Job::WatchDetailedResults(std::atomic<bool>& stop) {
+  std::optional<fs::file_time_type> last_time;
+  std::uintmax_t last_size = 0;
+  auto send_if_changed = [&] {
+    auto file = DetailedResultsFile();
+    if (!file) return;
+    std::error_code ec;
+    auto t = fs::last_write_time(*file, ec);
+    auto size = fs::file_size(*file, ec);
+    if (ec || (last_time && *last_time == t && last_size == size)) return;
+    last_time = t;
+    last_size = size;
+    Status put = storage_.Put(Url(args_.detailed_results_url), *file, "text/html");
+    if (put.ok()) {
+      reporter_.DetailedResultsUpdated();
+    } else {
+      spdlog::warn("{}: detailed results upload failed: {}", args_.id, put.ToString());
+    }
+  };
+  while (!stop) {
+    send_if_changed();
+    auto until = Clock::now() + env_.detailed_results_interval;
+    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  send_if_changed();  // always the final version
+}
+
+Status Job::RunPrograms() {
+  auto t0 = Clock::now();
+  // Both containers are created before either starts, so a bad image or spec
+  // fails the job before any time is counted.
+  for (ProgramKind kind : {ProgramKind::kProgram, ProgramKind::kIngestion}) {
+    CW_ASSIGN_OR_RETURN(auto run, CreateProgram(kind));
+    if (run) programs_.push_back(std::move(run));
+  }
+  CW_RETURN_IF_ERROR(CheckCancel());
+
+  const auto deadline = Clock::now() + std::chrono::seconds(args_.execution_time_limit);
+  for (auto& run : programs_) {
+    run->thread = std::thread([this, r = run.get()] { StreamProgram(*r); });
+  }
+  std::atomic<bool> stop_watch{false};
+  std::thread watcher;
+  if (!args_.detailed_results_url.empty()) {
+    watcher = std::thread([this, &stop_watch] { WatchDetailedResults(stop_watch); });
+  }
+
+  bool timed_out = false;
+  bool container_start_recorded = false;
+  while (true) {
+    bool all_done = true;
+    bool all_running = true;
+    for (auto& run : programs_) {
+      all_done = all_done && run->done;
+      all_running = all_running && (run->running || run->done);
+    }
+    if (all_running && !container_start_recorded) {
+      result_.timings.container_start_s = SecondsSince(t0);
+      container_start_recorded = true;
+    }
+    if (all_done) break;
+    if (cancel_.cancelled()) {
+      KillContainers();
+      break;
+    }
+    if (Clock::now() >= deadline) {
+      timed_out = true;
+      KillContainers();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (auto& run : programs_) run->thread.join();
+  stop_watch = true;
+  if (watcher.joinable()) watcher.join();
+  result_.timings.programs_s = SecondsSince(t0) - result_.timings.container_start_s;
+
+  for (auto& run : programs_) {
+    (run->kind == ProgramKind::kIngestion ? result_.ingestion : result_.program) = run->outcome;
+  }
+  CW_RETURN_IF_ERROR(CheckCancel());
+  if (timed_out) {
+    std::string message = "Execution Time Limit exceeded. Limit was " +
+                          std::to_string(args_.execution_time_limit) + " seconds";
+    Status sent = reporter_.ReportError(ErrorType::kExecutionTimeLimitExceeded, message,
+                                        args_.is_scoring);
+    if (!sent.ok()) spdlog::warn("could not report the time limit: {}", sent.ToString());
+    reporter_.LiveError(message);
+    return Timeout(message);
+  }
+  for (auto& run : programs_) {
+    if (!run->error.ok()) return run->error;
+  }
+  // Ingestion first: when it fails, the program's failure is usually a consequence.
+  for (ProgramKind kind : {ProgramKind::kIngestion, ProgramKind::kProgram}) {
+    for (auto& run : programs_) {
+      if (run->kind != kind || !run->outcome.exit_code || *run->outcome.exit_code == 0) continue;
+      return InvalidInput("The " + run->label + " exited with code " +
+                          std::to_string(*run->outcome.exit_code) + " (see its stderr log)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Job::UploadLogs() {
+  Status first_error;
+  for (auto& run : programs_) {
+    for (auto [file, url] : {std::pair{run->out.get(), run->stdout_url},
+                             std::pair{run->err.get(), run->stderr_url}}) {
+      if (url.empty()) continue;
+      Status st = storage_.Put(Url(url), file->path(), "text/plain");
+      if (!st.ok()) {
+        spdlog::warn("{}: log upload failed: {}", args_.id, st.ToString());
+        if (first_error.ok()) first_error = st.Prefixed("Could not upload the program's logs");
+      }
+    }
+  }
+  return first_error;
+}
+
+Status Job::Finish() {
+  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, result_.program, result_.ingestion));
+  auto t0 = Clock::now();
+  if (args_.is_scoring) {
+    CW_ASSIGN_OR_RETURN(result_.scores, ReadScores(output_dir_));
+    Status sent = reporter_.ReportScores(result_.scores);
+    if (!sent.ok()) return sent.Prefixed("Could not send the scores to the site");
+  }
+  fs::path zip = root_ / "output.zip";
+  CW_RETURN_IF_ERROR(CreateZip(output_dir_, zip));
+  const std::string& url = args_.is_scoring ? args_.scoring_result : args_.prediction_result;
+  Status put = storage_.Put(Url(url), zip, "application/zip");
+  result_.timings.upload_s += SecondsSince(t0);
+  if (!put.ok()) return put.Prefixed("Could not upload the output");
+  // The Scoring status is what makes the site queue the scoring job, so it
+  // goes only once the prediction output is in storage.
+  return reporter_.UpdateStatus(args_.is_scoring ? JobStatus::kFinished : JobStatus::kScoring, "");
+}
+
+void Job::KillContainers() {
+  std::lock_guard<std::mutex> lock(containers_mu_);
+  for (const auto& id : containers_) {
+    Status st = engine_.Kill(id);
+    if (!st.ok()) spdlog::warn("kill {}: {}", id, st.ToString());
+  }
+}
+
+void Job::RemoveContainers() {
+  std::lock_guard<std::mutex> lock(containers_mu_);
+  for (const auto& id : containers_) {
+    Status st = engine_.Remove(id, true);
+    if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
+  }
+  containers_.clear();
+}
+
+}  // namespace
+
+JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& cancel) {
+  Job job(env_, storage_, cache_, engine_, args, reporter, cancel);
+  return job.Run();
+}
+
+}  // namespace cw

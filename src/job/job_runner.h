@@ -1,0 +1,118 @@
+// The job pipeline: one Codabench job (a prediction or a scoring run of one
+// submission) from its run_args to its final status (contract §4). It talks
+// to the outside only through Storage, BundleCache, ContainerEngine and
+// Reporter, so run-local, the queue worker and the unit tests share it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "engine/engine.h"
+#include "job/cancel.h"
+#include "job/program_files.h"
+#include "job/run_args.h"
+#include "report/reporter.h"
+#include "storage/bundle_cache.h"
+#include "storage/storage.h"
+
+namespace cw {
+
+enum class PullPolicy {
+  kAlways,   // pull every time; a local copy serves when the registry fails
+  kMissing,  // pull only when the image is not on the machine
+  kNever,    // use the local image or fail
+};
+
+// Options an admin sets once for every job (per slot for GPU workers).
+struct ContainerOptions {
+  bool network_disabled = false;
+  std::string http_proxy;
+  std::string https_proxy;
+  std::vector<DeviceRequest> device_requests;
+  std::string ipc_mode;
+  long long shm_size_bytes = 0;
+  long long memory_bytes = 0;
+  double nano_cpus = 0;
+  std::string cpuset_cpus;
+  std::vector<Mount> extra_mounts;  // host paths, mounted into every program
+  bool podman = false;              // podman wants label=disable, not no-new-privileges
+};
+
+struct JobEnvironment {
+  std::filesystem::path base_dir;  // this process's view of HOST_DIRECTORY
+  std::filesystem::path host_dir;  // the engine daemon's view of the same folder
+  std::string hostname;
+  ContainerOptions container;
+  PullPolicy pull_policy = PullPolicy::kAlways;
+  bool keep_job_dir = false;
+  // Labels put on every container, beside the job's own (worker name, slot).
+  std::map<std::string, std::string> labels;
+  std::chrono::milliseconds detailed_results_interval{5000};
+  // Each program's stdout and stderr are kept up to this size on disk (and
+  // uploaded); past it the rest is dropped with a note. 0 = no cap.
+  std::uint64_t max_log_bytes = 1ull << 30;
+  // WORKER_BUNDLE_URL_REWRITE, applied to every URL of run_args.
+  std::function<std::string(const std::string&)> rewrite_url;
+  // Progress of an image pull, for the operator's terminal or log.
+  PullProgressFn on_pull_progress;
+};
+
+struct JobTimings {
+  double fetch_s = 0;            // downloading bundles
+  double unzip_s = 0;            // unpacking them
+  double pull_s = 0;             // image pull (or the check that it is there)
+  double container_start_s = 0;  // create + start until the programs run
+  double programs_s = 0;         // from start to the last program's end
+  double upload_s = 0;           // logs, output zip, scores
+  double total_s = 0;
+};
+
+struct JobResult {
+  enum class Outcome { kSucceeded, kFailed, kCancelled };
+  Outcome outcome = Outcome::kFailed;
+  Status failure;                // why, when not kSucceeded
+  nlohmann::json scores;         // scoring jobs
+  ProgramOutcome program;
+  ProgramOutcome ingestion;
+  JobTimings timings;
+  std::filesystem::path job_dir; // still there only when kept
+
+  bool ok() const { return outcome == Outcome::kSucceeded; }
+};
+
+// Labels every job container carries, so a worker can find its containers
+// after a crash or a revoke.
+inline constexpr const char* kLabelWorker = "org.codabench.worker";
+inline constexpr const char* kLabelSubmission = "org.codabench.submission";
+inline constexpr const char* kLabelJob = "org.codabench.job";
+inline constexpr const char* kLabelKind = "org.codabench.kind";
+inline constexpr const char* kLabelStage = "org.codabench.stage";
+
+class JobRunner {
+ public:
+  JobRunner(JobEnvironment env, Storage& storage, BundleCache& cache, ContainerEngine& engine)
+      : env_(std::move(env)), storage_(storage), cache_(cache), engine_(engine) {}
+
+  // Runs the job to its end and reports through `reporter`. Never throws;
+  // every failure ends as a Failed status with a reason for the participant.
+  // On cancel, the containers are stopped and nothing more is reported.
+  JobResult Run(const RunArgs& args, Reporter& reporter, CancelToken& cancel);
+
+  const JobEnvironment& environment() const { return env_; }
+
+ private:
+  JobEnvironment env_;
+  Storage& storage_;
+  BundleCache& cache_;
+  ContainerEngine& engine_;
+};
+
+}  // namespace cw

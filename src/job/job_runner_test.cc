@@ -1,0 +1,478 @@
+#include "job/job_runner.h"
+
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "archive/zip.h"
+#include "common/files.h"
+#include "job/test_fakes.h"
+#include "storage/hash.h"
+
+namespace cw {
+namespace {
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::FakeEngine;
+using testing::FakeStorage;
+using testing::RecordingReporter;
+
+constexpr const char* kImage = "codalab/codalab-legacy:py37";
+
+void WriteFile(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+class JobRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = MakeUniqueDir(fs::temp_directory_path(), "cw-job-test-");
+    ASSERT_TRUE(dir.ok());
+    tmp_ = *dir;
+    storage_ = std::make_unique<FakeStorage>(tmp_ / "store");
+    cache_ = std::make_unique<BundleCache>(tmp_ / "base/cache", 1ull << 30);
+    engine_.images.insert(kImage);
+    env_.base_dir = tmp_ / "base";
+    env_.host_dir = tmp_ / "base";
+    env_.hostname = "box";
+    env_.detailed_results_interval = std::chrono::milliseconds(20);
+  }
+  void TearDown() override { fs::remove_all(tmp_); }
+
+  // Zips `files` (relative path -> content) and stores it as mem://name.
+  std::string Bundle(const std::string& name, const std::map<std::string, std::string>& files) {
+    fs::path src = tmp_ / "src" / name;
+    for (const auto& [rel, text] : files) WriteFile(src / rel, text);
+    fs::create_directories(src);
+    EXPECT_TRUE(CreateZip(src, storage_->PathOf("mem://" + name)).ok());
+    return "mem://" + name;
+  }
+
+  RunArgs Prediction() {
+    RunArgs a;
+    a.id = 7;
+    a.user_pk = 3;
+    a.submissions_api_url = "http://site/api";
+    a.secret = "s3cret";
+    a.docker_image = kImage;
+    a.execution_time_limit = 30;
+    a.is_scoring = false;
+    a.prediction_result = "mem://prediction.zip?X-Amz-Signature=abc";
+    a.stdout_url = "mem://p_stdout";
+    a.stderr_url = "mem://p_stderr";
+    a.ingestion_stdout_url = "mem://pi_stdout";
+    a.ingestion_stderr_url = "mem://pi_stderr";
+    return a;
+  }
+
+  RunArgs Scoring() {
+    RunArgs a = Prediction();
+    a.is_scoring = true;
+    a.scoring_result = "mem://scoring.zip";
+    a.stdout_url = "mem://s_stdout";
+    a.stderr_url = "mem://s_stderr";
+    a.ingestion_stdout_url = "";
+    a.ingestion_stderr_url = "";
+    return a;
+  }
+
+  JobResult Run(const RunArgs& args) {
+    JobRunner runner(env_, *storage_, *cache_, engine_);
+    return runner.Run(args, reporter_, cancel_);
+  }
+
+  // The files of a zip stored at `url`, unpacked.
+  fs::path Unpacked(const std::string& url) {
+    fs::path dest = tmp_ / "unpacked" / RandomHex(4);
+    EXPECT_TRUE(ExtractZip(storage_->PathOf(url), dest).ok());
+    return dest;
+  }
+
+  fs::path tmp_;
+  std::unique_ptr<FakeStorage> storage_;
+  std::unique_ptr<BundleCache> cache_;
+  FakeEngine engine_;
+  RecordingReporter reporter_;
+  CancelToken cancel_;
+  JobEnvironment env_;
+};
+
+TEST_F(JobRunnerTest, PredictionWithIngestionRunsBothAndUploadsEverything) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("submission.zip", {{"model.py", "class Model: pass\n"}});
+  a.ingestion_program = Bundle(
+      "ingestion.zip",
+      {{"metadata.yaml", "command: python $ingestion_program/ingest.py $input $output "
+                         "$submission_program\n"}});
+  a.input_data = Bundle("input.zip", {{"train.csv", "1,2\n"}});
+  engine_.programs["ingestion"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                     const std::atomic<bool>&) {
+    // The ingestion sees the submission and the input data where the contract puts them.
+    std::string ingested = FakeEngine::HostPathOf(spec, "/app/ingested_program");
+    std::string input = FakeEngine::HostPathOf(spec, "/app/input_data");
+    if (!fs::exists(fs::path(ingested) / "model.py")) return 2;
+    if (!fs::exists(fs::path(input) / "train.csv")) return 3;
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "predictions.csv", "1\n");
+    out(StreamKind::kStdout, "training\n");
+    out(StreamKind::kStderr, "a warning\n");
+    return 0;
+  };
+
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+
+  EXPECT_THAT(reporter_.StatusSequence(),
+              ElementsAre(JobStatus::kPreparing, JobStatus::kRunning, JobStatus::kScoring));
+  EXPECT_EQ(reporter_.statuses[1].details, "ingestion_hostname-box");
+  auto md5 = Md5FileHex(storage_->PathOf(a.program_data));
+  ASSERT_TRUE(md5.ok());
+  EXPECT_EQ(reporter_.md5, *md5);
+
+  // Only the ingestion ran: the submission has no metadata (code for ingestion).
+  ASSERT_EQ(engine_.created.size(), 1u);
+  const ContainerSpec& spec = engine_.created[0];
+  EXPECT_EQ(spec.image, kImage);
+  EXPECT_THAT(spec.cmd, ElementsAre("sh", "-c",
+                                    "python /app/program/ingest.py /app/input_data /app/output "
+                                    "/app/ingested_program"));
+  EXPECT_EQ(spec.working_dir, "/app/program");
+  EXPECT_THAT(spec.env, ::testing::Contains("PYTHONUNBUFFERED=1"));
+  EXPECT_THAT(spec.security_opt, ElementsAre("no-new-privileges"));
+  EXPECT_EQ(spec.cap_drop.size(), 14u);
+  EXPECT_EQ(spec.labels.at(kLabelSubmission), "7");
+  EXPECT_EQ(spec.labels.at(kLabelKind), "ingestion");
+  EXPECT_EQ(spec.labels.at(kLabelStage), "prediction");
+  EXPECT_EQ(FakeEngine::HostPathOf(spec, "/app/data"), (env_.host_dir / "data").string());
+  EXPECT_TRUE(FakeEngine::HostPathOf(spec, "/app/shared").empty());  // scoring only
+  EXPECT_TRUE(FakeEngine::HostPathOf(spec, "/app/input").empty());
+
+  // Output zip: the predictions, the submission's files (no metadata means
+  // they are copied) and the worker's metadata file.
+  fs::path out = Unpacked(a.prediction_result);
+  EXPECT_TRUE(fs::exists(out / "predictions.csv"));
+  EXPECT_TRUE(fs::exists(out / "model.py"));
+  EXPECT_THAT(ReadFile(out / "metadata"), HasSubstr("ingestionExitCode: 0"));
+
+  EXPECT_EQ(storage_->Read("mem://pi_stdout"), "training\n");
+  EXPECT_EQ(storage_->Read("mem://pi_stderr"), "a warning\n");
+  EXPECT_EQ((reporter_.logs[{ProgramKind::kIngestion, LogStream::kStdout}]), "training\n");
+  EXPECT_EQ(engine_.live_containers(), 0u);
+  EXPECT_FALSE(fs::exists(tmp_ / "base/jobs") && !fs::is_empty(tmp_ / "base/jobs"));
+}
+
+TEST_F(JobRunnerTest, OutputIsUploadedBeforeTheScoringStatus) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: echo hi > $output/x\n"}});
+  struct OrderReporter : RecordingReporter {
+    FakeStorage* storage;
+    std::string url;
+    bool uploaded_before_scoring = false;
+    Status UpdateStatus(JobStatus s, const std::string& d) override {
+      if (s == JobStatus::kScoring) uploaded_before_scoring = storage->WasPut(url);
+      return RecordingReporter::UpdateStatus(s, d);
+    }
+  } order;
+  order.storage = storage_.get();
+  order.url = a.prediction_result;
+  JobRunner runner(env_, *storage_, *cache_, engine_);
+  JobResult r = runner.Run(a, order, cancel_);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_TRUE(order.uploaded_before_scoring);
+}
+
+TEST_F(JobRunnerTest, ScoringReadsPredictionsAndReferenceAndReportsScores) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip",
+                          {{"metadata", "command: python $program/evaluate.py $input $output\n"}});
+  a.reference_data = Bundle("ref.zip", {{"truth.csv", "1\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"predictions.csv", "1\n"}});
+  a.detailed_results_url = "mem://detailed.html";
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    fs::path input = FakeEngine::HostPathOf(spec, "/app/input");
+    if (!fs::exists(input / "ref/truth.csv") || !fs::exists(input / "res/predictions.csv")) {
+      out(StreamKind::kStderr, "missing inputs\n");
+      return 1;
+    }
+    if (FakeEngine::HostPathOf(spec, "/app/shared").empty()) return 4;
+    fs::path output = FakeEngine::HostPathOf(spec, "/app/output");
+    WriteFile(output / "scores.txt", "accuracy: 0.75\nmae: 2\n");
+    WriteFile(output / "detailed_results.html", "<h1>ok</h1>");
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_THAT(reporter_.StatusSequence(), ElementsAre(JobStatus::kRunning, JobStatus::kFinished));
+  EXPECT_EQ(reporter_.statuses[0].details, "scoring_hostname-box");
+  EXPECT_DOUBLE_EQ(reporter_.scores["accuracy"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(reporter_.scores["mae"].get<double>(), 2.0);
+  EXPECT_EQ(storage_->Read("mem://detailed.html"), "<h1>ok</h1>");
+  EXPECT_GE(reporter_.detailed_updates.load(), 1);
+  fs::path out = Unpacked(a.scoring_result);
+  EXPECT_TRUE(fs::exists(out / "scores.txt"));
+  EXPECT_THAT(ReadFile(out / "metadata"), HasSubstr("exitCode: 0"));
+  EXPECT_TRUE(reporter_.md5.empty());  // md5 is for the submission only
+}
+
+TEST_F(JobRunnerTest, ResultsOnlySubmissionIsCopiedToOutputWithoutAContainer) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("results.zip", {{"answers.predict", "0 1 1\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_TRUE(engine_.created.empty());
+  fs::path out = Unpacked(a.prediction_result);
+  EXPECT_EQ(ReadFile(out / "answers.predict"), "0 1 1\n");
+  EXPECT_THAT(ReadFile(out / "metadata"), HasSubstr("exitCode: ~"));
+}
+
+TEST_F(JobRunnerTest, SubmissionInsideOneTopFolderIsFound) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("nested.zip", {{"my_sub/metadata.yaml", "command: python run.py\n"},
+                                         {"my_sub/run.py", "print(1)\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  ASSERT_EQ(engine_.created.size(), 1u);
+  EXPECT_EQ(engine_.created[0].cmd[2], "python run.py");
+}
+
+TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
+  RunArgs a = Prediction();
+  a.execution_time_limit = 1;
+  a.program_data = Bundle("s.zip", {{"metadata.yaml", "command: sleep 100\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata.yaml", "command: sleep 100\n"}});
+  auto hang = [](const ContainerSpec&, const OutputFn& out, const std::atomic<bool>& killed) {
+    out(StreamKind::kStdout, "working\n");
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return 137;
+  };
+  engine_.programs["program"] = hang;
+  engine_.programs["ingestion"] = hang;
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(r.failure.code(), Code::kTimeout);
+  EXPECT_THAT(r.failure.message(), HasSubstr("Execution Time Limit exceeded. Limit was 1 seconds"));
+  ASSERT_EQ(reporter_.errors.size(), 1u);
+  EXPECT_EQ(reporter_.errors[0].first, ErrorType::kExecutionTimeLimitExceeded);
+  EXPECT_EQ(reporter_.StatusSequence().back(), JobStatus::kFailed);
+  EXPECT_EQ(engine_.killed_ids.size(), 2u);
+  EXPECT_EQ(engine_.live_containers(), 0u);
+  // The logs up to the kill still reach storage.
+  EXPECT_EQ(storage_->Read("mem://p_stdout"), "working\n");
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+}
+
+TEST_F(JobRunnerTest, NonZeroExitOfTheScoringProgramFails) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: exit 3\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) { return 3; };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("scoring program exited with code 3"));
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_THAT(reporter_.statuses.back().details, HasSubstr("exited with code 3"));
+}
+
+TEST_F(JobRunnerTest, MissingScoresFailWithAClearReason) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: true\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Could not find scores file"));
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+}
+
+TEST_F(JobRunnerTest, IngestionWithoutCommandOrMetadataFails) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"model.py", ""}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata.yaml", "description: none\n"}});
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("has no 'command'"));
+
+  a.ingestion_program = Bundle("i2.zip", {{"ingest.py", ""}});
+  r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("ingestion program has no metadata.yaml"));
+  EXPECT_TRUE(engine_.created.empty());
+}
+
+TEST_F(JobRunnerTest, ProgramWithMetadataButNoCommandDoesNotRun) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "description: consumed by ingestion\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_TRUE(engine_.created.empty());
+}
+
+TEST_F(JobRunnerTest, BrokenZipIsReportedToTheParticipant) {
+  RunArgs a = Prediction();
+  WriteFile(storage_->PathOf("mem://broken.zip"), "this is not a zip at all");
+  a.program_data = "mem://broken.zip";
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.code(), Code::kInvalidInput);
+  EXPECT_THAT(r.failure.message(), HasSubstr("The submission could not be unpacked"));
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+}
+
+TEST_F(JobRunnerTest, MissingBundleIsReported) {
+  RunArgs a = Prediction();
+  a.program_data = "mem://nothing-here.zip";
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Could not download the submission"));
+}
+
+TEST_F(JobRunnerTest, ImagePullFailureWithoutLocalImageFailsWithTheEngineReason) {
+  RunArgs a = Prediction();
+  a.docker_image = "nosuch/image:1";
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  engine_.pull_status = NotFound("pull access denied for nosuch/image");
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Pull for nosuch/image:1 failed"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("pull access denied"));
+  ASSERT_EQ(reporter_.errors.size(), 1u);
+  EXPECT_EQ(reporter_.errors[0].first, ErrorType::kDockerImagePullFail);
+  EXPECT_TRUE(engine_.created.empty());
+}
+
+TEST_F(JobRunnerTest, LocalImageServesWhenTheRegistryCannotBeReached) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  engine_.pull_status = Unavailable("registry unreachable");
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(engine_.pulled.size(), 1u);
+  EXPECT_TRUE(reporter_.errors.empty());
+}
+
+TEST_F(JobRunnerTest, PullPolicyMissingSkipsThePullOfAPresentImage) {
+  env_.pull_policy = PullPolicy::kMissing;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  ASSERT_TRUE(Run(a).ok());
+  EXPECT_TRUE(engine_.pulled.empty());
+}
+
+TEST_F(JobRunnerTest, ReservedMetadataFileInOutputFails) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "metadata", "mine");
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("reserved"));
+}
+
+TEST_F(JobRunnerTest, EscapingZipEntryIsRefused) {
+  // Zip a file with a long plain name, then patch the name (in the local and
+  // central headers) into one of the same length that climbs out.
+  const std::string evil = "../../../../../../../../../../../../../../../../../tmp/cwpwn";
+  const std::string name(evil.size(), 'a');
+  fs::path src = tmp_ / "evil";
+  WriteFile(src / name, "pwned");
+  ASSERT_TRUE(CreateZip(src, storage_->PathOf("mem://evil.zip")).ok());
+  std::string bytes = ReadFile(storage_->PathOf("mem://evil.zip"));
+  int patched = 0;
+  for (size_t pos = bytes.find(name); pos != std::string::npos; pos = bytes.find(name, pos)) {
+    bytes.replace(pos, name.size(), evil);
+    ++patched;
+  }
+  ASSERT_EQ(patched, 2);
+  std::ofstream(storage_->PathOf("mem://evil.zip"), std::ios::binary) << bytes;
+  RunArgs a = Prediction();
+  a.program_data = "mem://evil.zip";
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.code(), Code::kInvalidInput);
+  EXPECT_THAT(r.failure.message(), HasSubstr("outside"));
+  EXPECT_FALSE(fs::exists("/tmp/cwpwn"));
+}
+
+TEST_F(JobRunnerTest, CancelStopsTheProgramsAndReportsNothingMore) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: sleep 100\n"}});
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>& killed) {
+    cancel_.Cancel("revoked by the site");
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return 137;
+  };
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kCancelled);
+  EXPECT_THAT(r.failure.message(), HasSubstr("revoked"));
+  EXPECT_THAT(reporter_.StatusSequence(), ElementsAre(JobStatus::kPreparing, JobStatus::kRunning));
+  EXPECT_EQ(engine_.live_containers(), 0u);
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+}
+
+TEST_F(JobRunnerTest, MountsUseTheEngineHostPathWhenTheWorkerRunsInAContainer) {
+  env_.host_dir = "/srv/codabench";
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  ASSERT_EQ(engine_.created.size(), 1u);
+  for (const auto& m : engine_.created[0].mounts) {
+    EXPECT_EQ(m.host_path.rfind("/srv/codabench/", 0), 0u) << m.host_path;
+  }
+}
+
+TEST_F(JobRunnerTest, InputDataIsServedFromTheCacheTheSecondTime) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  a.input_data = Bundle("input.zip", {{"train.csv", "1\n"}});
+  a.input_data += "?sig=first";
+  ASSERT_TRUE(Run(a).ok());
+  a.input_data = a.input_data.substr(0, a.input_data.find('?')) + "?sig=second";
+  ASSERT_TRUE(Run(a).ok());
+  int input_fetches = 0;
+  for (const auto& url : storage_->fetched) input_fetches += url.find("input.zip") != std::string::npos;
+  EXPECT_EQ(input_fetches, 1);
+}
+
+TEST_F(JobRunnerTest, FloodedOutputIsCappedOnDisk) {
+  env_.max_log_bytes = 1000;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: yes\n"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    std::string chunk(300, 'y');
+    for (int i = 0; i < 100; ++i) out(StreamKind::kStdout, chunk);
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  std::string log = storage_->Read("mem://p_stdout");
+  EXPECT_LT(log.size(), 1200u);
+  EXPECT_THAT(log, HasSubstr("was dropped"));
+}
+
+TEST_F(JobRunnerTest, StartFailureIsTheParticipantsReason) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  engine_.start_status = InvalidInput("exec: \"sh\": executable file not found in $PATH");
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("The submission could not run"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("executable file not found"));
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+}  // namespace
+}  // namespace cw

@@ -1,0 +1,238 @@
+// In-memory stand-ins for the engine, storage and reporter, so the pipeline's
+// logic is tested fast and without the outside world. Header-only; tests only.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
+#include "report/reporter.h"
+#include "storage/storage.h"
+
+namespace cw::testing {
+
+// A program the fake engine "runs": gets the spec (mounts tell it where its
+// folders are), emits output, returns its exit code. `killed` turns true on Kill.
+using FakeProgram =
+    std::function<int(const ContainerSpec&, const OutputFn&, const std::atomic<bool>& killed)>;
+
+class FakeEngine : public ContainerEngine {
+ public:
+  std::set<std::string> images;  // images "on the machine"
+  Status pull_status;            // what a pull returns
+  std::map<std::string, FakeProgram> programs;  // by label org.codabench.kind
+  Status start_status;           // non-OK: StartAndStream fails like a bad command
+
+  // Recorded calls.
+  std::vector<ContainerSpec> created;
+  std::vector<std::string> pulled, killed_ids, removed;
+
+  Result<std::string> Version() override { return std::string("Fake 1.0"); }
+  Result<bool> ImageExists(const std::string& image) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return images.count(image) > 0;
+  }
+  Status PullImage(const std::string& image, const PullProgressFn& progress) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    pulled.push_back(image);
+    if (pull_status.ok()) {
+      images.insert(image);
+      if (progress) progress({"layer1", "Pull complete", 1, 1});
+    }
+    return pull_status;
+  }
+  Result<std::string> Create(const ContainerSpec& spec) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!images.count(spec.image)) return NotFound("No such image: " + spec.image);
+    std::string id = "c" + std::to_string(created.size());
+    created.push_back(spec);
+    state_[id] = std::make_shared<State>();
+    state_[id]->spec = spec;
+    return id;
+  }
+  Status StartAndStream(const std::string& id, const OutputFn& output,
+                        const std::function<void()>& on_started) override {
+    std::shared_ptr<State> s = Get(id);
+    if (!s) return NotFound("no container " + id);
+    if (!start_status.ok()) {
+      s->exit_code = 127;
+      s->exited = true;
+      return start_status;
+    }
+    if (on_started) on_started();
+    auto it = programs.find(s->spec.labels.at("org.codabench.kind"));
+    int code = it == programs.end() ? 0 : it->second(s->spec, output, s->killed);
+    if (s->killed) code = 137;
+    s->exit_code = code;
+    s->exited = true;
+    return Status::Ok();
+  }
+  Result<int> Wait(const std::string& id, std::chrono::seconds) override {
+    std::shared_ptr<State> s = Get(id);
+    if (!s) return NotFound("no container " + id);
+    return s->exit_code;
+  }
+  Status Kill(const std::string& id) override {
+    std::shared_ptr<State> s = Get(id);
+    std::lock_guard<std::mutex> lock(mu_);
+    killed_ids.push_back(id);
+    if (s) s->killed = true;
+    return Status::Ok();
+  }
+  Status Remove(const std::string& id, bool) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    removed.push_back(id);
+    state_.erase(id);
+    return Status::Ok();
+  }
+  Result<std::vector<std::string>> ListByLabel(const std::string& key,
+                                               const std::string& value) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> ids;
+    for (auto& [id, s] : state_) {
+      auto it = s->spec.labels.find(key);
+      if (it != s->spec.labels.end() && it->second == value) ids.push_back(id);
+    }
+    return ids;
+  }
+  size_t live_containers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_.size();
+  }
+
+  // Host path of a container path in a spec's mounts ("" when not mounted).
+  static std::string HostPathOf(const ContainerSpec& spec, const std::string& target) {
+    for (const auto& m : spec.mounts) {
+      if (m.container_path == target) return m.host_path;
+    }
+    return "";
+  }
+
+ private:
+  struct State {
+    ContainerSpec spec;
+    std::atomic<bool> killed{false};
+    std::atomic<bool> exited{false};
+    int exit_code = -1;
+  };
+  std::shared_ptr<State> Get(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.find(id);
+    return it == state_.end() ? nullptr : it->second;
+  }
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<State>> state_;
+};
+
+// Storage over a folder: URL "mem://name" is the file dir/name. Records puts.
+class FakeStorage : public Storage {
+ public:
+  explicit FakeStorage(std::filesystem::path dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+  }
+  std::filesystem::path PathOf(const std::string& url) const {
+    return dir_ / url.substr(url.find("://") + 3, url.find('?') - url.find("://") - 3);
+  }
+  Status Fetch(const std::string& url, const std::filesystem::path& dest) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    fetched.push_back(url);
+    std::error_code ec;
+    if (!std::filesystem::exists(PathOf(url))) return NotFound("no object at " + url);
+    std::filesystem::copy_file(PathOf(url), dest,
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    return ec ? IoError(ec.message()) : Status::Ok();
+  }
+  Status Put(const std::string& url, const std::filesystem::path& src,
+             const std::string& content_type) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    puts.push_back({url, content_type});
+    std::error_code ec;
+    std::filesystem::copy_file(src, PathOf(url), std::filesystem::copy_options::overwrite_existing,
+                               ec);
+    return ec ? IoError(ec.message()) : Status::Ok();
+  }
+  bool WasPut(const std::string& url) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [u, t] : puts) {
+      if (u == url) return true;
+    }
+    return false;
+  }
+  std::string Read(const std::string& url) const {
+    std::ifstream in(PathOf(url));
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+
+  std::vector<std::string> fetched;
+  std::vector<std::pair<std::string, std::string>> puts;  // url, content type
+
+ private:
+  std::filesystem::path dir_;
+  std::mutex mu_;
+};
+
+// Records everything a job reports.
+class RecordingReporter : public Reporter {
+ public:
+  struct StatusCall {
+    JobStatus status;
+    std::string details;
+  };
+  Status UpdateStatus(JobStatus status, const std::string& details) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses.push_back({status, details});
+    return Status::Ok();
+  }
+  Status ReportMd5(const std::string& md5_hex) override {
+    md5 = md5_hex;
+    return Status::Ok();
+  }
+  Status ReportError(ErrorType type, const std::string& message, bool) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    errors.push_back({type, message});
+    return Status::Ok();
+  }
+  Status ReportScores(const nlohmann::json& s) override {
+    scores = s;
+    return scores_status;
+  }
+  void Log(ProgramKind kind, LogStream stream, std::string_view chunk) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    logs[{kind, stream}].append(chunk);
+  }
+  void LiveError(const std::string& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_errors.push_back(message);
+  }
+  void DetailedResultsUpdated() override { ++detailed_updates; }
+
+  std::vector<JobStatus> StatusSequence() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<JobStatus> out;
+    for (auto& s : statuses) out.push_back(s.status);
+    return out;
+  }
+
+  std::vector<StatusCall> statuses;
+  std::string md5;
+  std::vector<std::pair<ErrorType, std::string>> errors;
+  nlohmann::json scores;
+  Status scores_status;
+  std::map<std::pair<ProgramKind, LogStream>, std::string> logs;
+  std::vector<std::string> live_errors;
+  std::atomic<int> detailed_updates{0};
+
+ private:
+  std::mutex mu_;
+};
+
+}  // namespace cw::testing
