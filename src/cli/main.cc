@@ -1,1 +1,71 @@
-int main() { return 0; }
+// codabench-worker: the Codabench compute worker.
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cli/run_local.h"
+
+#ifndef CW_VERSION
+#define CW_VERSION "dev"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"codabench-worker: runs Codabench submissions in containers"};
+  app.require_subcommand(1);
+  std::string log_level = std::getenv("LOG_LEVEL") ? std::getenv("LOG_LEVEL") : "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (env LOG_LEVEL)");
+
+  auto* version = app.add_subcommand("version", "Print the worker's version");
+
+  cw::RunLocalOptions local;
+  std::string pull = "always";
+  auto* run_local = app.add_subcommand(
+      "run-local",
+      "Run a competition bundle's phase on one submission on this machine: prediction, then "
+      "scoring, as a Codabench worker runs them, and print the scores");
+  run_local->add_option("BUNDLE", local.bundle, "competition bundle: a zip or a folder")
+      ->required();
+  run_local->add_option("SUBMISSION", local.submission, "submission: a zip or a folder")
+      ->required();
+  run_local->add_option("--phase", local.phase, "phase index or name (default: the first)");
+  run_local->add_option("--task", local.task, "task index within the phase (default: the first)");
+  run_local->add_option("--image", local.image,
+                        "image to run the programs in (default: the bundle's docker_image)");
+  run_local->add_option("--out", local.out,
+                        "folder for outputs and logs (default: ./codabench-run-local/<time>)");
+  run_local->add_flag("--keep", local.keep, "keep the job folders and zips under OUT/work");
+  run_local->add_option("--pull", pull, "image pull: always (falls back to a local copy), "
+                                        "missing, never")
+      ->check(CLI::IsMember({"always", "missing", "never"}));
+  run_local->add_option("--socket", local.container_socket,
+                        "container engine socket (default: CONTAINER_SOCKET or "
+                        "unix:///var/run/docker.sock)");
+
+  auto* run = app.add_subcommand("run", "Serve a Codabench queue (not available yet)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%^[%H:%M:%S %l]%$ %v");
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (version->parsed()) {
+    std::printf("codabench-worker %s\n", CW_VERSION);
+    return 0;
+  }
+  if (run->parsed()) {
+    std::fprintf(stderr, "error: serving a queue is not implemented in this version yet\n");
+    return 2;
+  }
+  if (run_local->parsed()) {
+    local.pull = pull == "missing" ? cw::PullPolicy::kMissing
+                 : pull == "never" ? cw::PullPolicy::kNever
+                                   : cw::PullPolicy::kAlways;
+    local.color = isatty(STDOUT_FILENO);
+    return cw::RunLocal(local);
+  }
+  return 2;
+}

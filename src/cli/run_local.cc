@@ -1,0 +1,286 @@
+#include "cli/run_local.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <ctime>
+#include <set>
+#include <cstdio>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "archive/zip.h"
+#include "bundle/competition.h"
+#include "config/config.h"
+#include "engine/docker_engine.h"
+#include "report/terminal_reporter.h"
+#include "storage/bundle_cache.h"
+#include "storage/local_storage.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void OnInterrupt(int) { g_interrupted = true; }
+
+std::string FileUrl(const fs::path& p) { return "file://" + fs::absolute(p).string(); }
+
+std::string Timestamp() {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return buf;
+}
+
+// A bundle entry as a zip file: folders are zipped into `zips`.
+Result<std::string> EntryZip(const BundleEntry& entry, const std::string& what,
+                             const fs::path& zips) {
+  CW_RETURN_IF_ERROR(RequireLocal(entry, what));
+  switch (entry.kind) {
+    case BundleEntry::Kind::kNone:
+      return std::string();
+    case BundleEntry::Kind::kZip:
+      return FileUrl(entry.path);
+    case BundleEntry::Kind::kFolder: {
+      fs::path zip = zips / (what + ".zip");
+      CW_RETURN_IF_ERROR(CreateZip(entry.path, zip).Prefixed("zipping " + entry.path.string()));
+      return FileUrl(zip);
+    }
+    case BundleEntry::Kind::kServerKey:
+      break;
+  }
+  return Internal("unexpected bundle entry kind");
+}
+
+Result<std::string> SubmissionZip(const fs::path& submission, const fs::path& zips) {
+  std::error_code ec;
+  if (fs::is_directory(submission, ec)) {
+    fs::path zip = zips / "submission.zip";
+    CW_RETURN_IF_ERROR(CreateZip(submission, zip).Prefixed("zipping the submission"));
+    return FileUrl(zip);
+  }
+  if (!fs::is_regular_file(submission, ec)) {
+    return NotFound("submission " + submission.string() + " is neither a zip file nor a folder");
+  }
+  if (!LooksLikeZip(submission)) {
+    return InvalidInput("submission " + submission.string() + " is not a zip file");
+  }
+  return FileUrl(submission);
+}
+
+struct StageFiles {
+  fs::path dir;
+  std::string Log(const char* name) const { return FileUrl(dir / "logs" / name); }
+};
+
+RunArgs BaseArgs(const std::string& image, int time_limit) {
+  RunArgs a;
+  a.id = 1;
+  a.user_pk = 1;
+  a.submissions_api_url = "http://localhost/api";
+  a.secret = "local";
+  a.docker_image = image;
+  a.execution_time_limit = time_limit;
+  return a;
+}
+
+// Shows pull progress on one terminal line.
+PullProgressFn PullPrinter(bool tty) {
+  return [tty](const PullProgress& p) {
+    if (!tty) return;
+    if (p.total > 0) {
+      std::fprintf(stderr, "\r    %s %s %lld/%lld MB   ", p.layer_id.c_str(), p.status.c_str(),
+                   p.current >> 20, p.total >> 20);
+    } else {
+      std::fprintf(stderr, "\r    %s %s                ", p.layer_id.c_str(), p.status.c_str());
+    }
+    std::fflush(stderr);
+  };
+}
+
+void PrintScores(const Competition& competition, const nlohmann::json& scores) {
+  std::printf("\nScores\n");
+  size_t width = 6;
+  for (const auto& c : competition.columns) width = std::max(width, c.title.size());
+  for (auto& [key, value] : scores.items()) width = std::max(width, key.size());
+  std::set<std::string> shown;
+  for (const auto& c : competition.columns) {
+    shown.insert(c.key);
+    std::string title = c.title.empty() ? c.key : c.title;
+    if (scores.contains(c.key)) {
+      int digits = c.numeric_format >= 0 ? c.numeric_format : 4;
+      std::printf("  %-*s  %.*f  (%s, %s)\n", static_cast<int>(width), title.c_str(), digits,
+                  scores[c.key].get<double>(), c.key.c_str(),
+                  c.sorting == "asc" ? "lower is better" : "higher is better");
+    } else {
+      std::printf("  %-*s  -       (%s: not in the scoring program's output)\n",
+                  static_cast<int>(width), title.c_str(), c.key.c_str());
+    }
+  }
+  for (auto& [key, value] : scores.items()) {
+    if (shown.count(key)) continue;
+    std::printf("  %-*s  %.4f  (not a leaderboard column)\n", static_cast<int>(width),
+                key.c_str(), value.get<double>());
+  }
+  std::fflush(stdout);
+}
+
+void PrintTimings(const char* stage, const JobTimings& t) {
+  spdlog::info("{} timings: fetch {:.2f}s, unzip {:.2f}s, image {:.2f}s, container start "
+               "{:.2f}s, programs {:.2f}s, upload {:.2f}s, total {:.2f}s",
+               stage, t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.programs_s,
+               t.upload_s, t.total_s);
+}
+
+int Fail(const std::string& reason) {
+  std::fprintf(stderr, "error: %s\n", reason.c_str());
+  return 1;
+}
+
+// Unpacks a job's output zip into DIR/output so a person can look at it.
+void UnpackOutput(const StageFiles& stage) {
+  fs::path zip = stage.dir / "output.zip";
+  std::error_code ec;
+  if (!fs::exists(zip, ec)) return;
+  auto unpacked = ExtractZip(zip, stage.dir / "output");
+  if (!unpacked.ok()) spdlog::warn("could not unpack {}: {}", zip.string(), unpacked.status().ToString());
+}
+
+}  // namespace
+
+int RunLocal(const RunLocalOptions& o) {
+  auto config = LoadConfig(std::nullopt);
+  if (!config.ok()) return Fail(config.status().message());
+
+  fs::path out = o.out.empty() ? fs::path("codabench-run-local") / Timestamp() : o.out;
+  out = fs::absolute(out);
+  fs::path work = out / "work";
+  std::error_code ec;
+  fs::create_directories(work / "zips", ec);
+  if (ec) return Fail("cannot create " + (work / "zips").string() + ": " + ec.message());
+
+  auto competition = LoadCompetition(fs::absolute(o.bundle), work / "bundle");
+  if (!competition.ok()) return Fail(competition.status().message());
+  auto phase = SelectPhase(*competition, o.phase);
+  if (!phase.ok()) return Fail(phase.status().message());
+  auto task = SelectTask(**phase, o.task);
+  if (!task.ok()) return Fail(task.status().message());
+  const TaskSpec& t = **task;
+  const std::string image = o.image.empty() ? competition->docker_image : o.image;
+
+  fs::path zips = work / "zips";
+  auto scoring = EntryZip(t.scoring_program, "scoring_program", zips);
+  auto ingestion = EntryZip(t.ingestion_program, "ingestion_program", zips);
+  auto input = EntryZip(t.input_data, "input_data", zips);
+  auto reference = EntryZip(t.reference_data, "reference_data", zips);
+  for (const auto* r : {&scoring, &ingestion, &input, &reference}) {
+    if (!r->ok()) return Fail(r->status().message());
+  }
+  if (scoring->empty()) {
+    return Fail("task '" + t.name + "' of phase '" + (*phase)->name +
+                "' has no scoring_program; nothing could score the submission");
+  }
+  auto submission = SubmissionZip(fs::absolute(o.submission), zips);
+  if (!submission.ok()) return Fail(submission.status().message());
+
+  std::string socket = o.container_socket.empty() ? config->container_socket : o.container_socket;
+  DockerEngine engine(socket);
+  auto version = engine.Version();
+  if (!version.ok()) return Fail(version.status().message());
+
+  std::fprintf(stderr, "==> %s, phase '%s', task '%s', image %s, engine %s\n",
+               competition->title.empty() ? o.bundle.c_str() : competition->title.c_str(),
+               (*phase)->name.c_str(), t.name.c_str(), image.c_str(), version->c_str());
+  std::fprintf(stderr, "==> results go to %s\n", out.c_str());
+
+  LocalStorage storage;
+  BundleCache cache(work / "cache", CacheBytesFromGb(config->max_cache_dir_size_gb));
+  JobEnvironment env;
+  env.base_dir = work;
+  env.host_dir = work;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  env.hostname = host;
+  env.container.network_disabled = config->network_disabled;
+  env.container.http_proxy = config->container_http_proxy;
+  env.container.https_proxy = config->container_https_proxy;
+  if (config->use_gpu) env.container.device_requests.push_back({"cdi", {config->gpu_device}, {}, 0});
+  env.container.podman = config->container_engine == "podman";
+  env.pull_policy = o.pull;
+  env.keep_job_dir = o.keep;
+  env.labels["org.codabench.run-local"] = "1";
+  const bool tty = isatty(STDERR_FILENO);
+  env.on_pull_progress = PullPrinter(tty);
+  JobRunner runner(env, storage, cache, engine);
+
+  CancelToken cancel;
+  std::signal(SIGINT, OnInterrupt);
+  std::signal(SIGTERM, OnInterrupt);
+  std::atomic<bool> done{false};
+  std::thread interrupt_watch([&] {
+    while (!done) {
+      if (g_interrupted) cancel.Cancel("interrupted");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  struct JoinOnExit {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~JoinOnExit() {
+      done = true;
+      t.join();
+    }
+  } join_on_exit{done, interrupt_watch};
+
+  // Prediction: the submission (with the ingestion program when there is one).
+  StageFiles pred{out / "prediction"};
+  RunArgs p = BaseArgs(image, (*phase)->execution_time_limit);
+  p.is_scoring = false;
+  p.program_data = *submission;
+  p.ingestion_program = *ingestion;
+  p.input_data = *input;
+  p.prediction_result = FileUrl(pred.dir / "output.zip");
+  p.stdout_url = pred.Log("stdout.txt");
+  p.stderr_url = pred.Log("stderr.txt");
+  p.ingestion_stdout_url = pred.Log("ingestion_stdout.txt");
+  p.ingestion_stderr_url = pred.Log("ingestion_stderr.txt");
+  JobResult pr;
+  {
+    TerminalReporter reporter("prediction", stdout, stderr, o.color);
+    pr = runner.Run(p, reporter, cancel);
+  }
+  PrintTimings("prediction", pr.timings);
+  UnpackOutput(pred);
+  if (!pr.ok()) return Fail("prediction failed: " + pr.failure.message());
+
+  // Scoring: the scoring program on the prediction's output.
+  StageFiles score{out / "scoring"};
+  RunArgs s = BaseArgs(image, (*phase)->execution_time_limit);
+  s.is_scoring = true;
+  s.program_data = *scoring;
+  s.input_data = *input;
+  s.reference_data = *reference;
+  s.prediction_result = FileUrl(pred.dir / "output.zip");
+  s.scoring_result = FileUrl(score.dir / "output.zip");
+  s.detailed_results_url = FileUrl(score.dir / "detailed_results.html");
+  s.stdout_url = score.Log("stdout.txt");
+  s.stderr_url = score.Log("stderr.txt");
+  JobResult sr;
+  {
+    TerminalReporter reporter("scoring", stdout, stderr, o.color);
+    sr = runner.Run(s, reporter, cancel);
+  }
+  PrintTimings("scoring", sr.timings);
+  UnpackOutput(score);
+  if (!sr.ok()) return Fail("scoring failed: " + sr.failure.message());
+
+  PrintScores(*competition, sr.scores);
+  if (!o.keep) fs::remove_all(work, ec);
+  return 0;
+}
+
+}  // namespace cw
