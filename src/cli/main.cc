@@ -5,6 +5,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/run_local.h"
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  // The worker's own log goes to stderr: stdout carries the programs' output.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("codabench-worker"));
   spdlog::set_pattern("%^[%H:%M:%S %l]%$ %v");
   spdlog::set_level(spdlog::level::from_str(log_level));
 
