@@ -1,0 +1,164 @@
+#include "storage/bundle_cache.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <system_error>
+#include <tuple>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "storage/file_util.h"
+#include "storage/hash.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kPartMarker = ".part-";
+constexpr auto kStalePartAge = std::chrono::hours(1);
+
+// Cache entries are exactly the files named by a key; anything else in the
+// folder is not ours to count or delete.
+bool IsKeyName(const std::string& name) {
+  return name.size() == 64 && std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+struct CacheEntry {
+  fs::path path;
+  std::uint64_t size = 0;
+  fs::file_time_type mtime;
+};
+
+std::vector<CacheEntry> ListEntries(const fs::path& dir) {
+  std::vector<CacheEntry> entries;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!IsKeyName(it->path().filename().string())) continue;
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec) || it->is_symlink(entry_ec)) continue;
+    CacheEntry entry;
+    entry.path = it->path();
+    entry.size = it->file_size(entry_ec);
+    if (entry_ec) continue;  // removed meanwhile
+    entry.mtime = it->last_write_time(entry_ec);
+    if (entry_ec) continue;
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+}  // namespace
+
+std::uint64_t CacheBytesFromGb(double gb) {
+  if (!(gb > 0)) return 0;
+  double bytes = std::round(gb * 1e9);
+  if (bytes >= static_cast<double>(std::numeric_limits<std::uint64_t>::max())) {
+    return std::numeric_limits<std::uint64_t>::max();
+  }
+  return static_cast<std::uint64_t>(bytes);
+}
+
+BundleCache::BundleCache(fs::path dir, std::uint64_t max_bytes)
+    : dir_(std::move(dir)), max_bytes_(max_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) {
+    spdlog::warn("cannot create bundle cache folder {}: {}", dir_.string(), ec.message());
+    return;
+  }
+  // Downloads cut short by a crash; a live download keeps touching its file.
+  auto cutoff = fs::file_time_type::clock::now() - kStalePartAge;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().find(kPartMarker) == std::string::npos) continue;
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec) || it->last_write_time(entry_ec) >= cutoff || entry_ec) continue;
+    if (fs::remove(it->path(), entry_ec)) {
+      spdlog::info("removed unfinished download {} from the bundle cache", it->path().string());
+    }
+  }
+}
+
+std::string BundleCache::KeyFor(const std::string& url) {
+  return Sha256Hex(std::string_view(url).substr(0, url.find('?')));
+}
+
+Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage) {
+  const std::string key = KeyFor(url);
+  const fs::path entry = dir_ / key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::error_code ec;
+    if (fs::is_regular_file(entry, ec)) {
+      // The mtime is the "last used" time eviction goes by.
+      fs::last_write_time(entry, fs::file_time_type::clock::now(), ec);
+      if (!ec) return entry;
+    }
+  }
+
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return IoError("cannot create bundle cache folder " + dir_.string() + ": " + ec.message());
+  // Downloads run outside the lock, so one slow bundle does not hold up the
+  // other jobs. A unique name per download keeps two jobs fetching the same
+  // URL out of each other's way; the last rename wins, with the same content.
+  fs::path part = dir_ / (key + std::string(kPartMarker) + RandomHex(12));
+  Status status = storage.Fetch(url, part);
+  if (status.ok() && !fs::is_regular_file(part, ec)) {
+    status = Internal("storage reported " + url + " fetched but wrote no file");
+  }
+  if (!status.ok()) {
+    fs::remove(part, ec);
+    return status;
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  fs::rename(part, entry, ec);
+  if (ec) {
+    Status rename_status = IoError("cannot rename " + part.string() + " to " + entry.string() + ": " + ec.message());
+    fs::remove(part, ec);
+    return rename_status;
+  }
+  fs::last_write_time(entry, fs::file_time_type::clock::now(), ec);
+  EvictLocked(entry);
+  return entry;
+}
+
+void BundleCache::EvictLocked(const fs::path& keep) {
+  std::vector<CacheEntry> entries = ListEntries(dir_);
+  std::uint64_t total = 0;
+  for (const CacheEntry& e : entries) total += e.size;
+  if (total <= max_bytes_) return;
+  std::sort(entries.begin(), entries.end(), [](const CacheEntry& a, const CacheEntry& b) {
+    return std::tie(a.mtime, a.path) < std::tie(b.mtime, b.path);
+  });
+  for (const CacheEntry& e : entries) {
+    if (total <= max_bytes_) break;
+    if (e.path == keep) continue;
+    std::error_code ec;
+    if (fs::remove(e.path, ec) || !fs::exists(e.path, ec)) {
+      total -= e.size;
+      spdlog::info("evicted {} ({} bytes) from the bundle cache", e.path.filename().string(), e.size);
+    } else {
+      spdlog::warn("cannot evict {} from the bundle cache: {}", e.path.string(), ec.message());
+    }
+  }
+  if (total > max_bytes_) {
+    spdlog::warn("bundle cache holds {} bytes, over its limit of {} bytes: {} is in use and kept",
+                 total, max_bytes_, keep.filename().string());
+  }
+}
+
+std::uint64_t BundleCache::SizeBytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::uint64_t total = 0;
+  for (const CacheEntry& e : ListEntries(dir_)) total += e.size;
+  return total;
+}
+
+}  // namespace cw

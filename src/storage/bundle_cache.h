@@ -1,0 +1,51 @@
+// A size-capped cache of downloaded bundles (datasets, programs, reference
+// data), shared by the jobs of one worker, least recently used out first.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+
+#include "common/status.h"
+#include "storage/storage.h"
+
+namespace cw {
+
+// Bytes for MAX_CACHE_DIR_SIZE_GB (decimal gigabytes, fractions allowed).
+// Zero, negative and NaN give 0 (keep only the bundle just fetched).
+std::uint64_t CacheBytesFromGb(double gb);
+
+class BundleCache {
+ public:
+  // Creates `dir` when missing and removes download leftovers (*.part-*)
+  // older than an hour. Never fails: a folder that cannot be made shows up
+  // as an error from Get.
+  BundleCache(std::filesystem::path dir, std::uint64_t max_bytes);
+
+  // The cached copy of `url`, fetched through `storage` on a miss. Query
+  // strings do not count (signed URLs differ on every request). Thread-safe.
+  // The file may be evicted by a later Get from another job once it is no
+  // longer the most recently used one: open it right away (an open file
+  // stays readable after eviction).
+  Result<std::filesystem::path> Get(const std::string& url, Storage& storage);
+
+  // SHA-256 hex of the URL without its query string: the same file name the
+  // Python worker uses, so an existing cache folder keeps working.
+  static std::string KeyFor(const std::string& url);
+
+  // Total size of the cached bundles (not of downloads in progress).
+  std::uint64_t SizeBytes();
+
+  const std::filesystem::path& dir() const { return dir_; }
+  std::uint64_t max_bytes() const { return max_bytes_; }
+
+ private:
+  void EvictLocked(const std::filesystem::path& keep);
+
+  const std::filesystem::path dir_;
+  const std::uint64_t max_bytes_;
+  std::mutex mu_;
+};
+
+}  // namespace cw

@@ -1,0 +1,133 @@
+#include "storage/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+#include <system_error>
+#include <vector>
+
+namespace cw {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kChunk = 64 * 1024;
+
+std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Some file systems report a full disk only at close.
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc == 0 ? 0 : errno;
+  }
+
+ private:
+  int fd_;
+};
+
+Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest) {
+  std::vector<char> buffer(kChunk);
+  while (true) {
+    ssize_t n = ::read(in, buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("cannot read " + src.string() + ": " + ErrnoText(errno));
+    }
+    if (n == 0) return Status::Ok();
+    const char* p = buffer.data();
+    auto left = static_cast<std::size_t>(n);
+    while (left > 0) {
+      ssize_t w = ::write(out, p, left);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return IoError("cannot write " + dest.string() + ": " + ErrnoText(errno));
+      }
+      p += w;
+      left -= static_cast<std::size_t>(w);
+    }
+  }
+}
+
+}  // namespace
+
+Result<int> OpenForReading(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return NotFound("no file at " + path.string());
+    if (err == EACCES || err == EPERM) return PermissionDenied("cannot read " + path.string() + ": " + ErrnoText(err));
+    return IoError("cannot open " + path.string() + ": " + ErrnoText(err));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return IoError("cannot read " + path.string() + ": " + ErrnoText(err));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return InvalidInput(path.string() + " is a folder, not a file");
+  }
+  return fd;
+}
+
+Status CopyFileStreaming(const fs::path& src, const fs::path& dest) {
+  CW_ASSIGN_OR_RETURN(int in_fd, OpenForReading(src));
+  Fd in(in_fd);
+  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (out.get() < 0) return IoError("cannot create " + dest.string() + ": " + ErrnoText(errno));
+  Status status = CopyFd(in.get(), src, out.get(), dest);
+  if (status.ok()) {
+    if (int err = out.Close(); err != 0) status = IoError("cannot write " + dest.string() + ": " + ErrnoText(err));
+  }
+  if (!status.ok()) {
+    std::error_code ec;
+    fs::remove(dest, ec);
+  }
+  return status;
+}
+
+Status CopyFileAtomically(const fs::path& src, const fs::path& dest) {
+  fs::path tmp = dest;
+  tmp += ".part-" + RandomHex(12);
+  CW_RETURN_IF_ERROR(CopyFileStreaming(src, tmp));
+  std::error_code ec;
+  fs::rename(tmp, dest, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return IoError("cannot rename " + tmp.string() + " to " + dest.string() + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+std::string RandomHex(std::size_t n) {
+  // Seeded per thread from the OS: names stay unique across threads and
+  // across processes sharing a folder.
+  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                      std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n);
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) value = engine();
+    out.push_back(kHex[value & 0xf]);
+    value >>= 4;
+  }
+  return out;
+}
+
+}  // namespace cw

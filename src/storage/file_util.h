@@ -1,0 +1,27 @@
+// File helpers shared by the storage back ends and the bundle cache.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "common/status.h"
+
+namespace cw {
+
+// Opens `path` for reading; the error names the path and says why
+// (NotFound, PermissionDenied or IoError). Returns the descriptor.
+Result<int> OpenForReading(const std::filesystem::path& path);
+
+// Copies `src` into `dest` (created or truncated) in 64 KiB chunks. On failure
+// `dest` is removed, so no half file stays behind.
+Status CopyFileStreaming(const std::filesystem::path& src, const std::filesystem::path& dest);
+
+// Copies `src` to `dest` through a temporary file beside `dest` and a rename,
+// so readers of `dest` see either the old or the whole new content.
+Status CopyFileAtomically(const std::filesystem::path& src, const std::filesystem::path& dest);
+
+// `n` random lowercase hex digits, for temporary names that must not collide
+// between threads or processes.
+std::string RandomHex(std::size_t n);
+
+}  // namespace cw
