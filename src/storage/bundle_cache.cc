@@ -1,5 +1,7 @@
 #include "storage/bundle_cache.h"
 
+#include "common/files.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -107,7 +109,7 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage) {
   // Downloads run outside the lock, so one slow bundle does not hold up the
   // other jobs. A unique name per download keeps two jobs fetching the same
   // URL out of each other's way; the last rename wins, with the same content.
-  fs::path part = dir_ / (key + std::string(kPartMarker) + RandomHex(12));
+  fs::path part = dir_ / (key + std::string(kPartMarker) + RandomHex(6));
   Status status = storage.Fetch(url, part);
   if (status.ok() && !fs::is_regular_file(part, ec)) {
     status = Internal("storage reported " + url + " fetched but wrote no file");

@@ -1,5 +1,7 @@
 #include "storage/file_util.h"
 
+#include "common/files.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,7 +104,7 @@ Status CopyFileStreaming(const fs::path& src, const fs::path& dest) {
 
 Status CopyFileAtomically(const fs::path& src, const fs::path& dest) {
   fs::path tmp = dest;
-  tmp += ".part-" + RandomHex(12);
+  tmp += ".part-" + RandomHex(6);
   CW_RETURN_IF_ERROR(CopyFileStreaming(src, tmp));
   std::error_code ec;
   fs::rename(tmp, dest, ec);
@@ -113,21 +115,5 @@ Status CopyFileAtomically(const fs::path& src, const fs::path& dest) {
   return Status::Ok();
 }
 
-std::string RandomHex(std::size_t n) {
-  // Seeded per thread from the OS: names stay unique across threads and
-  // across processes sharing a folder.
-  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
-                                      std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n);
-  std::uint64_t value = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i % 16 == 0) value = engine();
-    out.push_back(kHex[value & 0xf]);
-    value >>= 4;
-  }
-  return out;
-}
 
 }  // namespace cw

@@ -20,8 +20,5 @@ Status CopyFileStreaming(const std::filesystem::path& src, const std::filesystem
 // so readers of `dest` see either the old or the whole new content.
 Status CopyFileAtomically(const std::filesystem::path& src, const std::filesystem::path& dest);
 
-// `n` random lowercase hex digits, for temporary names that must not collide
-// between threads or processes.
-std::string RandomHex(std::size_t n);
 
 }  // namespace cw
