@@ -166,6 +166,8 @@ JobResult Job::Run() {
 
   if (st.ok()) {
     result_.outcome = JobResult::Outcome::kSucceeded;
+  } else if (cancel_.cancelled() && cancel_.report()) {
+    Fail(Timeout(cancel_.reason()));
   } else if (st.code() == Code::kCancelled || cancel_.cancelled()) {
     result_.outcome = JobResult::Outcome::kCancelled;
     result_.failure = st.code() == Code::kCancelled ? st : Cancelled(cancel_.reason());

@@ -421,6 +421,23 @@ TEST_F(JobRunnerTest, CancelStopsTheProgramsAndReportsNothingMore) {
   EXPECT_FALSE(storage_->WasPut(a.prediction_result));
 }
 
+TEST_F(JobRunnerTest, TaskTimeLimitCancelReportsFailed) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: sleep 100\n"}});
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>& killed) {
+    cancel_.Cancel("Soft time limit exceeded!", /*report=*/true);
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return 137;
+  };
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  ASSERT_FALSE(reporter_.statuses.empty());
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details, "Soft time limit exceeded!");
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
 TEST_F(JobRunnerTest, MountsUseTheEngineHostPathWhenTheWorkerRunsInAContainer) {
   env_.host_dir = "/srv/codabench";
   RunArgs a = Prediction();
