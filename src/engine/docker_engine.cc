@@ -1,0 +1,280 @@
+#include "engine/docker_engine.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "engine/docker_json.h"
+#include "engine/image_ref.h"
+#include "engine/stream_demux.h"
+
+namespace cw {
+namespace {
+
+using nlohmann::json;
+
+std::string ContainerPath(const std::string& id) { return "/containers/" + PathEncode(id); }
+
+Result<json> ParseJson(const HttpReply& reply, const std::string& what) {
+  json j = json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Internal("the Docker engine's answer to " + what +
+                    " is not JSON: " + EngineErrorMessage(reply.body));
+  }
+  return j;
+}
+
+bool Contains(std::string_view text, std::string_view needle) {
+  return text.find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+DockerEngine::DockerEngine(std::string socket_url, DockerEngineOptions opts)
+    : http_(std::move(socket_url), opts.connect_timeout), opts_(opts) {}
+
+HttpCall DockerEngine::ShortCall(std::string method, std::string path,
+                                 std::string json_body) const {
+  HttpCall call;
+  call.method = std::move(method);
+  call.path = std::move(path);
+  call.json_body = std::move(json_body);
+  call.timeout = opts_.call_timeout;
+  return call;
+}
+
+Result<std::string> DockerEngine::Version() {
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", "/version")));
+  if (reply.status != 200)
+    return EngineHttpError(reply.status, reply.body, "asking the engine's version");
+  CW_ASSIGN_OR_RETURN(json j, ParseJson(reply, "GET /version"));
+  return "Docker " + j.value("Version", std::string("?")) + " (API " +
+         j.value("ApiVersion", std::string("?")) + ")";
+}
+
+Result<bool> DockerEngine::ImageExists(const std::string& image) {
+  CW_ASSIGN_OR_RETURN(HttpReply reply,
+                      http_.Do(ShortCall("GET", "/images/" + PathEncode(image) + "/json")));
+  if (reply.status == 200) return true;
+  if (reply.status == 404) return false;
+  return EngineHttpError(reply.status, reply.body, "looking up image " + image);
+}
+
+Status DockerEngine::PullImage(const std::string& image, const PullProgressFn& progress) {
+  CW_ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(image));
+  HttpCall call;
+  call.method = "POST";
+  call.path = "/images/create?fromImage=" + UrlEncode(ref.FromImage());
+  if (!ref.tag.empty()) call.path += "&tag=" + UrlEncode(ref.tag);
+  call.low_speed_time = opts_.pull_stall_timeout;
+  PullStreamParser parser(progress);
+  call.on_body = [&parser](std::string_view chunk) {
+    parser.Feed(chunk);
+    return true;
+  };
+
+  Result<HttpReply> reply = http_.Do(call);
+  if (!reply.ok()) return reply.status().Prefixed("pulling image " + image);
+  if (reply->status == 400) return EngineHttpError(400, reply->body, "pulling image " + image);
+  if (reply->status != 200) return PullError(image, EngineErrorMessage(reply->body));
+  parser.Finish();
+  // The engine reports most failures inside a 200 stream.
+  if (!parser.error().empty()) return PullError(image, parser.error());
+  return Status::Ok();
+}
+
+Result<std::string> DockerEngine::Create(const ContainerSpec& spec) {
+  std::string path = "/containers/create";
+  if (!spec.name.empty()) path += "?name=" + UrlEncode(spec.name);
+  // Replace, not throw, on invalid UTF-8: env and command come from users.
+  std::string body = BuildCreateBody(spec).dump(-1, ' ', false, json::error_handler_t::replace);
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", path, std::move(body))));
+  if (reply.status != 201) {
+    return EngineHttpError(reply.status, reply.body,
+                           "creating a container from image " + spec.image);
+  }
+  CW_ASSIGN_OR_RETURN(json j, ParseJson(reply, "POST /containers/create"));
+  std::string id = j.value("Id", std::string());
+  if (id.empty()) return Internal("the Docker engine created a container but sent no Id");
+  return id;
+}
+
+Status DockerEngine::Start(const std::string& id) const {
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/start")));
+  if (reply.status == 204 || reply.status == 304) return Status::Ok();  // 304: already running
+  std::string message = EngineErrorMessage(reply.body);
+  // The runtime's words for a command that is not in the image: the
+  // submission's fault, not the engine's. Older engines send these as 500.
+  if (Contains(message, "executable file not found") ||
+      Contains(message, "no such file or directory")) {
+    return InvalidInput("the container's command cannot run: " + message);
+  }
+  return EngineHttpError(reply.status, reply.body, "starting container " + id);
+}
+
+Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& output,
+                                    const std::function<void()>& on_started) {
+  // Held from the start call until on_started returns, so output waits for it.
+  std::mutex output_mu;
+  StreamDemuxer demux([&](StreamKind kind, std::string_view data) {
+    std::lock_guard lock(output_mu);
+    output(kind, data);
+  });
+  std::exception_ptr output_error;  // thrown by `output`; must not cross curl's C frames
+
+  std::mutex mu;
+  std::condition_variable cv;
+  long attach_status = 0;
+  std::optional<Result<HttpReply>> attach_result;
+  std::atomic<bool> cancel{false};
+
+  HttpCall attach;
+  attach.method = "POST";
+  // No Upgrade header: the engine answers 200 and streams raw until the
+  // container ends, then closes, which curl takes as the end of the body.
+  attach.path = ContainerPath(id) + "/attach?stream=1&stdout=1&stderr=1";
+  attach.cancel = &cancel;
+  attach.on_headers = [&](long status) {
+    std::lock_guard lock(mu);
+    attach_status = status;
+    cv.notify_all();
+  };
+  attach.on_body = [&](std::string_view chunk) {
+    try {
+      demux.Feed(chunk);
+      return true;
+    } catch (...) {
+      output_error = std::current_exception();
+      return false;
+    }
+  };
+
+  std::thread reader([&] {
+    Result<HttpReply> r = http_.Do(attach);
+    std::lock_guard lock(mu);
+    attach_result = std::move(r);
+    cv.notify_all();
+  });
+  // If on_started throws, the reader still has to go before the locals it uses.
+  struct Joiner {
+    std::thread& thread;
+    std::atomic<bool>& cancel;
+    ~Joiner() {
+      if (thread.joinable()) {
+        cancel = true;
+        thread.join();
+      }
+    }
+  } joiner{reader, cancel};
+
+  bool answered;
+  {
+    std::unique_lock lock(mu);
+    answered = cv.wait_for(lock, opts_.call_timeout,
+                           [&] { return attach_status != 0 || attach_result.has_value(); });
+  }
+  if (!answered) {
+    cancel = true;
+    reader.join();
+    return Timeout("the Docker engine did not answer attaching to container " + id + " within " +
+                   std::to_string(opts_.call_timeout.count()) + " s");
+  }
+  if (attach_status != 200) {  // no stream: an error answer, or no answer at all
+    reader.join();
+    if (!attach_result->ok()) return attach_result->status();
+    return EngineHttpError((*attach_result)->status, (*attach_result)->body,
+                           "attaching to container " + id);
+  }
+
+  Status started;
+  {
+    std::lock_guard lock(output_mu);
+    started = Start(id);
+    if (started.ok() && on_started) on_started();
+  }
+  if (!started.ok()) {
+    // The engine closes the stream of a container that failed to start, but a
+    // stream left open would hang us here for good.
+    cancel = true;
+    reader.join();
+    return started;
+  }
+  reader.join();
+  if (output_error) std::rethrow_exception(output_error);
+  if (!attach_result->ok()) {
+    return attach_result->status().Prefixed("streaming the output of container " + id);
+  }
+  return Status::Ok();
+}
+
+Result<int> DockerEngine::Wait(const std::string& id, std::chrono::seconds timeout) {
+  HttpCall call;
+  call.method = "POST";
+  call.path = ContainerPath(id) + "/wait";
+  if (timeout.count() > 0) call.timeout = timeout;
+  Result<HttpReply> reply = http_.Do(call);
+  if (!reply.ok()) {
+    if (reply.status().code() == Code::kTimeout) {
+      return Timeout("container " + id + " did not stop within " + std::to_string(timeout.count()) +
+                     " s");
+    }
+    return reply.status();
+  }
+  if (reply->status != 200)
+    return EngineHttpError(reply->status, reply->body, "waiting for container " + id);
+  CW_ASSIGN_OR_RETURN(json j, ParseJson(*reply, "waiting for container " + id));
+  if (auto err = j.find("Error"); err != j.end() && err->is_object()) {
+    std::string message = err->value("Message", std::string());
+    if (!message.empty()) return Internal("waiting for container " + id + ": " + message);
+  }
+  auto code = j.find("StatusCode");
+  if (code == j.end() || !code->is_number_integer()) {
+    return Internal("the Docker engine's answer to waiting for container " + id +
+                    " has no StatusCode");
+  }
+  return code->get<int>();
+}
+
+Status DockerEngine::Kill(const std::string& id) {
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/kill")));
+  if (reply.status == 204 || reply.status == 404) return Status::Ok();
+  // Already stopped is what Kill wanted. Engines answer it with 409 or 500.
+  if (Contains(EngineErrorMessage(reply.body), "is not running")) return Status::Ok();
+  return EngineHttpError(reply.status, reply.body, "killing container " + id);
+}
+
+Status DockerEngine::Remove(const std::string& id, bool force) {
+  std::string path = ContainerPath(id) + (force ? "?force=1&v=1" : "?v=1");
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("DELETE", path)));
+  if (reply.status == 204 || reply.status == 404) return Status::Ok();
+  // Another caller (a cleanup sweep) is removing it already.
+  if (reply.status == 409 && Contains(EngineErrorMessage(reply.body), "already in progress")) {
+    return Status::Ok();
+  }
+  return EngineHttpError(reply.status, reply.body, "removing container " + id);
+}
+
+Result<std::vector<std::string>> DockerEngine::ListByLabel(const std::string& key,
+                                                           const std::string& value) {
+  json filters = {{"label", json::array({key + "=" + value})}};
+  std::string path = "/containers/json?all=1&filters=" +
+                     UrlEncode(filters.dump(-1, ' ', false, json::error_handler_t::replace));
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", path)));
+  if (reply.status != 200) {
+    return EngineHttpError(reply.status, reply.body, "listing containers labelled " + key);
+  }
+  CW_ASSIGN_OR_RETURN(json j, ParseJson(reply, "listing containers"));
+  if (!j.is_array()) return Internal("the Docker engine's container list is not a list");
+  std::vector<std::string> ids;
+  for (const json& c : j) {
+    if (c.is_object() && c.contains("Id") && c["Id"].is_string())
+      ids.push_back(c["Id"].get<std::string>());
+  }
+  return ids;
+}
+
+}  // namespace cw

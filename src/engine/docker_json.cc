@@ -1,0 +1,190 @@
+#include "engine/docker_json.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace cw {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxPullLine = 1 << 20;
+
+json MountsJson(const std::vector<Mount>& mounts) {
+  json out = json::array();
+  for (const Mount& m : mounts) {
+    out.push_back({{"Type", "bind"},
+                   {"Source", m.host_path},
+                   {"Target", m.container_path},
+                   {"ReadOnly", m.read_only}});
+  }
+  return out;
+}
+
+json DeviceRequestsJson(const std::vector<DeviceRequest>& requests) {
+  json out = json::array();
+  for (const DeviceRequest& r : requests) {
+    json j = {{"Driver", r.driver}};
+    if (!r.device_ids.empty()) {
+      j["DeviceIDs"] = r.device_ids;
+    } else {
+      // The engine reads Count only without DeviceIDs; both would be refused.
+      j["Count"] = r.count;
+    }
+    if (!r.capabilities.empty()) j["Capabilities"] = r.capabilities;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+bool ContainsNoCase(std::string_view text, std::string_view needle) {
+  auto it = std::search(text.begin(), text.end(), needle.begin(), needle.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
+  });
+  return it != text.end();
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+long long NumberOr0(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_number() ? it->get<long long>() : 0;
+}
+
+std::string StringOrEmpty(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+json BuildCreateBody(const ContainerSpec& spec) {
+  json body = {
+      {"Image", spec.image},
+      {"AttachStdin", false},
+      {"AttachStdout", true},
+      {"AttachStderr", true},
+      // Without a TTY the engine keeps stdout and stderr apart (multiplexed).
+      {"Tty", false},
+      {"OpenStdin", false},
+  };
+  if (!spec.cmd.empty()) body["Cmd"] = spec.cmd;
+  if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
+  if (!spec.env.empty()) body["Env"] = spec.env;
+  if (!spec.labels.empty()) body["Labels"] = spec.labels;
+
+  json host = json::object();
+  if (!spec.mounts.empty()) host["Mounts"] = MountsJson(spec.mounts);
+  if (!spec.cap_drop.empty()) host["CapDrop"] = spec.cap_drop;
+  if (!spec.security_opt.empty()) host["SecurityOpt"] = spec.security_opt;
+  if (spec.network_disabled) host["NetworkMode"] = "none";
+  if (!spec.device_requests.empty())
+    host["DeviceRequests"] = DeviceRequestsJson(spec.device_requests);
+  if (!spec.ipc_mode.empty()) host["IpcMode"] = spec.ipc_mode;
+  if (spec.shm_size_bytes > 0) host["ShmSize"] = spec.shm_size_bytes;
+  if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
+  if (spec.nano_cpus > 0)
+    host["NanoCpus"] = static_cast<long long>(std::llround(spec.nano_cpus * 1e9));
+  if (!spec.cpuset_cpus.empty()) host["CpusetCpus"] = spec.cpuset_cpus;
+  if (!host.empty()) body["HostConfig"] = std::move(host);
+  return body;
+}
+
+std::string EngineErrorMessage(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object()) {
+    std::string m = StringOrEmpty(j, "message");
+    if (!m.empty()) return m;
+  }
+  std::string_view text = Trim(body);
+  if (text.empty()) return "(no message)";
+  constexpr size_t kMax = 500;
+  return text.size() > kMax ? std::string(text.substr(0, kMax)) + "..." : std::string(text);
+}
+
+Status EngineHttpError(long http_status, std::string_view body, const std::string& what) {
+  std::string message = what + ": " + EngineErrorMessage(body);
+  switch (http_status) {
+    case 400:
+      return InvalidInput(std::move(message));
+    case 401:
+    case 403:
+      return PermissionDenied(std::move(message));
+    case 404:
+      return NotFound(std::move(message));
+    case 503:
+      return Unavailable(std::move(message));
+    default:
+      return Internal(std::move(message) + " (HTTP " + std::to_string(http_status) + ")");
+  }
+}
+
+Status PullError(std::string_view image, std::string_view engine_message) {
+  std::string message = "pulling image " + std::string(image) + ": " + std::string(engine_message);
+  for (std::string_view not_there :
+       {"not found", "manifest unknown", "pull access denied", "repository does not exist"}) {
+    if (ContainsNoCase(engine_message, not_there)) return NotFound(std::move(message));
+  }
+  return Unavailable(std::move(message));
+}
+
+void PullStreamParser::Feed(std::string_view chunk) {
+  while (!chunk.empty()) {
+    size_t nl = chunk.find('\n');
+    std::string_view piece = chunk.substr(0, nl);
+    if (!skipping_) {
+      if (line_.size() + piece.size() > kMaxPullLine) {
+        skipping_ = true;
+        line_.clear();
+      } else {
+        line_.append(piece);
+      }
+    }
+    if (nl == std::string_view::npos) return;
+    if (!skipping_) ParseLine(line_);
+    skipping_ = false;
+    line_.clear();
+    chunk.remove_prefix(nl + 1);
+  }
+}
+
+void PullStreamParser::Finish() {
+  if (!skipping_) ParseLine(line_);
+  skipping_ = false;
+  line_.clear();
+}
+
+void PullStreamParser::ParseLine(std::string_view line) {
+  line = Trim(line);
+  if (line.empty()) return;
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return;  // not ours to judge; the HTTP status and errors decide
+
+  std::string error = StringOrEmpty(j, "error");
+  if (auto detail = j.find("errorDetail");
+      error.empty() && detail != j.end() && detail->is_object()) {
+    error = StringOrEmpty(*detail, "message");
+    if (error.empty()) error = "the engine reported an error without a message";
+  }
+  if (!error.empty()) {
+    if (error_.empty()) error_ = std::move(error);
+    return;
+  }
+
+  PullProgress p;
+  p.layer_id = StringOrEmpty(j, "id");
+  p.status = StringOrEmpty(j, "status");
+  if (auto detail = j.find("progressDetail"); detail != j.end() && detail->is_object()) {
+    p.current = NumberOr0(*detail, "current");
+    p.total = NumberOr0(*detail, "total");
+  }
+  if (progress_) progress_(p);
+}
+
+}  // namespace cw

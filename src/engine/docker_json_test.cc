@@ -1,0 +1,206 @@
+#include "engine/docker_json.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace cw {
+namespace {
+
+using nlohmann::json;
+
+TEST(CreateBodyTest, MinimalSpecLeavesEngineDefaults) {
+  ContainerSpec spec;
+  spec.image = "python:3.11";
+  spec.cmd = {"sh", "-c", "echo hi"};
+  json body = BuildCreateBody(spec);
+  EXPECT_EQ(body["Image"], "python:3.11");
+  EXPECT_EQ(body["Cmd"], json({"sh", "-c", "echo hi"}));
+  EXPECT_EQ(body["Tty"], false);
+  EXPECT_EQ(body["OpenStdin"], false);
+  EXPECT_EQ(body["AttachStdout"], true);
+  EXPECT_EQ(body["AttachStderr"], true);
+  for (const char* absent : {"WorkingDir", "Env", "Labels", "HostConfig"}) {
+    EXPECT_FALSE(body.contains(absent)) << absent;
+  }
+}
+
+TEST(CreateBodyTest, FullSpec) {
+  ContainerSpec spec;
+  spec.image = "img";
+  spec.working_dir = "/app/program";
+  spec.env = {"A=1", "B=two words"};
+  spec.labels = {{"codabench.job", "42"}, {"codabench.worker", "w1"}};
+  spec.mounts = {{"/host/in", "/app/input", true}, {"/host/out", "/app/output", false}};
+  spec.cap_drop = {"ALL"};
+  spec.security_opt = {"no-new-privileges"};
+  spec.network_disabled = true;
+  spec.ipc_mode = "host";
+  spec.shm_size_bytes = 1LL << 30;
+  spec.memory_bytes = 8LL << 30;
+  spec.nano_cpus = 2.5;
+  spec.cpuset_cpus = "0-3";
+  json body = BuildCreateBody(spec);
+
+  EXPECT_EQ(body["WorkingDir"], "/app/program");
+  EXPECT_EQ(body["Env"], json({"A=1", "B=two words"}));
+  EXPECT_EQ(body["Labels"], json({{"codabench.job", "42"}, {"codabench.worker", "w1"}}));
+  const json& host = body["HostConfig"];
+  json mounts = json::parse(R"([
+    {"Type": "bind", "Source": "/host/in", "Target": "/app/input", "ReadOnly": true},
+    {"Type": "bind", "Source": "/host/out", "Target": "/app/output", "ReadOnly": false}])");
+  EXPECT_EQ(host["Mounts"], mounts);
+  EXPECT_EQ(host["CapDrop"], json({"ALL"}));
+  EXPECT_EQ(host["SecurityOpt"], json({"no-new-privileges"}));
+  EXPECT_EQ(host["NetworkMode"], "none");
+  EXPECT_EQ(host["IpcMode"], "host");
+  EXPECT_EQ(host["ShmSize"], 1LL << 30);
+  EXPECT_EQ(host["Memory"], 8LL << 30);
+  EXPECT_TRUE(host["NanoCpus"].is_number_integer());
+  EXPECT_EQ(host["NanoCpus"], 2'500'000'000LL);
+  EXPECT_EQ(host["CpusetCpus"], "0-3");
+  EXPECT_FALSE(host.contains("DeviceRequests"));
+}
+
+TEST(CreateBodyTest, NvidiaDeviceRequestWithUuids) {
+  ContainerSpec spec;
+  spec.image = "img";
+  spec.device_requests = {{"nvidia", {"GPU-aaaa", "GPU-bbbb"}, {{"gpu"}}, 0}};
+  json req = BuildCreateBody(spec)["HostConfig"]["DeviceRequests"];
+  EXPECT_EQ(req, json::parse(R"([{"Driver": "nvidia", "DeviceIDs": ["GPU-aaaa", "GPU-bbbb"],
+                                  "Capabilities": [["gpu"]]}])"));
+}
+
+TEST(CreateBodyTest, NvidiaDeviceRequestForAllGpus) {
+  ContainerSpec spec;
+  spec.image = "img";
+  spec.device_requests = {{"nvidia", {}, {{"gpu"}}, -1}};
+  json req = BuildCreateBody(spec)["HostConfig"]["DeviceRequests"];
+  EXPECT_EQ(req, json::parse(R"([{"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]}])"));
+}
+
+TEST(CreateBodyTest, CdiDeviceRequest) {
+  ContainerSpec spec;
+  spec.image = "img";
+  spec.device_requests = {{"cdi", {"nvidia.com/gpu=all"}, {}, 0}};
+  json req = BuildCreateBody(spec)["HostConfig"]["DeviceRequests"];
+  EXPECT_EQ(req, json::parse(R"([{"Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=all"]}])"));
+}
+
+TEST(EngineErrorTest, MessageFromJsonBody) {
+  EXPECT_EQ(EngineErrorMessage(R"({"message":"No such image: x:1"})"), "No such image: x:1");
+  EXPECT_EQ(EngineErrorMessage("  plain text\n"), "plain text");
+  EXPECT_EQ(EngineErrorMessage(""), "(no message)");
+  EXPECT_LT(EngineErrorMessage(std::string(10000, 'x')).size(), 600u);
+}
+
+TEST(EngineErrorTest, CodesFollowHttpStatus) {
+  Status s = EngineHttpError(404, R"({"message":"No such container: abc"})", "inspecting abc");
+  EXPECT_EQ(s.code(), Code::kNotFound);
+  EXPECT_EQ(s.message(), "inspecting abc: No such container: abc");
+  EXPECT_EQ(EngineHttpError(400, "{}", "x").code(), Code::kInvalidInput);
+  EXPECT_EQ(EngineHttpError(403, "{}", "x").code(), Code::kPermissionDenied);
+  EXPECT_EQ(EngineHttpError(503, "{}", "x").code(), Code::kUnavailable);
+  Status internal = EngineHttpError(500, R"({"message":"boom"})", "x");
+  EXPECT_EQ(internal.code(), Code::kInternal);
+  EXPECT_EQ(internal.message(), "x: boom (HTTP 500)");
+}
+
+TEST(PullErrorTest, NotThereIsNotFound) {
+  for (const char* m : {"manifest for foo:1 not found: manifest unknown: manifest unknown",
+                        "pull access denied for foo, repository does not exist or may require "
+                        "'docker login': denied: requested access to the resource is denied",
+                        "repository does not exist"}) {
+    Status s = PullError("foo:1", m);
+    EXPECT_EQ(s.code(), Code::kNotFound) << m;
+    EXPECT_NE(s.message().find(m), std::string::npos);
+    EXPECT_NE(s.message().find("foo:1"), std::string::npos);
+  }
+  EXPECT_EQ(PullError("x", "Get \"https://localhost:1/v2/\": dial tcp: connection refused").code(),
+            Code::kUnavailable);
+}
+
+struct PullLog {
+  std::vector<PullProgress> seen;
+  PullProgressFn Fn() {
+    return [this](const PullProgress& p) { seen.push_back(p); };
+  }
+};
+
+const char kPullStream[] =
+    "{\"status\":\"Pulling from library/busybox\",\"id\":\"latest\"}\r\n"
+    "{\"status\":\"Downloading\",\"progressDetail\":{\"current\":1024,\"total\":4096},"
+    "\"progress\":\"[=>   ]\",\"id\":\"a1b2c3\"}\r\n"
+    "{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"a1b2c3\"}\r\n"
+    "{\"status\":\"Status: Downloaded newer image for busybox:latest\"}\r\n";
+
+TEST(PullStreamTest, ParsesProgressSplitAnywhere) {
+  std::string_view all(kPullStream);
+  for (size_t cut = 0; cut <= all.size(); ++cut) {
+    PullLog log;
+    PullStreamParser p(log.Fn());
+    p.Feed(all.substr(0, cut));
+    p.Feed(all.substr(cut));
+    p.Finish();
+    ASSERT_EQ(log.seen.size(), 4u) << "cut at " << cut;
+    EXPECT_EQ(log.seen[0].layer_id, "latest");
+    EXPECT_EQ(log.seen[1].status, "Downloading");
+    EXPECT_EQ(log.seen[1].layer_id, "a1b2c3");
+    EXPECT_EQ(log.seen[1].current, 1024);
+    EXPECT_EQ(log.seen[1].total, 4096);
+    EXPECT_EQ(log.seen[2].status, "Pull complete");
+    EXPECT_EQ(log.seen[2].total, 0);
+    EXPECT_TRUE(p.error().empty());
+  }
+}
+
+TEST(PullStreamTest, ByteByByte) {
+  PullLog log;
+  PullStreamParser p(log.Fn());
+  for (const char* c = kPullStream; *c; ++c) p.Feed(std::string_view(c, 1));
+  p.Finish();
+  EXPECT_EQ(log.seen.size(), 4u);
+}
+
+TEST(PullStreamTest, LastLineWithoutNewline) {
+  PullLog log;
+  PullStreamParser p(log.Fn());
+  p.Feed("{\"status\":\"a\"}\n{\"status\":\"b\"}");
+  EXPECT_EQ(log.seen.size(), 1u);
+  p.Finish();
+  ASSERT_EQ(log.seen.size(), 2u);
+  EXPECT_EQ(log.seen[1].status, "b");
+}
+
+TEST(PullStreamTest, ErrorObjectMeansFailure) {
+  PullLog log;
+  PullStreamParser p(log.Fn());
+  p.Feed(
+      "{\"status\":\"Pulling from x\"}\n"
+      "{\"errorDetail\":{\"message\":\"manifest unknown\"},\"error\":\"manifest unknown\"}\n"
+      "{\"errorDetail\":{\"message\":\"second\"},\"error\":\"second\"}\n");
+  p.Finish();
+  EXPECT_EQ(p.error(), "manifest unknown");  // the first one is the cause
+  EXPECT_EQ(log.seen.size(), 1u);
+}
+
+TEST(PullStreamTest, ErrorDetailAlone) {
+  PullStreamParser p(nullptr);
+  p.Feed("{\"errorDetail\":{\"message\":\"toomanyrequests\"}}\n");
+  EXPECT_EQ(p.error(), "toomanyrequests");
+}
+
+TEST(PullStreamTest, IgnoresNoiseAndDropsRunawayLines) {
+  PullLog log;
+  PullStreamParser p(log.Fn());
+  p.Feed("not json\n\n[1,2]\n");
+  p.Feed("{\"status\":\"" + std::string(3 << 20, 'x'));  // no end in sight
+  p.Feed("\"}\n{\"status\":\"after\"}\n");
+  p.Finish();
+  ASSERT_EQ(log.seen.size(), 1u);
+  EXPECT_EQ(log.seen[0].status, "after");
+  EXPECT_TRUE(p.error().empty());
+}
+
+}  // namespace
+}  // namespace cw

@@ -1,0 +1,318 @@
+// DockerEngine against the real engine. Needs dockerd (scripts/start-docker)
+// and the test image (scripts/make-test-images); fails, not skips, without them.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/docker_engine.h"
+
+namespace cw {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::seconds;
+
+constexpr char kImage[] = "codabench-worker-test/busybox:latest";
+constexpr char kLabel[] = "codabench-worker-test.case";
+
+std::string SocketUrl() {
+  const char* env = std::getenv("CONTAINER_SOCKET");
+  return env && *env ? env : "unix:///var/run/docker.sock";
+}
+
+long RssKb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+struct Collected {
+  Status status;
+  std::string out, err;
+  bool started = false;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = std::make_unique<DockerEngine>(SocketUrl());
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    label_ = std::string(info->name()) + "-" + std::to_string(getpid()) + "-" +
+             std::to_string(counter++);
+    Result<bool> has_image = engine_->ImageExists(kImage);
+    ASSERT_TRUE(has_image.ok()) << has_image.status().ToString();
+    ASSERT_TRUE(*has_image) << kImage << " is missing: run scripts/make-test-images";
+  }
+
+  void TearDown() override {
+    Result<std::vector<std::string>> ids = engine_->ListByLabel(kLabel, label_);
+    ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+    for (const std::string& id : *ids) {
+      EXPECT_TRUE(engine_->Remove(id, /*force=*/true).ok()) << id;
+    }
+    Result<std::vector<std::string>> left = engine_->ListByLabel(kLabel, label_);
+    ASSERT_TRUE(left.ok());
+    EXPECT_TRUE(left->empty()) << "containers left behind";
+  }
+
+  ContainerSpec Spec(const std::string& shell_command) const {
+    ContainerSpec spec;
+    spec.image = kImage;
+    spec.cmd = {"sh", "-c", shell_command};
+    spec.labels = {{kLabel, label_}};
+    spec.network_disabled = true;
+    return spec;
+  }
+
+  std::string MustCreate(const ContainerSpec& spec) {
+    Result<std::string> id = engine_->Create(spec);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : std::string("no-such-container");
+  }
+
+  Collected StartAndCollect(const std::string& id) {
+    Collected run;
+    std::mutex mu;
+    run.status = engine_->StartAndStream(
+        id,
+        [&](StreamKind kind, std::string_view data) {
+          std::lock_guard lock(mu);
+          EXPECT_TRUE(run.started) << "output before on_started";
+          (kind == StreamKind::kStdout ? run.out : run.err).append(data);
+        },
+        [&] {
+          std::lock_guard lock(mu);
+          run.started = true;
+        });
+    return run;
+  }
+
+  std::unique_ptr<DockerEngine> engine_;
+  std::string label_;
+};
+
+TEST_F(EngineTest, Version) {
+  Result<std::string> v = engine_->Version();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->rfind("Docker ", 0), 0u) << *v;
+  EXPECT_NE(v->find("(API "), std::string::npos) << *v;
+}
+
+TEST_F(EngineTest, StdoutAndStderrKeptApartAndExitCode) {
+  std::string id = MustCreate(Spec("echo out; echo err 1>&2; exit 3"));
+  Collected run = StartAndCollect(id);
+  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+  EXPECT_TRUE(run.started);
+  EXPECT_EQ(run.out, "out\n");
+  EXPECT_EQ(run.err, "err\n");
+  Result<int> code = engine_->Wait(id, seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status().ToString();
+  EXPECT_EQ(*code, 3);
+}
+
+TEST_F(EngineTest, NameEnvAndWorkingDir) {
+  ContainerSpec spec = Spec("echo \"$GREETING\"; pwd");
+  spec.name = "cw-engine-test-" + label_;
+  spec.env = {"GREETING=hello there"};
+  spec.working_dir = "/tmp";
+  std::string id = MustCreate(spec);
+  Collected run = StartAndCollect(id);
+  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+  EXPECT_EQ(run.out, "hello there\n/tmp\n");
+  EXPECT_EQ(run.err, "");
+}
+
+TEST_F(EngineTest, LargeOutputStreamsInFullWithoutBuffering) {
+  const long long total = 50'000'000;
+  std::string id = MustCreate(Spec("yes 0123456789 | head -c " + std::to_string(total)));
+  long long bytes = 0, err_bytes = 0, next_sample = 0;
+  long rss_before = RssKb(), rss_peak = rss_before;
+  bool pattern_ok = true;
+  Status s = engine_->StartAndStream(
+      id,
+      [&](StreamKind kind, std::string_view data) {
+        if (kind == StreamKind::kStderr) {
+          err_bytes += data.size();
+          return;
+        }
+        for (size_t i = 0; i < data.size() && pattern_ok; i += 4099) {
+          // "0123456789\n" repeats every 11 bytes from the stream's start.
+          pattern_ok = data[i] == "0123456789\n"[(bytes + i) % 11];
+        }
+        bytes += data.size();
+        if (bytes >= next_sample) {
+          rss_peak = std::max(rss_peak, RssKb());
+          next_sample = bytes + (1 << 20);
+        }
+      },
+      nullptr);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(bytes, total);
+  EXPECT_EQ(err_bytes, 0);
+  EXPECT_TRUE(pattern_ok);
+  EXPECT_LT(rss_peak - rss_before, 30 * 1024)
+      << "RSS grew from " << rss_before << " kB to " << rss_peak << " kB";
+  Result<int> code = engine_->Wait(id, seconds(30));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
+}
+
+TEST_F(EngineTest, LabelsFindTheContainerAndRemoveLeavesNothing) {
+  std::string id = MustCreate(Spec("true"));
+  Result<std::vector<std::string>> ids = engine_->ListByLabel(kLabel, label_);
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  EXPECT_EQ(*ids, std::vector<std::string>{id});
+  Result<std::vector<std::string>> other = engine_->ListByLabel(kLabel, label_ + "-other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->empty());
+
+  EXPECT_TRUE(engine_->Remove(id, /*force=*/false).ok());
+  ids = engine_->ListByLabel(kLabel, label_);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_TRUE(ids->empty());
+  // Gone already: not an error, and neither is killing it.
+  EXPECT_TRUE(engine_->Remove(id, true).ok());
+  EXPECT_TRUE(engine_->Kill(id).ok());
+}
+
+TEST_F(EngineTest, KillEndsTheStreamAndWaitTimesOutBefore) {
+  std::string id = MustCreate(Spec("echo ready; sleep 100"));
+  std::promise<void> started;
+  auto streaming = std::async(std::launch::async, [&] {
+    return engine_->StartAndStream(
+        id, [](StreamKind, std::string_view) {}, [&] { started.set_value(); });
+  });
+  ASSERT_EQ(started.get_future().wait_for(seconds(30)), std::future_status::ready);
+
+  Result<int> early = engine_->Wait(id, seconds(1));
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.status().code(), Code::kTimeout) << early.status().ToString();
+
+  auto t0 = Clock::now();
+  ASSERT_TRUE(engine_->Kill(id).ok());
+  ASSERT_EQ(streaming.wait_for(seconds(10)), std::future_status::ready);
+  EXPECT_LT(Clock::now() - t0, seconds(5));
+  Status s = streaming.get();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  Result<int> code = engine_->Wait(id, seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status().ToString();
+  EXPECT_EQ(*code, 137);  // SIGKILL
+  EXPECT_TRUE(engine_->Kill(id).ok()) << "killing a stopped container is fine";
+}
+
+TEST_F(EngineTest, ConcurrentStreamsStayApart) {
+  constexpr int kJobs = 4;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kJobs; ++i) {
+    ids.push_back(MustCreate(Spec("for n in $(seq 2000); do echo job" + std::to_string(i) +
+                                  "; done; echo e" + std::to_string(i) + " >&2")));
+  }
+  std::vector<std::future<Collected>> runs;
+  for (int i = 0; i < kJobs; ++i) {
+    runs.push_back(std::async(std::launch::async, [&, i] { return StartAndCollect(ids[i]); }));
+  }
+  for (int i = 0; i < kJobs; ++i) {
+    Collected run = runs[i].get();
+    ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+    std::string line = "job" + std::to_string(i) + "\n";
+    std::string expected;
+    for (int n = 0; n < 2000; ++n) expected += line;
+    EXPECT_EQ(run.out, expected) << i;
+    EXPECT_EQ(run.err, "e" + std::to_string(i) + "\n");
+  }
+}
+
+TEST_F(EngineTest, ReadOnlyBindMount) {
+  fs::path dir = fs::temp_directory_path() / ("cw-engine-test-" + label_);
+  fs::create_directories(dir);
+  std::ofstream(dir / "hello.txt") << "hello from the host\n";
+  ContainerSpec spec = Spec(
+      "cat /data/hello.txt; if echo x > /data/new 2>/dev/null; then echo WROTE; "
+      "else echo DENIED; fi");
+  spec.mounts = {{dir.string(), "/data", /*read_only=*/true}};
+  std::string id = MustCreate(spec);
+  Collected run = StartAndCollect(id);
+  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+  EXPECT_EQ(run.out, "hello from the host\nDENIED\n");
+  EXPECT_FALSE(fs::exists(dir / "new"));
+  fs::remove_all(dir);
+}
+
+TEST_F(EngineTest, CommandNotInImageIsInvalidInput) {
+  ContainerSpec spec = Spec("");
+  spec.cmd = {"no-such-command"};
+  std::string id = MustCreate(spec);
+  auto t0 = Clock::now();
+  Collected run = StartAndCollect(id);
+  EXPECT_EQ(run.status.code(), Code::kInvalidInput) << run.status.ToString();
+  EXPECT_NE(run.status.message().find("executable file not found"), std::string::npos)
+      << run.status.message();
+  EXPECT_FALSE(run.started);
+  EXPECT_LT(Clock::now() - t0, seconds(10));
+}
+
+TEST_F(EngineTest, MissingContainerIsNotFound) {
+  Collected run = StartAndCollect("cw-engine-test-no-such-container");
+  EXPECT_EQ(run.status.code(), Code::kNotFound) << run.status.ToString();
+  Result<int> code = engine_->Wait("cw-engine-test-no-such-container", seconds(5));
+  EXPECT_EQ(code.status().code(), Code::kNotFound) << code.status().ToString();
+}
+
+TEST_F(EngineTest, MissingImageIsNotFound) {
+  ContainerSpec spec = Spec("true");
+  spec.image = "codabench-worker-test/no-such-image:1";
+  Result<std::string> id = engine_->Create(spec);
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), Code::kNotFound) << id.status().ToString();
+  EXPECT_NE(id.status().message().find("no-such-image"), std::string::npos);
+
+  Result<bool> exists = engine_->ImageExists(spec.image);
+  ASSERT_TRUE(exists.ok()) << exists.status().ToString();
+  EXPECT_FALSE(*exists);
+}
+
+TEST_F(EngineTest, PullFromUnreachableRegistryFailsQuickly) {
+  auto t0 = Clock::now();
+  int progress_calls = 0;
+  Status s =
+      engine_->PullImage("localhost:1/nope:1", [&](const PullProgress&) { ++progress_calls; });
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("localhost:1/nope:1"), std::string::npos) << s.ToString();
+  EXPECT_LT(Clock::now() - t0, seconds(60));
+
+  Status bad = engine_->PullImage("not a reference", nullptr);
+  EXPECT_EQ(bad.code(), Code::kInvalidInput) << bad.ToString();
+}
+
+TEST_F(EngineTest, NoEngineAtTheSocketIsUnavailableWithAHint) {
+  DockerEngine nowhere("unix:///nonexistent/docker.sock");
+  auto t0 = Clock::now();
+  Result<std::string> v = nowhere.Version();
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), Code::kUnavailable);
+  const std::string& m = v.status().message();
+  EXPECT_NE(m.find("unix:///nonexistent/docker.sock"), std::string::npos) << m;
+  EXPECT_NE(m.find("is dockerd running?"), std::string::npos) << m;
+  EXPECT_NE(m.find("CONTAINER_SOCKET"), std::string::npos) << m;
+  EXPECT_LT(Clock::now() - t0, seconds(6));
+  EXPECT_EQ(nowhere.Create(Spec("true")).status().code(), Code::kUnavailable);
+  EXPECT_EQ(nowhere.StartAndStream("x", nullptr, nullptr).code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace cw
