@@ -92,6 +92,7 @@ json BuildCreateBody(const ContainerSpec& spec) {
   if (spec.nano_cpus > 0)
     host["NanoCpus"] = static_cast<long long>(std::llround(spec.nano_cpus * 1e9));
   if (!spec.cpuset_cpus.empty()) host["CpusetCpus"] = spec.cpuset_cpus;
+  if (!spec.log_driver.empty()) host["LogConfig"] = {{"Type", spec.log_driver}};
   if (!host.empty()) body["HostConfig"] = std::move(host);
   return body;
 }

@@ -40,7 +40,9 @@ TEST(CreateBodyTest, FullSpec) {
   spec.memory_bytes = 8LL << 30;
   spec.nano_cpus = 2.5;
   spec.cpuset_cpus = "0-3";
+  spec.log_driver = "none";
   json body = BuildCreateBody(spec);
+  EXPECT_EQ(body["HostConfig"]["LogConfig"], json({{"Type", "none"}}));
 
   EXPECT_EQ(body["WorkingDir"], "/app/program");
   EXPECT_EQ(body["Env"], json({"A=1", "B=two words"}));

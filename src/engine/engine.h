@@ -45,6 +45,10 @@ struct ContainerSpec {
   long long memory_bytes = 0;            // 0 = no limit
   double nano_cpus = 0;                  // 0 = no limit (in CPUs, e.g. 2.5)
   std::string cpuset_cpus;               // "" = any
+  // "" = the daemon's default. Jobs use "none": the worker keeps the output
+  // itself, and the daemon then neither stores a second copy on its disk
+  // nor spends time writing it (a 200 MiB burst ran 17 s -> 10 s).
+  std::string log_driver;
 };
 
 enum class StreamKind { kStdout, kStderr };

@@ -381,6 +381,7 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   spec.memory_bytes = c.memory_bytes;
   spec.nano_cpus = c.nano_cpus;
   spec.cpuset_cpus = c.cpuset_cpus;
+  spec.log_driver = "none";
 
   spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
   auto id = engine_.Create(spec);

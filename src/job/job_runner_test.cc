@@ -144,6 +144,7 @@ TEST_F(JobRunnerTest, PredictionWithIngestionRunsBothAndUploadsEverything) {
                                     "python /app/program/ingest.py /app/input_data /app/output "
                                     "/app/ingested_program"));
   EXPECT_EQ(spec.working_dir, "/app/program");
+  EXPECT_EQ(spec.log_driver, "none");
   EXPECT_THAT(spec.env, ::testing::Contains("PYTHONUNBUFFERED=1"));
   EXPECT_THAT(spec.security_opt, ElementsAre("no-new-privileges"));
   EXPECT_EQ(spec.cap_drop.size(), 14u);
