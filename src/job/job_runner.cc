@@ -137,6 +137,7 @@ class Job {
   std::string job_uid_ = RandomHex(6);
   fs::path root_, output_dir_, input_dir_, logs_dir_;
   std::vector<std::unique_ptr<ProgramRun>> programs_;
+  std::string time_limit_error_;  // reported once the logs are up
   std::mutex containers_mu_;
   std::vector<std::string> containers_;
 };
@@ -159,6 +160,11 @@ JobResult Job::Run() {
     Status logs = UploadLogs();
     result_.timings.upload_s += SecondsSince(up);
     if (st.ok()) st = logs;
+  }
+  if (!time_limit_error_.empty()) {
+    Status sent = reporter_.ReportError(ErrorType::kExecutionTimeLimitExceeded,
+                                        time_limit_error_, args_.is_scoring);
+    if (!sent.ok()) spdlog::warn("could not report the time limit: {}", sent.ToString());
   }
   if (st.ok()) st = CheckCancel();
   if (st.ok()) st = Finish();
@@ -531,9 +537,9 @@ Status Job::RunPrograms() {
   if (timed_out) {
     std::string message = "Execution Time Limit exceeded. Limit was " +
                           std::to_string(args_.execution_time_limit) + " seconds";
-    Status sent = reporter_.ReportError(ErrorType::kExecutionTimeLimitExceeded, message,
-                                        args_.is_scoring);
-    if (!sent.ok()) spdlog::warn("could not report the time limit: {}", sent.ToString());
+    // Sent after the logs are uploaded: the site appends it to the stderr
+    // log, which the upload would otherwise overwrite.
+    time_limit_error_ = message;
     reporter_.LiveError(message);
     return Timeout(message);
   }
@@ -557,7 +563,9 @@ Status Job::UploadLogs() {
     for (auto [file, url] : {std::pair{run->out.get(), run->stdout_url},
                              std::pair{run->err.get(), run->stderr_url}}) {
       if (url.empty()) continue;
-      Status st = storage_.Put(Url(url), file->path(), "text/plain");
+      // The site signs log URLs for application/zip (its default), and S3
+      // refuses a PUT whose Content-Type differs from the signed one.
+      Status st = storage_.Put(Url(url), file->path(), "application/zip");
       if (!st.ok()) {
         spdlog::warn("{}: log upload failed: {}", args_.id, st.ToString());
         if (first_error.ok()) first_error = st.Prefixed("Could not upload the program's logs");

@@ -244,6 +244,33 @@ TEST_F(JobRunnerTest, SubmissionInsideOneTopFolderIsFound) {
   EXPECT_EQ(engine_.created[0].cmd[2], "python run.py");
 }
 
+TEST_F(JobRunnerTest, LogsAreUploadedAsTheSiteSignsThemAndBeforeTheTimeLimitText) {
+  RunArgs a = Prediction();
+  a.execution_time_limit = 1;
+  a.program_data = Bundle("s.zip", {{"metadata.yaml", "command: sleep 100\n"}});
+  struct OrderReporter : RecordingReporter {
+    FakeStorage* storage;
+    bool logs_before_error = false;
+    Status ReportError(ErrorType type, const std::string& m, bool s) override {
+      logs_before_error = storage->WasPut("mem://p_stderr");
+      return RecordingReporter::ReportError(type, m, s);
+    }
+  } order;
+  order.storage = storage_.get();
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>& killed) {
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return 137;
+  };
+  JobRunner runner(env_, *storage_, *cache_, engine_);
+  JobResult r = runner.Run(a, order, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(order.logs_before_error);
+  for (const auto& [url, type] : storage_->puts) {
+    if (url.find("_std") != std::string::npos) EXPECT_EQ(type, "application/zip") << url;
+  }
+}
+
 TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   RunArgs a = Prediction();
   a.execution_time_limit = 1;
@@ -265,7 +292,8 @@ TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   EXPECT_EQ(reporter_.StatusSequence().back(), JobStatus::kFailed);
   EXPECT_EQ(engine_.killed_ids.size(), 2u);
   EXPECT_EQ(engine_.live_containers(), 0u);
-  // The logs up to the kill still reach storage.
+  // The logs up to the kill still reach storage, before the error text that
+  // the site appends to them.
   EXPECT_EQ(storage_->Read("mem://p_stdout"), "working\n");
   EXPECT_FALSE(storage_->WasPut(a.prediction_result));
 }
