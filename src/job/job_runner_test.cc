@@ -267,7 +267,9 @@ TEST_F(JobRunnerTest, LogsAreUploadedAsTheSiteSignsThemAndBeforeTheTimeLimitText
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(order.logs_before_error);
   for (const auto& [url, type] : storage_->puts) {
-    if (url.find("_std") != std::string::npos) EXPECT_EQ(type, "application/zip") << url;
+    if (url.find("_std") != std::string::npos) {
+      EXPECT_EQ(type, "application/zip") << url;
+    }
   }
 }
 
