@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/run_local.h"
+#include "worker/serve.h"
 
 #ifndef CW_VERSION
 #define CW_VERSION "dev"
@@ -46,7 +48,20 @@ int main(int argc, char** argv) {
                         "container engine socket (default: CONTAINER_SOCKET or "
                         "unix:///var/run/docker.sock)");
 
-  auto* run = app.add_subcommand("run", "Serve a Codabench queue (not available yet)");
+  cw::ServeOptions serve;
+  std::string env_file;
+  bool insecure_tls = false;
+  auto* run = app.add_subcommand(
+      "run", "Serve a Codabench queue: take jobs from BROKER_URL, run them, report to the site");
+  run->add_option("--env-file", env_file,
+                  "settings file read under the environment (default: ./.env when it exists)");
+  run->add_option("--nodename", serve.nodename,
+                  "Celery node name (default: compute-worker@<hostname>)");
+  run->add_option("--slots", serve.slots, "jobs run at once (default: 1)")
+      ->check(CLI::Range(1, 256));
+  run->add_flag("--insecure-broker-tls", insecure_tls,
+                "with BROKER_USE_SSL, do not verify the broker's certificate (the Python worker "
+                "never does)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -60,8 +75,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) {
-    std::fprintf(stderr, "error: serving a queue is not implemented in this version yet\n");
-    return 2;
+    if (!env_file.empty()) {
+      serve.env_file = env_file;
+    } else if (std::filesystem::exists(".env")) {
+      serve.env_file = ".env";
+    }
+    serve.tls_verify = !insecure_tls;
+    return cw::Serve(serve);
   }
   if (run_local->parsed()) {
     local.pull = pull == "missing" ? cw::PullPolicy::kMissing

@@ -15,6 +15,7 @@
 #include "bundle/competition.h"
 #include "config/config.h"
 #include "engine/docker_engine.h"
+#include "gpu/slots.h"
 #include "report/terminal_reporter.h"
 #include "storage/bundle_cache.h"
 #include "storage/local_storage.h"
@@ -208,7 +209,13 @@ int RunLocal(const RunLocalOptions& o) {
   env.container.network_disabled = config->network_disabled;
   env.container.http_proxy = config->container_http_proxy;
   env.container.https_proxy = config->container_https_proxy;
-  if (config->use_gpu) env.container.device_requests.push_back({"cdi", {config->gpu_device}, {}, 0});
+  if (config->use_gpu) {
+    auto requests = DeviceRequestsFromGpuDevice(config->gpu_device);
+    if (!requests.ok()) {
+      return Fail("GPU_DEVICE: " + requests.status().message());
+    }
+    env.container.device_requests = *requests;
+  }
   env.container.podman = config->container_engine == "podman";
   env.pull_policy = o.pull;
   env.keep_job_dir = o.keep;

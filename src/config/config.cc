@@ -91,6 +91,7 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
   WorkerConfig c;
   c.broker_url = Get(env, "BROKER_URL");
   c.broker_use_ssl = ParseBool(Get(env, "BROKER_USE_SSL", "false"));
+  c.broker_ssl_ca_certs = Get(env, "BROKER_SSL_CA_CERTS");
   c.host_directory = Get(env, "HOST_DIRECTORY", "/tmp/codabench/");
   if (c.host_directory.is_relative()) {
     return InvalidInput("HOST_DIRECTORY must be an absolute path, got '" +

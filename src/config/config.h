@@ -29,6 +29,7 @@ bool ParseBool(const std::string& value);
 struct WorkerConfig {
   std::string broker_url;
   bool broker_use_ssl = false;
+  std::string broker_ssl_ca_certs;  // BROKER_SSL_CA_CERTS: CA bundle for the broker's certificate
   // HOST_DIRECTORY: the base folder as the container engine's daemon sees it.
   std::filesystem::path host_directory = "/tmp/codabench/";
   // The same folder as this process sees it (contract §5): /codabench when the

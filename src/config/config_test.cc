@@ -46,6 +46,7 @@ TEST(Config, DefaultsMatchThePythonWorker) {
 TEST(Config, ReadsEverySetting) {
   EnvMap env{{"BROKER_URL", "amqps://u:p@h/v"},
              {"BROKER_USE_SSL", "True"},
+             {"BROKER_SSL_CA_CERTS", "/etc/ca.pem"},
              {"HOST_DIRECTORY", "/srv/cb"},
              {"CONTAINER_ENGINE_EXECUTABLE", "Podman"},
              {"USE_GPU", "true"},
@@ -59,6 +60,7 @@ TEST(Config, ReadsEverySetting) {
   auto c = ConfigFromEnv(env, true);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_TRUE(c->broker_use_ssl);
+  EXPECT_EQ(c->broker_ssl_ca_certs, "/etc/ca.pem");
   EXPECT_EQ(c->host_directory, "/srv/cb");
   EXPECT_EQ(c->base_directory, "/codabench");
   EXPECT_EQ(c->container_engine, "podman");

@@ -1,0 +1,178 @@
+#include "worker/serve.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "broker/broker_url.h"
+#include "broker/consumer.h"
+#include "engine/docker_engine.h"
+#include "gpu/slots.h"
+#include "job/job_runner.h"
+#include "site/http_client.h"
+#include "site/http_storage.h"
+#include "site/site_reporter.h"
+#include "storage/bundle_cache.h"
+#include "worker/worker.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop = true; }
+
+std::string Hostname() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// Acks go to the consumer, which carries them out on its own thread.
+class ConsumerAcker : public DeliveryAcker {
+ public:
+  void Attach(QueueConsumer* consumer) { consumer_ = consumer; }
+  void Ack(std::uint64_t epoch, std::uint64_t tag) override { consumer_->Ack(epoch, tag); }
+  void Reject(std::uint64_t epoch, std::uint64_t tag, bool requeue) override {
+    consumer_->Reject(epoch, tag, requeue);
+  }
+
+ private:
+  QueueConsumer* consumer_ = nullptr;
+};
+
+// Containers a previous run of this node left behind (crash, SIGKILL) would
+// hold GPUs and disk forever: remove them before taking new jobs.
+void RemoveOrphans(ContainerEngine& engine, const std::string& nodename) {
+  auto ids = engine.ListByLabel("org.codabench.node", nodename);
+  if (!ids.ok()) {
+    spdlog::warn("could not list leftover containers: {}", ids.status().message());
+    return;
+  }
+  for (const auto& id : *ids) {
+    spdlog::warn("removing container {} left by an earlier run of {}", id.substr(0, 12), nodename);
+    (void)engine.Remove(id, true);
+  }
+}
+
+}  // namespace
+
+int Serve(const ServeOptions& options) {
+  auto config = LoadConfig(options.env_file);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return 2;
+  }
+  if (config->broker_url.empty()) {
+    spdlog::error("BROKER_URL is not set: give the Codabench queue's broker URL "
+                  "(pyamqp://user:password@host:port/vhost) in the environment or .env");
+    return 2;
+  }
+  auto address = ParseBrokerUrl(config->broker_url, config->broker_use_ssl);
+  if (!address.ok()) {
+    spdlog::error("{}", address.status().message());
+    return 2;
+  }
+  const std::string nodename =
+      options.nodename.empty() ? "compute-worker@" + Hostname() : options.nodename;
+
+  DockerEngine engine(config->container_socket);
+  auto version = engine.Version();
+  if (!version.ok()) {
+    spdlog::error("{}", version.status().message());
+    return 1;
+  }
+  spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
+               config->host_directory.string(), *version, address->Redacted(), options.slots);
+  RemoveOrphans(engine, nodename);
+
+  std::error_code ec;
+  fs::create_directories(config->base_directory, ec);
+  if (ec) {
+    spdlog::error("cannot create {}: {}", config->base_directory.string(), ec.message());
+    return 1;
+  }
+  HttpClient http;
+  // Only http(s): a queue message must never make the worker read or write
+  // files of the host it runs on.
+  HttpStorage storage(http);
+  BundleCache cache(config->base_directory / "cache",
+                    CacheBytesFromGb(config->max_cache_dir_size_gb));
+
+  JobEnvironment env;
+  env.base_dir = config->base_directory;
+  env.host_dir = config->host_directory;
+  env.hostname = Hostname();
+  env.container.network_disabled = config->network_disabled;
+  env.container.http_proxy = config->container_http_proxy;
+  env.container.https_proxy = config->container_https_proxy;
+  env.container.podman = config->container_engine == "podman";
+  if (config->use_gpu) {
+    auto requests = DeviceRequestsFromGpuDevice(config->gpu_device);
+    if (!requests.ok()) {
+      spdlog::error("GPU_DEVICE: {}", requests.status().message());
+      return 2;
+    }
+    env.container.device_requests = *requests;
+  }
+  env.keep_job_dir = config->ignore_cleanup;
+  env.labels["org.codabench.node"] = nodename;
+  WorkerConfig cfg = *config;
+  env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };
+  JobRunner runner(env, storage, cache, engine);
+
+  JobFn run_job = [&](const RunArgs& args, CancelToken& cancel) {
+    SiteReporter reporter(args.submissions_api_url, args.id, args.user_pk, args.secret,
+                          args.is_scoring, http);
+    return runner.Run(args, reporter, cancel);
+  };
+  BadJobFn bad_job = [&](const nlohmann::json& raw, const std::string& reason) {
+    // Enough of run_args to reach the site: tell it, so the submission does
+    // not stay "Submitted" forever.
+    if (!raw.is_object() || !raw.contains("id") || !raw.contains("secret") ||
+        !raw.contains("submissions_api_url") || !raw["submissions_api_url"].is_string() ||
+        !raw["secret"].is_string() || !raw["id"].is_number_integer()) {
+      return;
+    }
+    SiteReporter reporter(raw["submissions_api_url"].get<std::string>(),
+                          raw["id"].get<long long>(), raw.value("user_pk", 0LL),
+                          raw["secret"].get<std::string>(), raw.value("is_scoring", false), http);
+    Status st = reporter.UpdateStatus(JobStatus::kFailed, reason);
+    if (!st.ok()) spdlog::warn("could not report the unreadable job: {}", st.message());
+  };
+
+  ConsumerAcker acker;
+  WorkerOptions wopts;
+  wopts.nodename = nodename;
+  wopts.slots = options.slots;
+  Worker worker(wopts, acker, run_job, bad_job);
+
+  ConsumerOptions copts;
+  copts.nodename = nodename;
+  copts.prefetch = options.slots;
+  copts.connect.tls_verify = options.tls_verify;
+  copts.connect.ca_file = config->broker_ssl_ca_certs;
+  QueueConsumer consumer(*address, copts, worker);
+  acker.Attach(&consumer);
+
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGINT, OnStopSignal);
+  worker.Start();
+  std::thread broker([&] { consumer.Run(g_stop); });
+  while (!g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    consumer.SetActiveCount(worker.active(), worker.processed());
+  }
+  spdlog::info("stopping: running jobs are cancelled and left unacked for another worker");
+  worker.Shutdown();
+  broker.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace cw

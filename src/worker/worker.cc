@@ -1,0 +1,299 @@
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+namespace cw {
+
+namespace {
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, DeliveryAcker& acker, JobFn run_job, BadJobFn bad_job)
+    : options_(std::move(options)), acker_(acker), run_job_(std::move(run_job)),
+      bad_job_(std::move(bad_job)) {}
+
+Worker::~Worker() { Shutdown(); }
+
+void Worker::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i = 0; i < options_.slots; ++i) slots_.emplace_back([this, i] { SlotLoop(i); });
+  watchdog_ = std::thread([this] { WatchdogLoop(); });
+}
+
+void Worker::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && slots_.empty()) return;
+    stopping_ = true;
+    for (auto& [id, job] : jobs_) {
+      if (job->running) job->cancel.Cancel("the worker is shutting down");
+    }
+  }
+  cv_.notify_all();
+  for (auto& t : slots_) t.join();
+  slots_.clear();
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+void Worker::OnDelivery(std::uint64_t epoch, Delivery delivery) {
+  auto task = ParseTaskMessage(delivery.props, delivery.body);
+  if (!task.ok()) {
+    spdlog::warn("rejecting a message that is not a Celery task: {}", task.status().message());
+    acker_.Reject(epoch, delivery.delivery_tag, false);
+    return;
+  }
+  if (task->task != "compute_worker_run") {
+    spdlog::warn("rejecting task {} ({}): this worker only runs compute_worker_run", task->id,
+                 task->task);
+    acker_.Reject(epoch, delivery.delivery_tag, false);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (revoked_.count(task->id)) {
+    spdlog::info("task {} was revoked; dropping it", task->id);
+    acker_.Ack(epoch, delivery.delivery_tag);
+    return;
+  }
+  if (auto it = jobs_.find(task->id); it != jobs_.end()) {
+    // The broker handed the message out again after a reconnect: the job is
+    // already here. Keep one run; ack this copy too when it ends.
+    spdlog::info("task {} redelivered while {}; it runs once", task->id,
+                 it->second->running ? "running" : "queued");
+    it->second->deliveries.emplace_back(epoch, delivery.delivery_tag);
+    return;
+  }
+  if (finished_.count(task->id)) {
+    spdlog::info("task {} redelivered after it finished; acking", task->id);
+    acker_.Ack(epoch, delivery.delivery_tag);
+    return;
+  }
+  const nlohmann::json raw = task->args.is_array() && !task->args.empty() ? task->args[0]
+                                                                           : nlohmann::json();
+  auto args = ParseRunArgs(raw);
+  if (!args.ok()) {
+    spdlog::warn("rejecting task {}: {}", task->id, args.status().message());
+    acker_.Reject(epoch, delivery.delivery_tag, false);
+    if (bad_job_) {
+      lock.unlock();
+      bad_job_(raw, "The worker could not read this job: " + args.status().message());
+    }
+    return;
+  }
+  auto job = std::make_shared<Job>();
+  job->task_id = task->id;
+  job->args = std::move(args).value();
+  job->raw_args = raw;
+  job->soft_limit_s = task->soft_time_limit;
+  job->hard_limit_s = task->hard_time_limit;
+  job->deliveries.emplace_back(epoch, delivery.delivery_tag);
+  jobs_[job->task_id] = job;
+  queue_.push_back(job);
+  spdlog::info("received task {} (submission {}, {})", job->task_id, job->args.id,
+               job->args.is_scoring ? "scoring" : "prediction");
+  cv_.notify_all();  // the watchdog waits on it too: notify_one could wake only it
+}
+
+void Worker::SlotLoop(int slot) {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = queue_.front();
+      queue_.pop_front();
+      job->running = true;
+      job->started = std::chrono::steady_clock::now();
+      job->started_unix = UnixNow();
+      ++active_;
+    }
+    spdlog::info("slot {}: submission {} {} job starts (task {})", slot, job->args.id,
+                 job->args.is_scoring ? "scoring" : "prediction", job->task_id);
+    JobResult result = run_job_(job->args, job->cancel);
+    const char* how = result.ok() ? "finished"
+                      : result.outcome == JobResult::Outcome::kCancelled ? "was cancelled"
+                                                                         : "failed";
+    const JobTimings& t = result.timings;
+    spdlog::info("slot {}: submission {} job {} in {:.2f}s (programs {:.2f}s, overhead {:.2f}s: "
+                 "fetch {:.2f}s, unzip {:.2f}s, image {:.2f}s, start {:.2f}s, upload {:.2f}s){}{}",
+                 slot, job->args.id, how, t.total_s, t.programs_s, t.total_s - t.programs_s,
+                 t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.upload_s,
+                 result.ok() ? "" : ": ", result.ok() ? "" : result.failure.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    --active_;
+    ++processed_;
+    jobs_.erase(job->task_id);
+    // A job stopped by shutdown stays unacked: the broker gives it to
+    // another worker. Every other end (done, failed, revoked) is final.
+    if (stopping_ && result.outcome == JobResult::Outcome::kCancelled && !revoked_.count(job->task_id)) {
+      continue;
+    }
+    AckAll(*job);
+    RememberFinished(job->task_id);
+  }
+}
+
+void Worker::WatchdogLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, options_.watchdog_interval);
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [id, job] : jobs_) {
+      if (!job->running) continue;
+      double elapsed = std::chrono::duration<double>(now - job->started).count();
+      if (job->hard_limit_s && elapsed > *job->hard_limit_s) {
+        job->cancel.Cancel("Hard time limit exceeded (" +
+                               std::to_string(static_cast<long long>(*job->hard_limit_s)) + " s)",
+                           true);
+      } else if (job->soft_limit_s && elapsed > *job->soft_limit_s) {
+        job->cancel.Cancel("Soft time limit exceeded!", true);
+      }
+    }
+  }
+}
+
+void Worker::AckAll(const Job& job) {
+  for (auto [epoch, tag] : job.deliveries) acker_.Ack(epoch, tag);
+}
+
+void Worker::RememberFinished(const std::string& task_id) {
+  if (finished_.insert(task_id).second) finished_order_.push_back(task_id);
+  while (finished_order_.size() > options_.remember_finished) {
+    finished_.erase(finished_order_.front());
+    finished_order_.pop_front();
+  }
+}
+
+nlohmann::json Worker::OnControl(const ControlMessage& message) {
+  const std::string& m = message.method;
+  if (m == "ping") return {{"ok", "pong"}};
+  if (m == "revoke") return Revoke(message.arguments);
+  if (m == "active") return Active();
+  if (m == "registered") return nlohmann::json::array({"compute_worker_run"});
+  if (m == "revoked") {
+    std::lock_guard<std::mutex> lock(mu_);
+    return nlohmann::json(std::vector<std::string>(revoked_.begin(), revoked_.end()));
+  }
+  if (m == "stats") {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {{"pid", static_cast<long long>(getpid())},
+            {"pool", {{"max-concurrency", options_.slots}, {"implementation", "codabench-worker"}}},
+            {"total", {{"compute_worker_run", processed_}}},
+            {"active", active_}};
+  }
+  if (m == "active_queues") {
+    return nlohmann::json::array({{{"name", "compute-worker"},
+                                   {"exchange", {{"name", "compute-worker"}, {"type", "direct"}}},
+                                   {"routing_key", "compute-worker"},
+                                   {"durable", true},
+                                   {"queue_arguments", {{"x-max-priority", 10}}}}});
+  }
+  spdlog::debug("ignoring remote control command {}", m);
+  return {{"error", "unknown command: " + m}};
+}
+
+nlohmann::json Worker::Revoke(const nlohmann::json& arguments) {
+  std::vector<std::string> ids;
+  const auto& task_id = arguments.contains("task_id") ? arguments["task_id"] : nlohmann::json();
+  if (task_id.is_string()) ids.push_back(task_id.get<std::string>());
+  if (task_id.is_array()) {
+    for (const auto& t : task_id) {
+      if (t.is_string()) ids.push_back(t.get<std::string>());
+    }
+  }
+  const bool terminate = arguments.value("terminate", false);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& id : ids) {
+    if (revoked_.insert(id).second) revoked_order_.push_back(id);
+    while (revoked_order_.size() > options_.remember_finished) {
+      revoked_.erase(revoked_order_.front());
+      revoked_order_.pop_front();
+    }
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    auto job = it->second;
+    if (!job->running) {
+      // Queued here but not started: drop it now.
+      for (auto q = queue_.begin(); q != queue_.end(); ++q) {
+        if (*q == job) {
+          queue_.erase(q);
+          break;
+        }
+      }
+      jobs_.erase(it);
+      AckAll(*job);
+      RememberFinished(id);
+      spdlog::info("task {} revoked before it started", id);
+    } else if (terminate) {
+      spdlog::info("task {} revoked: stopping submission {}'s containers", id, job->args.id);
+      job->cancel.Cancel("revoked");
+    }
+  }
+  std::string joined;
+  for (const auto& id : ids) joined += (joined.empty() ? "" : ", ") + id;
+  return {{"ok", "tasks " + joined + " flagged as revoked"}};
+}
+
+nlohmann::json Worker::Active() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [id, job] : jobs_) {
+    if (!job->running) continue;
+    nlohmann::json redacted = job->raw_args;
+    // `inspect active` output ends up in people's terminals: no secrets.
+    if (redacted.is_object()) {
+      for (auto& [k, v] : redacted.items()) {
+        if (k == "secret" || (v.is_string() && v.get<std::string>().find('?') != std::string::npos)) {
+          v = "<redacted>";
+        }
+      }
+    }
+    out.push_back({{"id", id},
+                   {"name", "compute_worker_run"},
+                   {"args", nlohmann::json::array({redacted})},
+                   {"kwargs", nlohmann::json::object()},
+                   {"type", "compute_worker_run"},
+                   {"hostname", options_.nodename},
+                   {"time_start", job->started_unix},
+                   {"acknowledged", false},
+                   {"delivery_info",
+                    {{"exchange", "compute-worker"},
+                     {"routing_key", "compute-worker"},
+                     {"priority", job->args.is_scoring ? 10 : 0},
+                     {"redelivered", job->deliveries.size() > 1}}},
+                   {"worker_pid", static_cast<long long>(getpid())}});
+  }
+  return out;
+}
+
+void Worker::OnConnectionState(bool connected, const std::string& detail) {
+  if (connected) {
+    spdlog::info("broker connected: {}", detail);
+  } else {
+    spdlog::warn("broker connection lost: {}", detail);
+  }
+}
+
+int Worker::active() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return active_;
+}
+
+int Worker::processed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return processed_;
+}
+
+int Worker::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(queue_.size());
+}
+
+}  // namespace cw

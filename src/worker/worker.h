@@ -1,0 +1,113 @@
+// The queue worker's brain: turns broker deliveries into jobs for its slots,
+// acks each message once its job is over, answers Celery's remote control
+// (ping, revoke, active, ...), and makes sure a message handed out twice
+// (after a broker reconnect) runs and reports once.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/amqp_client.h"
+#include "broker/celery.h"
+#include "broker/consumer.h"
+#include "job/cancel.h"
+#include "job/job_runner.h"
+#include "job/run_args.h"
+
+namespace cw {
+
+// Where acks go: the QueueConsumer in production, a recorder in tests.
+class DeliveryAcker {
+ public:
+  virtual ~DeliveryAcker() = default;
+  virtual void Ack(std::uint64_t epoch, std::uint64_t delivery_tag) = 0;
+  virtual void Reject(std::uint64_t epoch, std::uint64_t delivery_tag, bool requeue) = 0;
+};
+
+// Runs one job to its end. The real one reports to the site (serve.cc).
+using JobFn = std::function<JobResult(const RunArgs&, CancelToken&)>;
+// Tells the site that a message it sent could not be run (bad run_args),
+// when the message says enough to reach the site. Best effort.
+using BadJobFn = std::function<void(const nlohmann::json& run_args, const std::string& reason)>;
+
+struct WorkerOptions {
+  std::string nodename = "compute-worker@localhost";
+  int slots = 1;
+  std::size_t remember_finished = 1000;  // task ids kept to recognise redeliveries
+  std::chrono::milliseconds watchdog_interval{500};
+};
+
+class Worker : public BrokerHandler {
+ public:
+  Worker(WorkerOptions options, DeliveryAcker& acker, JobFn run_job, BadJobFn bad_job = {});
+  ~Worker() override;
+
+  void Start();
+  // Stops taking jobs and cancels the running ones without acking them, so
+  // the broker hands their messages to another worker. Returns when the
+  // slots have stopped.
+  void Shutdown();
+
+  void OnDelivery(std::uint64_t epoch, Delivery delivery) override;
+  nlohmann::json OnControl(const ControlMessage& message) override;
+  void OnConnectionState(bool connected, const std::string& detail) override;
+
+  int active() const;
+  int processed() const;
+  int queued() const;
+
+ private:
+  struct Job {
+    std::string task_id;
+    RunArgs args;
+    nlohmann::json raw_args;
+    std::optional<double> soft_limit_s, hard_limit_s;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> deliveries;  // epoch, tag
+    CancelToken cancel;
+    bool running = false;
+    std::chrono::steady_clock::time_point started;
+    double started_unix = 0;
+  };
+
+  void SlotLoop(int slot);
+  void WatchdogLoop();
+  void AckAll(const Job& job);
+  void RememberFinished(const std::string& task_id);
+  nlohmann::json Revoke(const nlohmann::json& arguments);
+  nlohmann::json Active() const;
+
+  WorkerOptions options_;
+  DeliveryAcker& acker_;
+  JobFn run_job_;
+  BadJobFn bad_job_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_;  // queued or running, by task id
+  std::set<std::string> finished_;
+  std::deque<std::string> finished_order_;
+  std::set<std::string> revoked_;
+  std::deque<std::string> revoked_order_;
+  int active_ = 0;
+  int processed_ = 0;
+  std::vector<std::thread> slots_;
+  std::thread watchdog_;
+};
+
+}  // namespace cw

@@ -1,0 +1,254 @@
+#include "worker/worker.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace cw {
+namespace {
+using ::testing::HasSubstr;
+
+class RecordingAcker : public DeliveryAcker {
+ public:
+  void Ack(std::uint64_t epoch, std::uint64_t tag) override {
+    std::lock_guard<std::mutex> lock(mu);
+    acks.emplace_back(epoch, tag);
+  }
+  void Reject(std::uint64_t epoch, std::uint64_t tag, bool requeue) override {
+    std::lock_guard<std::mutex> lock(mu);
+    rejects.push_back({epoch, tag, requeue});
+  }
+  size_t ack_count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return acks.size();
+  }
+  struct RejectCall {
+    std::uint64_t epoch, tag;
+    bool requeue;
+  };
+  std::mutex mu;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> acks;
+  std::vector<RejectCall> rejects;
+};
+
+nlohmann::json RunArgsJson(long long id) {
+  return {{"id", id},
+          {"user_pk", 1},
+          {"submissions_api_url", "http://site/api"},
+          {"secret", "s"},
+          {"docker_image", "img"},
+          {"execution_time_limit", 60},
+          {"is_scoring", false},
+          {"prediction_result", "http://store/p?sig=1"}};
+}
+
+Delivery TaskDelivery(std::uint64_t tag, const std::string& task_id, const nlohmann::json& args,
+                      const std::string& name = "compute_worker_run") {
+  Delivery d;
+  d.delivery_tag = tag;
+  d.props.content_type = "application/json";
+  d.props.content_encoding = "utf-8";
+  d.props.headers = {{"task", name}, {"id", task_id}, {"timelimit", {nullptr, nullptr}}};
+  d.body = nlohmann::json::array({nlohmann::json::array({args}), nlohmann::json::object(),
+                                  {{"callbacks", nullptr}}})
+               .dump();
+  return d;
+}
+
+template <typename Pred>
+bool WaitFor(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+// A job function whose jobs run until released (or cancelled).
+struct GatedJobs {
+  std::atomic<bool> release{false};
+  std::atomic<int> started{0};
+  std::vector<long long> ran;
+  std::mutex mu;
+  JobFn fn() {
+    return [this](const RunArgs& args, CancelToken& cancel) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ran.push_back(args.id);
+      }
+      ++started;
+      while (!release && !cancel.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      JobResult r;
+      if (cancel.cancelled()) {
+        r.outcome = cancel.report() ? JobResult::Outcome::kFailed : JobResult::Outcome::kCancelled;
+        r.failure = Cancelled(cancel.reason());
+      } else {
+        r.outcome = JobResult::Outcome::kSucceeded;
+      }
+      return r;
+    };
+  }
+};
+
+TEST(Worker, RunsAJobAndAcksItAfterwards) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  Worker w({}, acker, jobs.fn());
+  w.Start();
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  EXPECT_EQ(acker.ack_count(), 0u);  // acks late: not while the job runs
+  jobs.release = true;
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  EXPECT_EQ(acker.acks[0], std::make_pair(std::uint64_t{1}, std::uint64_t{7}));
+  EXPECT_EQ(w.processed(), 1);
+}
+
+TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  jobs.release = true;
+  std::vector<std::string> bad_reasons;
+  Worker w({}, acker, jobs.fn(),
+           [&](const nlohmann::json&, const std::string& reason) { bad_reasons.push_back(reason); });
+  w.Start();
+  Delivery garbage;
+  garbage.delivery_tag = 1;
+  garbage.props.content_type = "application/json";
+  garbage.body = "{not json";
+  w.OnDelivery(1, garbage);
+  w.OnDelivery(1, TaskDelivery(2, "t-2", RunArgsJson(1), "some.other_task"));
+  nlohmann::json no_image = RunArgsJson(5);
+  no_image.erase("docker_image");
+  w.OnDelivery(1, TaskDelivery(3, "t-3", no_image));
+  Delivery pickle = TaskDelivery(4, "t-4", RunArgsJson(1));
+  pickle.props.content_type = "application/x-python-serialize";
+  w.OnDelivery(1, pickle);
+  w.OnDelivery(1, TaskDelivery(5, "t-5", RunArgsJson(9)));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  ASSERT_EQ(acker.rejects.size(), 4u);
+  for (const auto& r : acker.rejects) EXPECT_FALSE(r.requeue);
+  EXPECT_EQ(acker.acks[0].second, 5u);
+  ASSERT_EQ(bad_reasons.size(), 1u);  // the one with enough run_args to reach the site
+  EXPECT_THAT(bad_reasons[0], HasSubstr("docker_image"));
+}
+
+TEST(Worker, RedeliveryWhileRunningRunsOnceAndAcksBothCopies) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  Worker w({}, acker, jobs.fn());
+  w.Start();
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  // The connection dropped; the broker hands the message out again.
+  w.OnDelivery(2, TaskDelivery(1, "t-1", RunArgsJson(42)));
+  jobs.release = true;
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
+  EXPECT_EQ(jobs.started, 1);
+  EXPECT_EQ(acker.acks[1], std::make_pair(std::uint64_t{2}, std::uint64_t{1}));
+  // And a copy arriving after the end is acked without running again.
+  w.OnDelivery(3, TaskDelivery(1, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 3; }));
+  EXPECT_EQ(jobs.started, 1);
+}
+
+TEST(Worker, RevokeTerminatesTheRunningJobAndAcksIt) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  Worker w({}, acker, jobs.fn());
+  w.Start();
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  ControlMessage revoke;
+  revoke.method = "revoke";
+  revoke.arguments = {{"task_id", "t-1"}, {"terminate", true}, {"signal", "SIGTERM"}};
+  nlohmann::json reply = w.OnControl(revoke);
+  EXPECT_THAT(reply["ok"].get<std::string>(), HasSubstr("t-1"));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  // The next job is served.
+  jobs.release = true;
+  w.OnDelivery(1, TaskDelivery(8, "t-2", RunArgsJson(43)));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
+}
+
+TEST(Worker, RevokedBeforeArrivalIsDroppedAndQueuedIsRemoved) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  Worker w({}, acker, jobs.fn());
+  w.Start();
+  ControlMessage revoke;
+  revoke.method = "revoke";
+  revoke.arguments = {{"task_id", nlohmann::json::array({"t-9"})}, {"terminate", true}};
+  w.OnControl(revoke);
+  w.OnDelivery(1, TaskDelivery(3, "t-9", RunArgsJson(1)));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  EXPECT_EQ(jobs.started, 0);
+
+  // One slot busy, a second job waits in the queue; revoking it drops it.
+  w.OnDelivery(1, TaskDelivery(4, "t-a", RunArgsJson(2)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  w.OnDelivery(1, TaskDelivery(5, "t-b", RunArgsJson(3)));
+  EXPECT_EQ(w.queued(), 1);
+  revoke.arguments = {{"task_id", "t-b"}, {"terminate", false}};
+  w.OnControl(revoke);
+  EXPECT_EQ(w.queued(), 0);
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
+  jobs.release = true;
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 3; }));
+  EXPECT_EQ(jobs.started, 1);
+}
+
+TEST(Worker, ShutdownLeavesTheRunningJobUnacked) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  auto w = std::make_unique<Worker>(WorkerOptions{}, acker, jobs.fn());
+  w->Start();
+  w->OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  w->Shutdown();
+  EXPECT_EQ(acker.ack_count(), 0u);
+}
+
+TEST(Worker, SoftTimeLimitFailsTheJobAndAcksIt) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  WorkerOptions opts;
+  opts.watchdog_interval = std::chrono::milliseconds(20);
+  Worker w(opts, acker, jobs.fn());
+  w.Start();
+  Delivery d = TaskDelivery(7, "t-1", RunArgsJson(42));
+  d.props.headers["timelimit"] = {nullptr, 0.2};
+  w.OnDelivery(1, d);
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+}
+
+TEST(Worker, AnswersPingActiveAndRegistered) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  WorkerOptions opts;
+  opts.nodename = "compute-worker@box";
+  Worker w(opts, acker, jobs.fn());
+  w.Start();
+  ControlMessage m;
+  m.method = "ping";
+  EXPECT_EQ(w.OnControl(m), nlohmann::json({{"ok", "pong"}}));
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  m.method = "active";
+  nlohmann::json active = w.OnControl(m);
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0]["id"], "t-1");
+  EXPECT_EQ(active[0]["hostname"], "compute-worker@box");
+  EXPECT_EQ(active[0]["args"][0]["secret"], "<redacted>");
+  EXPECT_EQ(active[0]["args"][0]["prediction_result"], "<redacted>");
+  m.method = "registered";
+  EXPECT_EQ(w.OnControl(m), nlohmann::json::array({"compute_worker_run"}));
+  jobs.release = true;
+}
+
+}  // namespace
+}  // namespace cw
