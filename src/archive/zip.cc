@@ -1,5 +1,7 @@
 #include "archive/zip.h"
 
+#include "common/fd.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,8 +26,6 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
-
 std::string LibzipErrorText(int code) {
   zip_error_t error;
   zip_error_init_with_code(&error, code);
@@ -44,27 +44,6 @@ struct ZipFileCloser {
   void operator()(zip_file_t* zf) const { zip_fclose(zf); }
 };
 using ZipFileHandle = std::unique_ptr<zip_file_t, ZipFileCloser>;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Returns close()'s errno (0 when fine): on some file systems a full disk
-  // is only reported there.
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
 
 Status WriteAll(int fd, const char* data, std::size_t size, const fs::path& path) {
   while (size > 0) {

@@ -1,5 +1,6 @@
 #include "storage/file_util.h"
 
+#include "common/fd.h"
 #include "common/files.h"
 
 #include <fcntl.h>
@@ -17,28 +18,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
-
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Some file systems report a full disk only at close.
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
 
 Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest) {
   std::vector<char> buffer(kChunk);
