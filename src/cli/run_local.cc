@@ -15,7 +15,7 @@
 #include "bundle/competition.h"
 #include "config/config.h"
 #include "engine/docker_engine.h"
-#include "gpu/slots.h"
+#include "gpu/container_options.h"
 #include "report/terminal_reporter.h"
 #include "storage/bundle_cache.h"
 #include "storage/local_storage.h"
@@ -206,17 +206,9 @@ int RunLocal(const RunLocalOptions& o) {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   env.hostname = host;
-  env.container.network_disabled = config->network_disabled;
-  env.container.http_proxy = config->container_http_proxy;
-  env.container.https_proxy = config->container_https_proxy;
-  if (config->use_gpu) {
-    auto requests = DeviceRequestsFromGpuDevice(config->gpu_device);
-    if (!requests.ok()) {
-      return Fail("GPU_DEVICE: " + requests.status().message());
-    }
-    env.container.device_requests = *requests;
-  }
-  env.container.podman = config->container_engine == "podman";
+  auto container = ContainerOptionsFromConfig(*config);
+  if (!container.ok()) return Fail(container.status().message());
+  env.container = *container;
   env.pull_policy = o.pull;
   env.keep_job_dir = o.keep;
   env.labels["org.codabench.run-local"] = "1";

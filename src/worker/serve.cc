@@ -11,7 +11,7 @@
 #include "broker/broker_url.h"
 #include "broker/consumer.h"
 #include "engine/docker_engine.h"
-#include "gpu/slots.h"
+#include "gpu/container_options.h"
 #include "job/job_runner.h"
 #include "site/http_client.h"
 #include "site/http_storage.h"
@@ -108,18 +108,12 @@ int Serve(const ServeOptions& options) {
   env.base_dir = config->base_directory;
   env.host_dir = config->host_directory;
   env.hostname = Hostname();
-  env.container.network_disabled = config->network_disabled;
-  env.container.http_proxy = config->container_http_proxy;
-  env.container.https_proxy = config->container_https_proxy;
-  env.container.podman = config->container_engine == "podman";
-  if (config->use_gpu) {
-    auto requests = DeviceRequestsFromGpuDevice(config->gpu_device);
-    if (!requests.ok()) {
-      spdlog::error("GPU_DEVICE: {}", requests.status().message());
-      return 2;
-    }
-    env.container.device_requests = *requests;
+  auto container = ContainerOptionsFromConfig(*config);
+  if (!container.ok()) {
+    spdlog::error("{}", container.status().message());
+    return 2;
   }
+  env.container = *container;
   env.keep_job_dir = config->ignore_cleanup;
   env.labels["org.codabench.node"] = nodename;
   WorkerConfig cfg = *config;
