@@ -52,7 +52,8 @@ TEST(LiveSocket, AnUnresolvableHostDoesNotHoldUpTheDestructor) {
     LiveSocket socket("wss://does-not-exist.invalid/submission_input/1/2/s/?kind=program", "program");
     socket.Send("x");
   }
-  EXPECT_LT(Clock::now() - start, milliseconds(200));
+  // A lookup can take seconds; the destructor must not wait for it.
+  EXPECT_LT(Clock::now() - start, milliseconds(1000));
 }
 
 TEST(LiveSocket, AServerThatIsNotAWebsocketIsRetried) {
