@@ -319,18 +319,27 @@ class StandIn:
         except ValueError:
             return None, "secret is not a valid UUID"
 
-    async def patch_submission(self, request):
+    async def api_prologue(self, request, method, path_pattern):
+        """The submission a site API call names, or the answer that refuses it:
+        an injected 500 fault, or 404 for an unknown id."""
         sid = int(request.match_info["id"])
         sub = self.subs.get(sid)
-        route = f"PATCH /api/submissions/{sid}/"
+        route = f"{method} {path_pattern.format(sid)}"
         if await self.api_fault(route):
             if sub:
-                sub.api_calls.append(self.stamp(method="PATCH", fields=None, code=500,
+                sub.api_calls.append(self.stamp(method=method, fields=None, code=500,
                                                 reason="injected fault"))
-            return web.json_response({"detail": "injected fault"}, status=500)
+            return sid, sub, route, web.json_response({"detail": "injected fault"}, status=500)
         if sub is None:
             self.reject(route, 404, "no such submission")
-            return web.json_response({"detail": "Not found."}, status=404)
+            return sid, sub, route, web.json_response({"detail": "Not found."}, status=404)
+        return sid, sub, route, None
+
+    async def patch_submission(self, request):
+        sid, sub, route, refused = await self.api_prologue(request, "PATCH",
+                                                           "/api/submissions/{}/")
+        if refused is not None:  # a Response is a (here empty) mapping: falsy
+            return refused
         try:
             if request.content_type == "application/json":
                 fields = await request.json()
@@ -407,17 +416,10 @@ class StandIn:
                                   "status_details": sub.status_details, "md5": sub.md5})
 
     async def upload_scores(self, request):
-        sid = int(request.match_info["id"])
-        sub = self.subs.get(sid)
-        route = f"POST /api/upload_submission_scores/{sid}/"
-        if await self.api_fault(route):
-            if sub:
-                sub.api_calls.append(self.stamp(method="POST", fields=None, code=500,
-                                                reason="injected fault"))
-            return web.json_response({"detail": "injected fault"}, status=500)
-        if sub is None:
-            self.reject(route, 404, "no such submission")
-            return web.json_response({"detail": "Not found."}, status=404)
+        sid, sub, route, refused = await self.api_prologue(
+            request, "POST", "/api/upload_submission_scores/{}/")
+        if refused is not None:  # a Response is a (here empty) mapping: falsy
+            return refused
         try:
             data = await request.json()
             if not isinstance(data, dict):
