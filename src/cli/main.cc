@@ -3,7 +3,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -57,11 +59,44 @@ int main(int argc, char** argv) {
                   "settings file read under the environment (default: ./.env when it exists)");
   run->add_option("--nodename", serve.nodename,
                   "Celery node name (default: compute-worker@<hostname>)");
-  run->add_option("--slots", serve.slots, "jobs run at once (default: 1)")
-      ->check(CLI::Range(1, 256));
   run->add_flag("--insecure-broker-tls", insecure_tls,
                 "with BROKER_USE_SSL, do not verify the broker's certificate (the Python worker "
                 "never does)");
+  // Each option overrides the setting named in its help; the settings are
+  // read and checked in one place (gpu/worker_slots.h), for `run` and `doctor`.
+  std::map<std::string, std::string> slot_settings;
+  std::vector<std::string> mounts;
+  bool no_cpu_split = false;
+  struct SlotOption {
+    const char* flag;
+    const char* setting;
+    const char* help;
+  };
+  const SlotOption slot_options[] = {
+      {"--slots", "WORKER_SLOTS",
+       "jobs run at once: a number, or auto (one per GPU); default 1, or as GPU_MAP / "
+       "GPUS_PER_SLOT give"},
+      {"--gpus-per-slot", "GPUS_PER_SLOT", "GPUs each slot owns (turns GPU slots on)"},
+      {"--gpu-map", "GPU_MAP", "explicit GPU sets, e.g. \"0,1;2,3\" (indexes or UUIDs)"},
+      {"--gpu-driver", "GPU_DRIVER",
+       "how containers get GPUs: cdi (default, as Codabench) or nvidia (Docker's --gpus)"},
+      {"--ipc", "CONTAINER_IPC", "IPC mode of job containers: host, private, shareable, none"},
+      {"--shm-size", "CONTAINER_SHM_SIZE", "/dev/shm size of job containers, e.g. 16g"},
+      {"--memory", "CONTAINER_MEMORY", "memory limit of each job container, e.g. 64g"},
+      {"--cpus", "CONTAINER_CPUS", "CPU limit of each job container, e.g. 8 or 2.5"},
+  };
+  for (const SlotOption& o : slot_options) {
+    run->add_option_function<std::string>(
+        o.flag, [&slot_settings, key = std::string(o.setting)](const std::string& v) {
+          slot_settings[key] = v;
+        },
+        std::string(o.help) + " (env " + o.setting + ")");
+  }
+  run->add_option("--mount", mounts,
+                  "extra host folder in every job container, HOST:CONTAINER[:ro|rw]; repeat for "
+                  "more (env EXTRA_MOUNTS, comma-separated)");
+  run->add_flag("--no-cpu-split", no_cpu_split,
+                "do not give each slot its own CPUs (env SPLIT_CPUS=False)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -81,6 +116,13 @@ int main(int argc, char** argv) {
       serve.env_file = ".env";
     }
     serve.tls_verify = !insecure_tls;
+    serve.overrides = slot_settings;
+    if (!mounts.empty()) {
+      std::string joined;
+      for (const std::string& m : mounts) joined += (joined.empty() ? "" : ",") + m;
+      serve.overrides["EXTRA_MOUNTS"] = joined;
+    }
+    if (no_cpu_split) serve.overrides["SPLIT_CPUS"] = "false";
     return cw::Serve(serve);
   }
   if (run_local->parsed()) {

@@ -136,15 +136,27 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
     }
     c.bundle_url_rewrite = std::make_pair(rewrite.substr(0, bar), rewrite.substr(bar + 1));
   }
+  c.worker_slots = Trim(Get(env, "WORKER_SLOTS"));
+  c.gpus_per_slot = Trim(Get(env, "GPUS_PER_SLOT"));
+  c.gpu_map = Trim(Get(env, "GPU_MAP"));
+  c.gpu_driver = Lower(Trim(Get(env, "GPU_DRIVER")));
+  c.split_cpus = Trim(Get(env, "SPLIT_CPUS"));
+  c.container_ipc = Trim(Get(env, "CONTAINER_IPC"));
+  c.container_shm_size = Trim(Get(env, "CONTAINER_SHM_SIZE"));
+  c.container_memory = Trim(Get(env, "CONTAINER_MEMORY"));
+  c.container_cpus = Trim(Get(env, "CONTAINER_CPUS"));
+  c.extra_mounts = Trim(Get(env, "EXTRA_MOUNTS"));
   return c;
 }
 
-Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv) {
+Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv,
+                                const EnvMap& overrides) {
   EnvMap env;
   if (dotenv) {
     CW_ASSIGN_OR_RETURN(env, ReadDotEnvFile(*dotenv));
   }
   for (auto& [k, v] : ProcessEnvironment()) env[k] = v;
+  for (const auto& [k, v] : overrides) env[k] = v;
   // The Python worker's image mounts HOST_DIRECTORY at /codabench; so does ours.
   std::error_code ec;
   bool in_container = std::filesystem::exists("/.dockerenv", ec) &&

@@ -48,6 +48,19 @@ struct WorkerConfig {
   bool serialized_logs = false;
   // WORKER_BUNDLE_URL_REWRITE=FROM|TO
   std::optional<std::pair<std::string, std::string>> bundle_url_rewrite;
+
+  // Ours, not the Python worker's (each also a `run` option). Kept as text
+  // here and read by gpu/worker_slots.h, which says what each accepts.
+  std::string worker_slots;        // WORKER_SLOTS: "" (1), "auto" (one per GPU) or a count
+  std::string gpus_per_slot;       // GPUS_PER_SLOT
+  std::string gpu_map;             // GPU_MAP: "0,1;2,3"
+  std::string gpu_driver;          // GPU_DRIVER: "cdi" (default) or "nvidia"
+  std::string split_cpus;          // SPLIT_CPUS: "" (true) or a boolean
+  std::string container_ipc;       // CONTAINER_IPC: "host", "private", "shareable"
+  std::string container_shm_size;  // CONTAINER_SHM_SIZE: "16g"
+  std::string container_memory;    // CONTAINER_MEMORY: per container
+  std::string container_cpus;      // CONTAINER_CPUS: per container, e.g. "4" or "2.5"
+  std::string extra_mounts;        // EXTRA_MOUNTS: "/data:/data:ro,/models:/models"
 };
 
 // Builds the configuration from settings (the .env file's values overlaid by
@@ -55,9 +68,11 @@ struct WorkerConfig {
 // process's view of HOST_DIRECTORY.
 Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container);
 
-// Loads `.env` (when the file exists) under the process environment and
-// detects whether we run in a container.
-Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv);
+// Loads `.env` (when the file exists) under the process environment, then
+// `overrides` (command-line options) over both, and detects whether we run
+// in a container.
+Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv,
+                                const EnvMap& overrides = {});
 
 // Applies WORKER_BUNDLE_URL_REWRITE to a URL.
 std::string RewriteUrl(const WorkerConfig& config, const std::string& url);

@@ -56,6 +56,42 @@ Result<std::string> DockerEngine::Version() {
          j.value("ApiVersion", std::string("?")) + ")";
 }
 
+Result<EngineInfo> DockerEngine::Info() {
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", "/info")));
+  if (reply.status != 200) return EngineHttpError(reply.status, reply.body, "asking about its host");
+  CW_ASSIGN_OR_RETURN(json j, ParseJson(reply, "GET /info"));
+  EngineInfo info;
+  auto str = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  info.server_version = str("ServerVersion");
+  info.default_runtime = str("DefaultRuntime");
+  info.operating_system = str("OperatingSystem");
+  info.cgroup_version = str("CgroupVersion");
+  if (auto it = j.find("NCPU"); it != j.end() && it->is_number_integer()) info.ncpu = it->get<int>();
+  if (auto it = j.find("MemTotal"); it != j.end() && it->is_number_integer()) {
+    info.mem_total_bytes = it->get<long long>();
+  }
+  if (auto it = j.find("Runtimes"); it != j.end() && it->is_object()) {
+    for (const auto& [name, _] : it->items()) info.runtimes.push_back(name);
+  }
+  if (auto it = j.find("CDISpecDirs"); it != j.end() && it->is_array()) {
+    for (const auto& d : *it) {
+      if (d.is_string()) info.cdi_spec_dirs.push_back(d.get<std::string>());
+    }
+  }
+  return info;
+}
+
+Status DockerEngine::CheckRegistry(const std::string& image) {
+  CW_ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(image));
+  HttpCall call = ShortCall("GET", "/distribution/" + PathEncode(ref.ToString()) + "/json");
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(call));
+  if (reply.status == 200) return Status::Ok();
+  return EngineHttpError(reply.status, reply.body, "asking the registry about " + image);
+}
+
 Result<bool> DockerEngine::ImageExists(const std::string& image) {
   CW_ASSIGN_OR_RETURN(HttpReply reply,
                       http_.Do(ShortCall("GET", "/images/" + PathEncode(image) + "/json")));

@@ -27,6 +27,8 @@ class DockerEngine : public ContainerEngine {
 
   Result<std::string> Version() override;
   Result<bool> ImageExists(const std::string& image) override;
+  Result<EngineInfo> Info() override;
+  Status CheckRegistry(const std::string& image) override;
   Status PullImage(const std::string& image, const PullProgressFn& progress) override;
   Result<std::string> Create(const ContainerSpec& spec) override;
   // Attaches before starting, so no output is lost. `on_started` runs before

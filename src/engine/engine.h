@@ -66,6 +66,20 @@ struct PullProgress {
 };
 using PullProgressFn = std::function<void(const PullProgress&)>;
 
+// What the engine says about its host (GET /info), for slot planning and
+// `doctor`: the daemon's view, which differs from ours when the worker itself
+// runs in a container.
+struct EngineInfo {
+  std::string server_version;
+  int ncpu = 0;
+  long long mem_total_bytes = 0;
+  std::vector<std::string> runtimes;  // "runc", "nvidia", ...
+  std::string default_runtime;
+  std::vector<std::string> cdi_spec_dirs;  // reported by Docker >= 27 when CDI is on
+  std::string operating_system;
+  std::string cgroup_version;
+};
+
 class ContainerEngine {
  public:
   virtual ~ContainerEngine() = default;
@@ -74,6 +88,14 @@ class ContainerEngine {
   virtual Result<std::string> Version() = 0;
 
   virtual Result<bool> ImageExists(const std::string& image) = 0;
+  virtual Result<EngineInfo> Info() {
+    return Unavailable("this container engine does not describe its host");
+  }
+  // Asks the image's registry for its manifest without pulling it: OK when
+  // the registry answers and the engine's credentials are accepted.
+  virtual Status CheckRegistry(const std::string& image) {
+    return Unavailable("this container engine cannot check " + image + "'s registry");
+  }
   // Pulls image; the Status carries the engine's reason (unknown image, no
   // access, registry unreachable) when it fails.
   virtual Status PullImage(const std::string& image, const PullProgressFn& progress) = 0;

@@ -84,17 +84,15 @@ Result<std::vector<DeviceRequest>> DeviceRequestsFromGpuDevice(const std::string
   return std::vector<DeviceRequest>{req};
 }
 
-SlotContainerOptions ApplySlot(ContainerOptions base, const SlotPlan& slot, GpuDriverMode mode) {
-  SlotContainerOptions out;
-  if (!slot.gpus.empty()) {
-    base.device_requests = DeviceRequestsFor(slot, mode);
-    out.env.push_back("NVIDIA_VISIBLE_DEVICES=" + NvidiaVisibleDevices(slot));
-  } else if (base.device_requests.empty()) {
-    out.env.push_back("NVIDIA_VISIBLE_DEVICES=" + NvidiaVisibleDevices(slot));
+ContainerOptions ApplySlot(ContainerOptions base, const SlotPlan& slot, GpuDriverMode mode) {
+  if (!slot.gpus.empty()) base.device_requests = DeviceRequestsFor(slot, mode);
+  if (!slot.gpus.empty() || base.device_requests.empty()) {
+    constexpr std::string_view kKey = "NVIDIA_VISIBLE_DEVICES=";
+    std::erase_if(base.env, [&](const std::string& e) { return e.starts_with(kKey); });
+    base.env.push_back(std::string(kKey) + NvidiaVisibleDevices(slot));
   }
   if (!slot.cpuset.empty()) base.cpuset_cpus = slot.cpuset;
-  out.options = std::move(base);
-  return out;
+  return base;
 }
 
 }  // namespace cw

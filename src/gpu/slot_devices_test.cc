@@ -118,35 +118,43 @@ ContainerOptions AdminOptions() {
 }
 
 TEST(ApplySlot, GpuSlotGetsItsGpusCpusAndVisibleDevices) {
-  SlotContainerOptions s = ApplySlot(AdminOptions(), TwoGpuSlot(), GpuDriverMode::kNvidia);
-  ASSERT_EQ(s.options.device_requests.size(), 1u);
-  EXPECT_EQ(s.options.device_requests[0].driver, "nvidia");
-  EXPECT_EQ(s.options.device_requests[0].device_ids.size(), 2u);
-  EXPECT_EQ(s.options.cpuset_cpus, "8-15");
+  ContainerOptions s = ApplySlot(AdminOptions(), TwoGpuSlot(), GpuDriverMode::kNvidia);
+  ASSERT_EQ(s.device_requests.size(), 1u);
+  EXPECT_EQ(s.device_requests[0].driver, "nvidia");
+  EXPECT_EQ(s.device_requests[0].device_ids.size(), 2u);
+  EXPECT_EQ(s.cpuset_cpus, "8-15");
   EXPECT_THAT(s.env, ElementsAre("NVIDIA_VISIBLE_DEVICES=GPU-0b9a7f4e-aaaa-bbbb-cccc-000000000000,"
                                  "GPU-1c8b6e3d-aaaa-bbbb-cccc-111111111111"));
   // The rest of the admin's options stay.
-  EXPECT_EQ(s.options.ipc_mode, "host");
-  EXPECT_EQ(s.options.shm_size_bytes, 16LL << 30);
-  EXPECT_TRUE(s.options.network_disabled);
-  ASSERT_EQ(s.options.extra_mounts.size(), 1u);
-  EXPECT_TRUE(s.options.extra_mounts[0].read_only);
+  EXPECT_EQ(s.ipc_mode, "host");
+  EXPECT_EQ(s.shm_size_bytes, 16LL << 30);
+  EXPECT_TRUE(s.network_disabled);
+  ASSERT_EQ(s.extra_mounts.size(), 1u);
+  EXPECT_TRUE(s.extra_mounts[0].read_only);
 }
 
 TEST(ApplySlot, CpuSlotKeepsGpuDeviceRequestsFromTheEnvFile) {
-  SlotContainerOptions s = ApplySlot(AdminOptions(), SlotPlan{0, {}, ""}, GpuDriverMode::kCdi);
-  ASSERT_EQ(s.options.device_requests.size(), 1u);
-  EXPECT_THAT(s.options.device_requests[0].device_ids, ElementsAre("nvidia.com/gpu=all"));
-  EXPECT_EQ(s.options.cpuset_cpus, "0-63");  // no slot cpuset: the admin's stays
+  ContainerOptions s = ApplySlot(AdminOptions(), SlotPlan{0, {}, ""}, GpuDriverMode::kCdi);
+  ASSERT_EQ(s.device_requests.size(), 1u);
+  EXPECT_THAT(s.device_requests[0].device_ids, ElementsAre("nvidia.com/gpu=all"));
+  EXPECT_EQ(s.cpuset_cpus, "0-63");  // no slot cpuset: the admin's stays
   EXPECT_THAT(s.env, IsEmpty());
 }
 
 TEST(ApplySlot, CpuSlotWithoutGpusHidesEveryGpu) {
   ContainerOptions base;
-  SlotContainerOptions s = ApplySlot(base, SlotPlan{2, {}, "4-5"}, GpuDriverMode::kNvidia);
-  EXPECT_THAT(s.options.device_requests, IsEmpty());
-  EXPECT_EQ(s.options.cpuset_cpus, "4-5");
+  ContainerOptions s = ApplySlot(base, SlotPlan{2, {}, "4-5"}, GpuDriverMode::kNvidia);
+  EXPECT_THAT(s.device_requests, IsEmpty());
+  EXPECT_EQ(s.cpuset_cpus, "4-5");
   EXPECT_THAT(s.env, ElementsAre("NVIDIA_VISIBLE_DEVICES=void"));
+}
+
+TEST(ApplySlot, ReplacesAVisibleDevicesValueAlreadyThere) {
+  ContainerOptions base;
+  base.env = {"NVIDIA_VISIBLE_DEVICES=all", "OTHER=1"};
+  ContainerOptions s = ApplySlot(base, TwoGpuSlot(), GpuDriverMode::kCdi);
+  EXPECT_THAT(s.env, ElementsAre("OTHER=1", "NVIDIA_VISIBLE_DEVICES=GPU-0b9a7f4e-aaaa-bbbb-cccc-"
+                                            "000000000000,GPU-1c8b6e3d-aaaa-bbbb-cccc-111111111111"));
 }
 
 }  // namespace

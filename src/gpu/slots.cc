@@ -226,8 +226,10 @@ Result<std::vector<SlotPlan>> PlanSlots(const std::vector<GpuInfo>& gpus_in, con
     warnings.push_back(IndexList(unused) + (unused.size() == 1 ? " is" : " are") +
                        " in no slot and stay" + (unused.size() == 1 ? "s" : "") + " unused");
   }
-  if (req.split_cpus) AssignCpus(slots, cpu_count, warnings);
-  if (warnings_out) *warnings_out = std::move(warnings);
+  // One slot has every CPU anyway; pinning it would only hide CPUs the
+  // engine's count missed (offline or hot-plugged ones).
+  if (req.split_cpus && slots.size() > 1) AssignCpus(slots, cpu_count, warnings);
+  if (warnings_out) warnings_out->insert(warnings_out->end(), warnings.begin(), warnings.end());
   return slots;
 }
 

@@ -36,13 +36,13 @@ struct SlotPlan {
 //      the first slots get one more when it does not divide.
 //   4. no GPUs: `slots` CPU-only slots (1 when 0).
 //   5. automatic with GPUs: one slot per GPU.
-// CPUs (split_cpus, cpu_count > 0): [0, cpu_count) cut into contiguous
+// CPUs (split_cpus, cpu_count > 0, more than one slot): [0, cpu_count) cut into contiguous
 // ranges, one per slot, the first slots one CPU larger when it does not
 // divide. With fewer CPUs than slots, slot i gets the single CPU
 // i % cpu_count: slots then share CPUs, which beats refusing to start.
 // InvalidInput with a message for the admin when the request cannot be met.
-// Notes that are not errors (GPUs left unused, an ignored --slots) go to
-// `warnings` when given.
+// Notes that are not errors (GPUs left unused, an ignored --slots) are
+// appended to `warnings` when given.
 Result<std::vector<SlotPlan>> PlanSlots(const std::vector<GpuInfo>& gpus, const SlotRequest& req,
                                         int cpu_count,
                                         std::vector<std::string>* warnings = nullptr);
@@ -75,17 +75,13 @@ std::string NvidiaVisibleDevices(const SlotPlan& slot);
 // that is not a CDI name ("vendor/class=device").
 Result<std::vector<DeviceRequest>> DeviceRequestsFromGpuDevice(const std::string& gpu_device);
 
-struct SlotContainerOptions {
-  ContainerOptions options;
-  std::vector<std::string> env;  // "KEY=value", added to every container of the slot
-};
-
 // The admin's options for one slot. A slot with GPUs replaces any device
 // requests in `base` and pins NVIDIA_VISIBLE_DEVICES to them. A CPU-only slot
 // keeps `base`'s requests: a worker that itself runs without GPU access
 // discovers none, yet may be told by GPU_DEVICE what the daemon's host has;
-// only when there are none at all is NVIDIA_VISIBLE_DEVICES=void set. The
-// slot's cpuset, when it has one, replaces base's.
-SlotContainerOptions ApplySlot(ContainerOptions base, const SlotPlan& slot, GpuDriverMode mode);
+// only when there are none at all is NVIDIA_VISIBLE_DEVICES=void set (in
+// `env`, replacing any earlier value). The slot's cpuset, when it has one,
+// replaces base's.
+ContainerOptions ApplySlot(ContainerOptions base, const SlotPlan& slot, GpuDriverMode mode);
 
 }  // namespace cw

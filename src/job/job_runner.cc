@@ -353,6 +353,7 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
     spec.env.push_back("https_proxy=" + c.https_proxy);
     spec.env.push_back("HTTPS_PROXY=" + c.https_proxy);
   }
+  spec.env.insert(spec.env.end(), c.env.begin(), c.env.end());
   spec.labels = env_.labels;
   spec.labels[kLabelWorker] = "codabench-worker";
   spec.labels[kLabelSubmission] = std::to_string(args_.id);

@@ -43,6 +43,7 @@ struct ContainerOptions {
   double nano_cpus = 0;
   std::string cpuset_cpus;
   std::vector<Mount> extra_mounts;  // host paths, mounted into every program
+  std::vector<std::string> env;     // "KEY=value" for every program (a slot's NVIDIA_VISIBLE_DEVICES)
   bool podman = false;              // podman wants label=disable, not no-new-privileges
 };
 

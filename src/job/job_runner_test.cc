@@ -1,5 +1,6 @@
 #include "job/job_runner.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include <gmock/gmock.h>
@@ -478,6 +479,40 @@ TEST_F(JobRunnerTest, MountsUseTheEngineHostPathWhenTheWorkerRunsInAContainer) {
   ASSERT_EQ(engine_.created.size(), 1u);
   for (const auto& m : engine_.created[0].mounts) {
     EXPECT_EQ(m.host_path.rfind("/srv/codabench/", 0), 0u) << m.host_path;
+  }
+}
+
+TEST_F(JobRunnerTest, TheSlotsOptionsReachEveryContainer) {
+  env_.container.env = {"NVIDIA_VISIBLE_DEVICES=GPU-1"};
+  env_.container.device_requests = {{"nvidia", {"GPU-1"}, {{"gpu"}}, 0}};
+  env_.container.cpuset_cpus = "4-7";
+  env_.container.ipc_mode = "host";
+  env_.container.shm_size_bytes = 1LL << 30;
+  env_.container.memory_bytes = 2LL << 30;
+  env_.container.extra_mounts = {{"/srv/eval", "/eval-program", true}};
+  env_.labels["org.codabench.slot"] = "1";
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: true\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  ASSERT_EQ(engine_.created.size(), 2u);  // ingestion and the submission
+  for (const ContainerSpec& spec : engine_.created) {
+    EXPECT_NE(std::find(spec.env.begin(), spec.env.end(), "NVIDIA_VISIBLE_DEVICES=GPU-1"),
+              spec.env.end());
+    ASSERT_EQ(spec.device_requests.size(), 1u);
+    EXPECT_EQ(spec.device_requests[0].device_ids, std::vector<std::string>{"GPU-1"});
+    EXPECT_EQ(spec.cpuset_cpus, "4-7");
+    EXPECT_EQ(spec.ipc_mode, "host");
+    EXPECT_EQ(spec.shm_size_bytes, 1LL << 30);
+    EXPECT_EQ(spec.memory_bytes, 2LL << 30);
+    EXPECT_EQ(spec.labels.at("org.codabench.slot"), "1");
+    bool mounted = false;
+    for (const Mount& m : spec.mounts) {
+      mounted = mounted || (m.host_path == "/srv/eval" && m.container_path == "/eval-program" &&
+                            m.read_only);
+    }
+    EXPECT_TRUE(mounted);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <memory>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -11,7 +12,8 @@
 #include "broker/broker_url.h"
 #include "broker/consumer.h"
 #include "engine/docker_engine.h"
-#include "gpu/container_options.h"
+#include "gpu/gpu_info.h"
+#include "gpu/worker_slots.h"
 #include "job/job_runner.h"
 #include "site/http_client.h"
 #include "site/http_storage.h"
@@ -63,7 +65,7 @@ void RemoveOrphans(ContainerEngine& engine, const std::string& nodename) {
 }  // namespace
 
 int Serve(const ServeOptions& options) {
-  auto config = LoadConfig(options.env_file);
+  auto config = LoadConfig(options.env_file, options.overrides);
   if (!config.ok()) {
     spdlog::error("{}", config.status().message());
     return 2;
@@ -87,8 +89,33 @@ int Serve(const ServeOptions& options) {
     spdlog::error("{}", version.status().message());
     return 1;
   }
+  // Slots are planned on the engine's host: its CPUs, and the GPUs this
+  // process can see (the worker container needs GPU access for that).
+  int cpu_count = 0;
+  if (auto info = engine.Info(); info.ok()) {
+    cpu_count = info->ncpu;
+  } else {
+    spdlog::warn("the engine did not describe its host ({}); slots are not pinned to CPUs",
+                 info.status().message());
+  }
+  Result<std::vector<GpuInfo>> gpus = std::vector<GpuInfo>{};
+  if (WantsGpus(*config)) {
+    GpuDiscoveryOptions discovery;
+    discovery.log = [](const std::string& line) { spdlog::debug("GPU discovery: {}", line); };
+    gpus = DiscoverGpus(discovery);
+    if (gpus.ok()) spdlog::info("{}", DescribeGpus(*gpus));
+  }
+  std::vector<std::string> notes;
+  auto slots = PlanWorkerSlots(*config, gpus, cpu_count, &notes);
+  if (!slots.ok()) {
+    spdlog::error("{}", slots.status().message());
+    return slots.status().code() == Code::kInvalidInput ? 2 : 1;
+  }
+  for (const std::string& note : notes) spdlog::warn("{}", note);
+  const int slot_count = static_cast<int>(slots->size());
   spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
-               config->host_directory.string(), *version, address->Redacted(), options.slots);
+               config->host_directory.string(), *version, address->Redacted(), slot_count);
+  for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
   RemoveOrphans(engine, nodename);
 
   std::error_code ec;
@@ -108,22 +135,24 @@ int Serve(const ServeOptions& options) {
   env.base_dir = config->base_directory;
   env.host_dir = config->host_directory;
   env.hostname = Hostname();
-  auto container = ContainerOptionsFromConfig(*config);
-  if (!container.ok()) {
-    spdlog::error("{}", container.status().message());
-    return 2;
-  }
-  env.container = *container;
   env.keep_job_dir = config->ignore_cleanup;
   env.labels["org.codabench.node"] = nodename;
   WorkerConfig cfg = *config;
   env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };
-  JobRunner runner(env, storage, cache, engine);
+  // One runner per slot: the slot's GPUs, CPUs and labels are in its
+  // environment, so a job only ever sees its own slot's devices.
+  std::vector<std::unique_ptr<JobRunner>> runners;
+  for (const WorkerSlot& slot : *slots) {
+    JobEnvironment slot_env = env;
+    slot_env.container = slot.options;
+    for (const auto& [k, v] : slot.labels) slot_env.labels[k] = v;
+    runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
+  }
 
-  JobFn run_job = [&](const RunArgs& args, CancelToken& cancel) {
+  JobFn run_job = [&](int slot, const RunArgs& args, CancelToken& cancel) {
     SiteReporter reporter(args.submissions_api_url, args.id, args.user_pk, args.secret,
                           args.is_scoring, http);
-    return runner.Run(args, reporter, cancel);
+    return runners.at(static_cast<std::size_t>(slot))->Run(args, reporter, cancel);
   };
   BadJobFn bad_job = [&](const nlohmann::json& raw, const std::string& reason) {
     // Enough of run_args to reach the site: tell it, so the submission does
@@ -143,12 +172,12 @@ int Serve(const ServeOptions& options) {
   ConsumerAcker acker;
   WorkerOptions wopts;
   wopts.nodename = nodename;
-  wopts.slots = options.slots;
+  wopts.slots = slot_count;
   Worker worker(wopts, acker, run_job, bad_job);
 
   ConsumerOptions copts;
   copts.nodename = nodename;
-  copts.prefetch = options.slots;
+  copts.prefetch = slot_count;
   copts.connect.tls_verify = options.tls_verify;
   copts.connect.ca_file = config->broker_ssl_ca_certs;
   QueueConsumer consumer(*address, copts, worker);

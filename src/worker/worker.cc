@@ -110,13 +110,14 @@ void Worker::SlotLoop(int slot) {
       job = queue_.front();
       queue_.pop_front();
       job->running = true;
+      job->slot = slot;
       job->started = std::chrono::steady_clock::now();
       job->started_unix = UnixNow();
       ++active_;
     }
     spdlog::info("slot {}: submission {} {} job starts (task {})", slot, job->args.id,
                  job->args.is_scoring ? "scoring" : "prediction", job->task_id);
-    JobResult result = run_job_(job->args, job->cancel);
+    JobResult result = run_job_(slot, job->args, job->cancel);
     const char* how = result.ok() ? "finished"
                       : result.outcome == JobResult::Outcome::kCancelled ? "was cancelled"
                                                                          : "failed";
@@ -268,7 +269,8 @@ nlohmann::json Worker::Active() const {
                      {"routing_key", "compute-worker"},
                      {"priority", job->args.is_scoring ? 10 : 0},
                      {"redelivered", job->deliveries.size() > 1}}},
-                   {"worker_pid", static_cast<long long>(getpid())}});
+                   {"worker_pid", static_cast<long long>(getpid())},
+                   {"worker_slot", job->slot}});
   }
   return out;
 }

@@ -38,8 +38,9 @@ class DeliveryAcker {
   virtual void Reject(std::uint64_t epoch, std::uint64_t delivery_tag, bool requeue) = 0;
 };
 
-// Runs one job to its end. The real one reports to the site (serve.cc).
-using JobFn = std::function<JobResult(const RunArgs&, CancelToken&)>;
+// Runs one job to its end in slot `slot` (0 .. slots-1; the slot decides the
+// job's GPUs and CPUs). The real one reports to the site (serve.cc).
+using JobFn = std::function<JobResult(int slot, const RunArgs&, CancelToken&)>;
 // Tells the site that a message it sent could not be run (bad run_args),
 // when the message says enough to reach the site. Best effort.
 using BadJobFn = std::function<void(const nlohmann::json& run_args, const std::string& reason)>;
@@ -79,6 +80,7 @@ class Worker : public BrokerHandler {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> deliveries;  // epoch, tag
     CancelToken cancel;
     bool running = false;
+    int slot = -1;
     std::chrono::steady_clock::time_point started;
     double started_unix = 0;
   };

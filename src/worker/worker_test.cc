@@ -1,6 +1,8 @@
 #include "worker/worker.h"
 
 #include <atomic>
+#include <map>
+#include <set>
 #include <chrono>
 #include <thread>
 
@@ -73,12 +75,14 @@ struct GatedJobs {
   std::atomic<bool> release{false};
   std::atomic<int> started{0};
   std::vector<long long> ran;
+  std::map<long long, int> slot_of;  // submission id -> slot it ran in
   std::mutex mu;
   JobFn fn() {
-    return [this](const RunArgs& args, CancelToken& cancel) {
+    return [this](int slot, const RunArgs& args, CancelToken& cancel) {
       {
         std::lock_guard<std::mutex> lock(mu);
         ran.push_back(args.id);
+        slot_of[args.id] = slot;
       }
       ++started;
       while (!release && !cancel.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -93,6 +97,44 @@ struct GatedJobs {
     };
   }
 };
+
+TEST(Worker, ThreeSlotsRunThreeJobsAtOnceAndTheFourthWaits) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  WorkerOptions options;
+  options.slots = 3;
+  Worker w(options, acker, jobs.fn());
+  w.Start();
+  for (int i = 0; i < 4; ++i) {
+    w.OnDelivery(1, TaskDelivery(10 + i, "t-" + std::to_string(i), RunArgsJson(100 + i)));
+  }
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(jobs.started, 3);  // the fourth waits for a free slot
+  EXPECT_EQ(w.active(), 3);
+  EXPECT_EQ(w.queued(), 1);
+  {
+    std::lock_guard<std::mutex> lock(jobs.mu);
+    std::set<int> slots;
+    for (const auto& [id, slot] : jobs.slot_of) slots.insert(slot);
+    EXPECT_EQ(slots, (std::set<int>{0, 1, 2}));  // one job per slot
+    EXPECT_FALSE(jobs.slot_of.count(103));
+  }
+  ControlMessage inspect;
+  inspect.method = "active";
+  nlohmann::json active = w.OnControl(inspect);
+  ASSERT_TRUE(active.is_array()) << active.dump();
+  ASSERT_EQ(active.size(), 3u);
+  std::set<int> active_slots;
+  for (const auto& a : active) active_slots.insert(a["worker_slot"].get<int>());
+  EXPECT_EQ(active_slots, (std::set<int>{0, 1, 2}));
+  jobs.release = true;
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 4; }));
+  std::lock_guard<std::mutex> lock(jobs.mu);
+  ASSERT_TRUE(jobs.slot_of.count(103));
+  EXPECT_GE(jobs.slot_of[103], 0);
+  EXPECT_LT(jobs.slot_of[103], 3);
+}
 
 TEST(Worker, RunsAJobAndAcksItAfterwards) {
   RecordingAcker acker;
