@@ -11,8 +11,66 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/doctor_cmd.h"
 #include "cli/run_local.h"
 #include "worker/serve.h"
+
+namespace {
+
+// The options that override settings of the .env (slots, GPUs, per-container
+// limits), shared by `run` and `doctor` so both see the same worker. The
+// values are checked where the settings are read (gpu/worker_slots.h).
+struct SettingOptions {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> mounts;
+  bool no_cpu_split = false;
+
+  cw::EnvMap Overrides() const {
+    cw::EnvMap out(values.begin(), values.end());
+    if (!mounts.empty()) {
+      std::string joined;
+      for (const std::string& m : mounts) joined += (joined.empty() ? "" : ",") + m;
+      out["EXTRA_MOUNTS"] = joined;
+    }
+    if (no_cpu_split) out["SPLIT_CPUS"] = "false";
+    return out;
+  }
+};
+
+void AddSettingOptions(CLI::App* app, SettingOptions& settings) {
+  struct Option {
+    const char* flag;
+    const char* setting;
+    const char* help;
+  };
+  static const Option kOptions[] = {
+      {"--slots", "WORKER_SLOTS",
+       "jobs run at once: a number, or auto (one per GPU); default 1, or as GPU_MAP / "
+       "GPUS_PER_SLOT give"},
+      {"--gpus-per-slot", "GPUS_PER_SLOT", "GPUs each slot owns (turns GPU slots on)"},
+      {"--gpu-map", "GPU_MAP", "explicit GPU sets, e.g. \"0,1;2,3\" (indexes or UUIDs)"},
+      {"--gpu-driver", "GPU_DRIVER",
+       "how containers get GPUs: cdi (default, as Codabench) or nvidia (Docker's --gpus)"},
+      {"--ipc", "CONTAINER_IPC", "IPC mode of job containers: host, private, shareable, none"},
+      {"--shm-size", "CONTAINER_SHM_SIZE", "/dev/shm size of job containers, e.g. 16g"},
+      {"--memory", "CONTAINER_MEMORY", "memory limit of each job container, e.g. 64g"},
+      {"--cpus", "CONTAINER_CPUS", "CPU limit of each job container, e.g. 8 or 2.5"},
+  };
+  for (const Option& o : kOptions) {
+    app->add_option_function<std::string>(
+        o.flag, [&settings, key = std::string(o.setting)](const std::string& v) {
+          settings.values[key] = v;
+        },
+        std::string(o.help) + " (env " + o.setting + ")");
+  }
+  app->add_option("--mount", settings.mounts,
+                  "extra host folder in every job container, HOST:CONTAINER[:ro|rw]; repeat for "
+                  "more (env EXTRA_MOUNTS, comma-separated)");
+  app->add_flag("--no-cpu-split", settings.no_cpu_split,
+                "do not give each slot its own CPUs (env SPLIT_CPUS=False)");
+}
+
+}  // namespace
 
 #ifndef CW_VERSION
 #define CW_VERSION "dev"
@@ -62,41 +120,24 @@ int main(int argc, char** argv) {
   run->add_flag("--insecure-broker-tls", insecure_tls,
                 "with BROKER_USE_SSL, do not verify the broker's certificate (the Python worker "
                 "never does)");
-  // Each option overrides the setting named in its help; the settings are
-  // read and checked in one place (gpu/worker_slots.h), for `run` and `doctor`.
-  std::map<std::string, std::string> slot_settings;
-  std::vector<std::string> mounts;
-  bool no_cpu_split = false;
-  struct SlotOption {
-    const char* flag;
-    const char* setting;
-    const char* help;
-  };
-  const SlotOption slot_options[] = {
-      {"--slots", "WORKER_SLOTS",
-       "jobs run at once: a number, or auto (one per GPU); default 1, or as GPU_MAP / "
-       "GPUS_PER_SLOT give"},
-      {"--gpus-per-slot", "GPUS_PER_SLOT", "GPUs each slot owns (turns GPU slots on)"},
-      {"--gpu-map", "GPU_MAP", "explicit GPU sets, e.g. \"0,1;2,3\" (indexes or UUIDs)"},
-      {"--gpu-driver", "GPU_DRIVER",
-       "how containers get GPUs: cdi (default, as Codabench) or nvidia (Docker's --gpus)"},
-      {"--ipc", "CONTAINER_IPC", "IPC mode of job containers: host, private, shareable, none"},
-      {"--shm-size", "CONTAINER_SHM_SIZE", "/dev/shm size of job containers, e.g. 16g"},
-      {"--memory", "CONTAINER_MEMORY", "memory limit of each job container, e.g. 64g"},
-      {"--cpus", "CONTAINER_CPUS", "CPU limit of each job container, e.g. 8 or 2.5"},
-  };
-  for (const SlotOption& o : slot_options) {
-    run->add_option_function<std::string>(
-        o.flag, [&slot_settings, key = std::string(o.setting)](const std::string& v) {
-          slot_settings[key] = v;
-        },
-        std::string(o.help) + " (env " + o.setting + ")");
-  }
-  run->add_option("--mount", mounts,
-                  "extra host folder in every job container, HOST:CONTAINER[:ro|rw]; repeat for "
-                  "more (env EXTRA_MOUNTS, comma-separated)");
-  run->add_flag("--no-cpu-split", no_cpu_split,
-                "do not give each slot its own CPUs (env SPLIT_CPUS=False)");
+  SettingOptions run_settings;
+  AddSettingOptions(run, run_settings);
+
+  cw::DoctorCommandOptions doctor_options;
+  std::string doctor_env_file;
+  bool doctor_insecure_tls = false;
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check that this machine can serve a Codabench queue with these settings: the "
+                "engine, image pulls, GPUs and their runtime, slots, HOST_DIRECTORY, the broker");
+  doctor->add_option("--env-file", doctor_env_file,
+                     "settings file read under the environment (default: ./.env when it exists)");
+  doctor->add_option("--image", doctor_options.image,
+                     "image to check pulls for, and to run the GPU and folder probes in when it "
+                     "is on the machine (default: codalab/codalab-legacy:py37)");
+  doctor->add_flag("--insecure-broker-tls", doctor_insecure_tls,
+                   "with BROKER_USE_SSL, do not verify the broker's certificate");
+  SettingOptions doctor_settings;
+  AddSettingOptions(doctor, doctor_settings);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -116,14 +157,18 @@ int main(int argc, char** argv) {
       serve.env_file = ".env";
     }
     serve.tls_verify = !insecure_tls;
-    serve.overrides = slot_settings;
-    if (!mounts.empty()) {
-      std::string joined;
-      for (const std::string& m : mounts) joined += (joined.empty() ? "" : ",") + m;
-      serve.overrides["EXTRA_MOUNTS"] = joined;
-    }
-    if (no_cpu_split) serve.overrides["SPLIT_CPUS"] = "false";
+    serve.overrides = run_settings.Overrides();
     return cw::Serve(serve);
+  }
+  if (doctor->parsed()) {
+    if (!doctor_env_file.empty()) {
+      doctor_options.env_file = doctor_env_file;
+    } else if (std::filesystem::exists(".env")) {
+      doctor_options.env_file = ".env";
+    }
+    doctor_options.tls_verify = !doctor_insecure_tls;
+    doctor_options.overrides = doctor_settings.Overrides();
+    return cw::RunDoctorCommand(doctor_options);
   }
   if (run_local->parsed()) {
     local.pull = pull == "missing" ? cw::PullPolicy::kMissing

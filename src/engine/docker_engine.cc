@@ -89,7 +89,7 @@ Status DockerEngine::CheckRegistry(const std::string& image) {
   HttpCall call = ShortCall("GET", "/distribution/" + PathEncode(ref.ToString()) + "/json");
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(call));
   if (reply.status == 200) return Status::Ok();
-  return EngineHttpError(reply.status, reply.body, "asking the registry about " + image);
+  return EngineHttpError(reply.status, reply.body, "asking its registry");
 }
 
 Result<bool> DockerEngine::ImageExists(const std::string& image) {

@@ -12,8 +12,8 @@
 # bin/nvidia-container-runtime-hook). Needs root. Idempotent: a daemon already
 # answering on DIR/docker.sock is reused. The caller's CW_GPU_SIM_* variables
 # (COUNT, STRICT) reach the hook through dockerd's environment.
-# There is no bridge (--bridge=none): a container with the default network
-# mode, or "bridge", starts with loopback only, like --network none.
+# The default bridge network is a bridge of its own (cwgpuNNNNN, created here,
+# removed by stop), without NAT: containers reach each other, not the outside.
 # Startup takes about 0.5 s.
 set -euo pipefail
 
@@ -72,8 +72,17 @@ touch "$dir/hook.jsonl"
 echo '{}' >"$dir/daemon.json"   # not /etc/docker/daemon.json
 # One cgroup parent per DIR: apart from the main daemon's /docker, and from
 # other simulated daemons.
-cgroup_parent="/cw-gpu-sim-$(printf %s "$dir" | cksum | cut -d' ' -f1)"
+sum="$(printf %s "$dir" | cksum | cut -d' ' -f1)"
+cgroup_parent="/cw-gpu-sim-$sum"
 echo "$cgroup_parent" >"$dir/cgroup-parent"
+# Its own bridge. Not --bridge=none: with that, dockerd deletes the host's
+# docker0 at start (removeDefaultBridgeInterface), breaking the main daemon.
+# A bridge named with -b must exist before dockerd starts.
+bridge="cwgpu$((sum % 100000))"
+echo "$bridge" >"$dir/bridge"
+ip link add name "$bridge" type bridge 2>/dev/null || true
+ip addr replace "10.213.$((sum % 250)).1/24" dev "$bridge"
+ip link set "$bridge" up
 cat >"$dir/ctd/config.toml" <<TOML
 version = 2
 root = "$dir/ctd/root"
@@ -119,7 +128,7 @@ setsid dockerd \
   --containerd-namespace cw-gpu-sim \
   --containerd-plugins-namespace cw-gpu-sim-plugins \
   --cgroup-parent "$cgroup_parent" \
-  --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
+  --bridge="$bridge" --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
   --userland-proxy=false \
   </dev/null >>"$dir/dockerd.log" 2>&1 &
 dockerd_pid=$!

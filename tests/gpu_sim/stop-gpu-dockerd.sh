@@ -94,5 +94,10 @@ for _ in 1 2 3; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
   done
 done
+# The bridge start made for this daemon (never docker0).
+if [[ -f "$dir/bridge" ]]; then
+  bridge="$(cat "$dir/bridge")"
+  [[ "$bridge" == cwgpu* ]] && ip link del "$bridge" 2>/dev/null
+fi
 rm -f "$dir/docker.pid" "$dir/ctd/containerd.pid" "$dir/docker.sock"
 exit 0

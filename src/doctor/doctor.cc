@@ -1,0 +1,344 @@
+#include "doctor/doctor.h"
+
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "common/files.h"
+#include "gpu/worker_slots.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Level = DoctorCheck::Level;
+
+std::string GiB(std::uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
+  return buf;
+}
+
+DoctorCheck Check(std::string name, Level level, std::string detail, std::string fix = {}) {
+  return DoctorCheck{std::move(name), level, std::move(detail), std::move(fix)};
+}
+
+struct ProbeResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together, the first 4 KiB
+};
+
+// Runs one short-lived container and removes it, whatever happens.
+Result<ProbeResult> RunProbe(ContainerEngine& engine, ContainerSpec spec) {
+  spec.labels["org.codabench.worker"] = "codabench-worker";
+  spec.labels["org.codabench.kind"] = "doctor";
+  spec.name = "codabench-doctor-" + RandomHex(4);
+  spec.network_disabled = true;
+  CW_ASSIGN_OR_RETURN(std::string id, engine.Create(spec));
+  ProbeResult result;
+  std::mutex mu;
+  Status streamed = engine.StartAndStream(
+      id,
+      [&](StreamKind, std::string_view chunk) {
+        std::lock_guard<std::mutex> lock(mu);
+        std::size_t room = 4096 - std::min<std::size_t>(4096, result.output.size());
+        result.output.append(chunk.substr(0, room));
+      },
+      {});
+  Result<int> code = streamed.ok() ? engine.Wait(id, std::chrono::seconds(60))
+                                   : Result<int>(streamed);
+  (void)engine.Remove(id, true);
+  if (!code.ok()) return code.status();
+  result.exit_code = *code;
+  return result;
+}
+
+std::string FirstLine(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+int CountGpuLines(const std::string& text) {
+  int n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.rfind("GPU ", 0) == 0;
+  return n;
+}
+
+std::string DriverFix(const WorkerConfig& config) {
+  if (config.gpu_driver == "nvidia") {
+    return "install the NVIDIA Container Toolkit on the engine's host and restart the engine "
+           "(nvidia-ctk runtime configure --runtime=docker; systemctl restart docker), or use "
+           "CDI with GPU_DRIVER=cdi";
+  }
+  return "generate the CDI specs on the engine's host (nvidia-ctk cdi generate "
+         "--output=/etc/cdi/nvidia.yaml), turn CDI on for Docker 25-27 (\"features\": {\"cdi\": "
+         "true} in daemon.json), or use the NVIDIA Container Toolkit's --gpus way with "
+         "GPU_DRIVER=nvidia";
+}
+
+}  // namespace
+
+Result<DiskSpace> StatDiskSpace(const fs::path& path) {
+  struct statvfs st {};
+  if (statvfs(path.c_str(), &st) != 0) return IoError("statvfs " + path.string() + " failed");
+  DiskSpace d;
+  d.free_bytes = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+  d.total_bytes = static_cast<std::uint64_t>(st.f_blocks) * st.f_frsize;
+  return d;
+}
+
+std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptions& options,
+                                   const DoctorDeps& deps) {
+  std::vector<DoctorCheck> out;
+  ContainerEngine& engine = *deps.engine;
+
+  // --- the container engine
+  bool engine_ok = false;
+  EngineInfo info;
+  if (auto version = engine.Version(); version.ok()) {
+    engine_ok = true;
+    std::string detail = *version + " at " + options.socket;
+    if (auto i = engine.Info(); i.ok()) {
+      info = *i;
+      detail += "; its host: " + std::to_string(info.ncpu) + " CPUs, " +
+                GiB(static_cast<std::uint64_t>(std::max(0LL, info.mem_total_bytes))) + " memory";
+    }
+    out.push_back(Check("engine", Level::kOk, detail));
+  } else {
+    out.push_back(Check(
+        "engine", Level::kFail, version.status().message(),
+        "start the engine (systemctl start docker); a worker in a container needs the socket "
+        "mounted (-v /var/run/docker.sock:/var/run/docker.sock); check CONTAINER_SOCKET"));
+  }
+
+  // --- the registry, and whether the image is already here
+  bool image_here = false;
+  if (!engine_ok) {
+    out.push_back(Check("images", Level::kSkip, "no engine"));
+  } else {
+    auto here = engine.ImageExists(options.image);
+    image_here = here.ok() && *here;
+    std::string where = image_here ? " (on this machine)" : " (not on this machine yet)";
+    Status reg = engine.CheckRegistry(options.image);
+    if (reg.ok()) {
+      out.push_back(Check("images", Level::kOk,
+                          "the registry of " + options.image + " answers" + where));
+    } else {
+      out.push_back(Check("images", Level::kWarn,
+                          "cannot reach the registry of " + options.image + where + ": " +
+                              reg.message(),
+                          "jobs can use only images already on this machine (docker images); "
+                          "check DNS, the proxy of the engine, or docker login"));
+    }
+  }
+
+  // --- GPUs
+  Result<std::vector<GpuInfo>> gpus = std::vector<GpuInfo>{};
+  if (deps.discover_gpus) gpus = deps.discover_gpus();
+  const bool wants = WantsGpus(config);
+  const bool splits = !config.gpus_per_slot.empty() || !config.gpu_map.empty();
+  if (!gpus.ok()) {
+    out.push_back(Check("gpus", wants ? Level::kFail : Level::kWarn, gpus.status().message(),
+                        "run nvidia-smi on this host; a driver/library version mismatch needs "
+                        "the driver reinstalled or a reboot"));
+  } else if (gpus->empty()) {
+    if (!wants) {
+      out.push_back(Check("gpus", Level::kOk, "no GPUs (a CPU worker: USE_GPU is off)"));
+    } else {
+      out.push_back(Check(
+          "gpus", splits ? Level::kFail : Level::kWarn,
+          "the worker sees no GPUs" +
+              std::string(splits ? ", so GPUS_PER_SLOT / GPU_MAP cannot be met"
+                                 : "; every job asks the engine for GPU_DEVICE=" + config.gpu_device),
+          "give the worker itself GPU access (compose: a device reservation with "
+          "capabilities [gpu, utility]; docker run --gpus all) or run it on the host"));
+    }
+  } else {
+    // One line per GPU: an 8-GPU host's list does not fit on one.
+    std::string detail = std::to_string(gpus->size()) + (gpus->size() == 1 ? " GPU" : " GPUs") +
+                         (wants ? "" : "; USE_GPU is off: jobs get none");
+    for (const GpuInfo& g : *gpus) {
+      detail += "\n" + std::to_string(g.index) + " " + g.name + " (" +
+                (g.uuid.empty() ? "no UUID" : g.uuid) +
+                (g.memory_total_bytes ? ", " + GiB(g.memory_total_bytes) : "") + ")";
+    }
+    out.push_back(Check("gpus", Level::kOk, detail));
+  }
+
+  // --- slots
+  std::vector<std::string> notes;
+  auto slots = PlanWorkerSlots(config, gpus, info.ncpu, &notes);
+  if (!slots.ok()) {
+    out.push_back(Check("slots", Level::kFail, slots.status().message(),
+                        "fix the setting named above (README: GPU workers)"));
+  } else {
+    std::string detail = std::to_string(slots->size()) + (slots->size() == 1 ? " slot" : " slots");
+    for (const WorkerSlot& s : *slots) detail += "\n" + DescribeSlot(s.plan);
+    for (const std::string& n : notes) detail += "\nnote: " + n;
+    out.push_back(Check("slots", Level::kOk, detail));
+  }
+
+  // --- the GPU runtime: can the engine hand slot 0's GPUs to a container?
+  if (wants && slots.ok() && !slots->empty() && !(*slots)[0].options.device_requests.empty()) {
+    const WorkerSlot& slot0 = (*slots)[0];
+    const bool cdi = slot0.options.device_requests[0].driver == "cdi";
+    if (!engine_ok) {
+      out.push_back(Check("gpu runtime", Level::kSkip, "no engine"));
+    } else if (!image_here) {
+      std::string hint;
+      if (cdi && info.cdi_spec_dirs.empty()) {
+        hint = "; the engine lists no CDI spec folders (Docker 25+ with CDI on does)";
+      }
+      bool nvidia_runtime =
+          std::find(info.runtimes.begin(), info.runtimes.end(), "nvidia") != info.runtimes.end();
+      if (!cdi && !nvidia_runtime) hint = "; the engine has no nvidia runtime registered";
+      out.push_back(Check("gpu runtime", hint.empty() ? Level::kSkip : Level::kWarn,
+                          "not tried: " + options.image + " is not on this machine" + hint,
+                          "pull it, or pass --image with an image that is here, to run "
+                          "nvidia-smi in a container with slot 0's GPUs"));
+    } else {
+      ContainerSpec spec;
+      spec.image = options.image;
+      spec.cmd = {"nvidia-smi", "-L"};
+      spec.env = slot0.options.env;
+      spec.device_requests = slot0.options.device_requests;
+      auto probe = RunProbe(engine, spec);
+      const int want = static_cast<int>(slot0.plan.gpus.size());
+      if (!probe.ok()) {
+        out.push_back(Check("gpu runtime", Level::kFail,
+                            "a container with slot 0's GPUs did not start: " +
+                                probe.status().message(),
+                            DriverFix(config)));
+      } else if (probe->exit_code != 0) {
+        out.push_back(Check("gpu runtime", Level::kFail,
+                            "nvidia-smi -L in a container with slot 0's GPUs exited with " +
+                                std::to_string(probe->exit_code) + ": " +
+                                FirstLine(probe->output),
+                            DriverFix(config)));
+      } else if (want > 0 && CountGpuLines(probe->output) != want) {
+        out.push_back(Check("gpu runtime", Level::kFail,
+                            "slot 0 owns " + std::to_string(want) +
+                                " GPU(s) but its container sees " +
+                                std::to_string(CountGpuLines(probe->output)) + ": " +
+                                FirstLine(probe->output),
+                            "the engine's default runtime may hand out every GPU: check "
+                            "NVIDIA_VISIBLE_DEVICES handling and the runtime's config"));
+      } else {
+        out.push_back(Check("gpu runtime", Level::kOk,
+                            "slot 0's container sees " + std::to_string(CountGpuLines(probe->output)) +
+                                " GPU(s) through " + (cdi ? "CDI" : "the nvidia driver") + ": " +
+                                FirstLine(probe->output)));
+      }
+    }
+  }
+
+  // --- HOST_DIRECTORY: writable, room, and the same folder for the engine
+  {
+    const fs::path& base = config.base_directory;
+    std::error_code ec;
+    fs::create_directories(base, ec);
+    const std::string marker_name = ".codabench-doctor-" + RandomHex(6);
+    const fs::path marker = base / marker_name;
+    const std::string token = RandomHex(8);
+    bool writable = false;
+    {
+      std::ofstream f(marker);
+      f << token;
+      writable = f.good();
+    }
+    std::string seen_as = config.base_directory == config.host_directory
+                              ? ""
+                              : " (HOST_DIRECTORY " + config.host_directory.string() + ")";
+    if (!writable) {
+      out.push_back(Check("host directory", Level::kFail,
+                          "cannot write to " + base.string() + seen_as,
+                          "create it and let the worker's user write there: sudo mkdir -p " +
+                              base.string() + " && sudo chown $(id -u):$(id -g) " + base.string()));
+    } else {
+      Level level = Level::kOk;
+      std::string detail = base.string() + seen_as + " is writable";
+      std::string fix;
+      if (deps.disk_space) {
+        if (auto space = deps.disk_space(base); space.ok()) {
+          detail += ", " + GiB(space->free_bytes) + " free of " + GiB(space->total_bytes);
+          if (space->free_bytes < options.min_free_bytes) {
+            level = Level::kWarn;
+            fix = "submissions, their outputs and the bundle cache (MAX_CACHE_DIR_SIZE_GB) need "
+                  "room: free some, or point HOST_DIRECTORY at a larger disk";
+          }
+        }
+      }
+      if (engine_ok && image_here) {
+        ContainerSpec spec;
+        spec.image = options.image;
+        spec.cmd = {"cat", "/codabench-doctor/" + marker_name};
+        spec.mounts = {{config.host_directory.string(), "/codabench-doctor", true}};
+        auto probe = RunProbe(engine, spec);
+        if (probe.ok() && probe->exit_code == 0 && probe->output == token) {
+          detail += "; the engine sees the same folder";
+        } else {
+          level = Level::kFail;
+          detail += "; but the engine's " + config.host_directory.string() +
+                    " is not this folder" +
+                    (probe.ok() ? "" : " (" + probe.status().message() + ")");
+          fix = "HOST_DIRECTORY must be the folder's path on the engine's host, mounted at "
+                "/codabench in the worker's container (-v HOST_DIRECTORY:/codabench)";
+        }
+      }
+      out.push_back(Check("host directory", level, detail, fix));
+    }
+    fs::remove(marker, ec);
+  }
+
+  // --- the broker
+  if (config.broker_url.empty()) {
+    out.push_back(Check("broker", Level::kFail, "BROKER_URL is not set",
+                        "copy the queue's broker URL from the Codabench site (your queues page) "
+                        "into .env: BROKER_URL=pyamqp://user:password@host:5672/vhost"));
+  } else if (auto address = ParseBrokerUrl(config.broker_url, config.broker_use_ssl);
+             !address.ok()) {
+    out.push_back(Check("broker", Level::kFail, address.status().message(),
+                        "fix BROKER_URL in .env"));
+  } else if (!deps.probe_broker) {
+    out.push_back(Check("broker", Level::kSkip, "not checked"));
+  } else if (auto probe = deps.probe_broker(*address); !probe.ok()) {
+    out.push_back(Check("broker", Level::kFail,
+                        address->Redacted() + ": " + probe.status().message(),
+                        "check the user, password and vhost in BROKER_URL (the site's queue "
+                        "page has them), BROKER_USE_SSL, and that the broker's port is open "
+                        "from here"));
+  } else {
+    std::string queue = probe->queue_exists
+                            ? "queue compute-worker: " + std::to_string(probe->messages) +
+                                  " waiting, " + std::to_string(probe->consumers) + " worker(s)"
+                            : "queue compute-worker not declared yet (the first worker does)";
+    out.push_back(Check("broker", Level::kOk, "logged in to " + address->Redacted() + "; " + queue));
+  }
+  return out;
+}
+
+std::string FormatCheck(const DoctorCheck& check) {
+  const char* level = check.level == Level::kOk     ? "ok  "
+                      : check.level == Level::kWarn ? "warn"
+                      : check.level == Level::kFail ? "FAIL"
+                                                    : "skip";
+  char head[64];
+  std::snprintf(head, sizeof head, "%s  %-15s ", level, check.name.c_str());
+  std::string out = head;
+  std::string indent(std::string(head).size(), ' ');
+  for (std::size_t i = 0; i < check.detail.size(); ++i) {
+    out += check.detail[i];
+    if (check.detail[i] == '\n') out += indent;
+  }
+  if (!check.fix.empty()) out += "\n" + indent + "-> " + check.fix;
+  return out;
+}
+
+}  // namespace cw
