@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,13 @@ struct SettingOptions {
     return out;
   }
 };
+
+// --env-file when given, else ./.env when there is one.
+std::optional<std::filesystem::path> EnvFile(const std::string& option) {
+  if (!option.empty()) return option;
+  if (std::filesystem::exists(".env")) return std::filesystem::path(".env");
+  return std::nullopt;
+}
 
 void AddSettingOptions(CLI::App* app, SettingOptions& settings) {
   struct Option {
@@ -151,21 +159,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) {
-    if (!env_file.empty()) {
-      serve.env_file = env_file;
-    } else if (std::filesystem::exists(".env")) {
-      serve.env_file = ".env";
-    }
+    serve.env_file = EnvFile(env_file);
     serve.tls_verify = !insecure_tls;
     serve.overrides = run_settings.Overrides();
     return cw::Serve(serve);
   }
   if (doctor->parsed()) {
-    if (!doctor_env_file.empty()) {
-      doctor_options.env_file = doctor_env_file;
-    } else if (std::filesystem::exists(".env")) {
-      doctor_options.env_file = ".env";
-    }
+    doctor_options.env_file = EnvFile(doctor_env_file);
     doctor_options.tls_verify = !doctor_insecure_tls;
     doctor_options.overrides = doctor_settings.Overrides();
     return cw::RunDoctorCommand(doctor_options);

@@ -35,7 +35,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import summarize, wait_for_status, wait_until  # noqa: E402
+from harness import missing, summarize, wait_for_status, wait_until  # noqa: E402
 
 DATA = HERE / "data"
 GPU_SIM = ROOT / "tests" / "gpu_sim"
@@ -43,10 +43,6 @@ FINAL = {"Finished", "Failed"}
 GPU_COUNT = 4
 
 
-def missing(reason):
-    if os.environ.get("CW_E2E_REQUIRE") == "1":
-        raise AssertionError(reason)
-    raise unittest.SkipTest(reason)
 
 
 def sim_uuid(i):

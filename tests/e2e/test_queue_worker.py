@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import status_names, summarize, wait_for_status, wait_until, ws_text  # noqa: E402
+from harness import missing, status_names, summarize, wait_for_status, wait_until, ws_text  # noqa: E402
 
 DATA = HERE / "data"
 FINAL = {"Finished", "Failed"}
@@ -45,11 +45,6 @@ def sigs_of(record):
     return out
 
 
-def missing(reason):
-    """Skips, except under CW_E2E_REQUIRE=1 (CI), where a missing part is a failure."""
-    if os.environ.get("CW_E2E_REQUIRE") == "1":
-        raise AssertionError(reason)
-    raise unittest.SkipTest(reason)
 
 
 class QueueWorkerTest(unittest.TestCase):

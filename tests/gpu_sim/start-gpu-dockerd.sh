@@ -36,14 +36,8 @@ fi
 ping() {
   curl -sf --max-time 2 --unix-socket "$sock" http://localhost/_ping >/dev/null 2>&1
 }
-# The pid in FILE, if that process is alive and runs EXE.
-live_pid() {
-  local pid
-  pid="$(cat "$1" 2>/dev/null)" || return 1
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$2" ]] || return 1
-  echo "$pid"
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if live_pid "$dir/docker.pid" "$(readlink -f "$(command -v dockerd)")" >/dev/null && ping; then
   echo "unix://$sock"

@@ -12,14 +12,8 @@ fi
 [[ -d "$1" ]] || exit 0
 dir="$(cd "$1" && pwd)"
 
-# The pid in FILE, if that process is alive and runs EXE.
-live_pid() {
-  local pid
-  pid="$(cat "$1" 2>/dev/null)" || return 1
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$2" ]] || return 1
-  echo "$pid"
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Waits up to $2 hundredths of a second for pid $1 to go. A zombie counts as
 # gone: an orphan is reaped by pid 1, which may take its time.
 wait_gone() {

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -156,6 +157,13 @@ def queue_counts(url, queue="compute-worker"):
             return {k: row.get(k) for k in ("messages", "messages_ready",
                                             "messages_unacknowledged", "consumers")}
     return None
+
+
+def missing(reason):
+    """Skips the test, except under CW_E2E_REQUIRE=1 (CI), where a missing part fails it."""
+    if os.environ.get("CW_E2E_REQUIRE") == "1":
+        raise AssertionError(reason)
+    raise unittest.SkipTest(reason)
 
 
 # --------------------------------------------------------------------- Docker
