@@ -244,13 +244,14 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   CW_RETURN_IF_ERROR(CheckCancel());
   const std::string url = Url(raw_url);
   auto t0 = Clock::now();
-  fs::path zip;
+  fs::path zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
   if (cached) {
-    auto got = cache_.Get(url, storage_);
+    // Pinned into the job's folder: another slot's download may evict the
+    // cache entry before this job has unpacked it.
+    auto got = cache_.Get(url, storage_, zip);
     if (!got.ok()) return got.status().Prefixed("Could not download the " + what);
     zip = *got;
   } else {
-    zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
     Status st = storage_.Fetch(url, zip);
     if (!st.ok()) return st.Prefixed("Could not download the " + what);
   }

@@ -90,7 +90,25 @@ std::string BundleCache::KeyFor(const std::string& url) {
   return Sha256Hex(std::string_view(url).substr(0, url.find('?')));
 }
 
-Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage) {
+Result<fs::path> BundleCache::PinLocked(const fs::path& entry, const fs::path& pin_as) {
+  if (pin_as.empty()) return entry;
+  std::error_code ec;
+  fs::create_directories(pin_as.parent_path(), ec);
+  fs::remove(pin_as, ec);
+  fs::create_hard_link(entry, pin_as, ec);
+  if (ec) {  // another file system: a copy does as well
+    ec.clear();
+    fs::copy_file(entry, pin_as, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      return IoError("cannot copy " + entry.string() + " to " + pin_as.string() + ": " +
+                     ec.message());
+    }
+  }
+  return pin_as;
+}
+
+Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
+                                  const fs::path& pin_as) {
   const std::string key = KeyFor(url);
   const fs::path entry = dir_ / key;
   {
@@ -99,7 +117,7 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage) {
     if (fs::is_regular_file(entry, ec)) {
       // The mtime is the "last used" time eviction goes by.
       fs::last_write_time(entry, fs::file_time_type::clock::now(), ec);
-      if (!ec) return entry;
+      if (!ec) return PinLocked(entry, pin_as);
     }
   }
 
@@ -128,7 +146,7 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage) {
   }
   fs::last_write_time(entry, fs::file_time_type::clock::now(), ec);
   EvictLocked(entry);
-  return entry;
+  return PinLocked(entry, pin_as);
 }
 
 void BundleCache::EvictLocked(const fs::path& keep) {

@@ -25,10 +25,12 @@ class BundleCache {
 
   // The cached copy of `url`, fetched through `storage` on a miss. Query
   // strings do not count (signed URLs differ on every request). Thread-safe.
-  // The file may be evicted by a later Get from another job once it is no
-  // longer the most recently used one: open it right away (an open file
-  // stays readable after eviction).
-  Result<std::filesystem::path> Get(const std::string& url, Storage& storage);
+  // Without `pin_as`, the returned file may be evicted by another job's Get
+  // before it is read. With it, the entry is hard-linked (copied across file
+  // systems) to `pin_as` while the cache is locked, and that path returned:
+  // the job's copy stays whole whatever the other slots evict.
+  Result<std::filesystem::path> Get(const std::string& url, Storage& storage,
+                                    const std::filesystem::path& pin_as = {});
 
   // SHA-256 hex of the URL without its query string: the same file name the
   // Python worker uses, so an existing cache folder keeps working.
@@ -42,6 +44,8 @@ class BundleCache {
 
  private:
   void EvictLocked(const std::filesystem::path& keep);
+  static Result<std::filesystem::path> PinLocked(const std::filesystem::path& entry,
+                                                 const std::filesystem::path& pin_as);
 
   const std::filesystem::path dir_;
   const std::uint64_t max_bytes_;

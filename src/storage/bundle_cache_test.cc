@@ -276,3 +276,31 @@ TEST_F(BundleCacheTest, ConcurrentGetsStayConsistent) {
 
 }  // namespace
 }  // namespace cw
+
+namespace cw {
+namespace {
+
+TEST_F(BundleCacheTest, PinnedCopySurvivesEvictionByAnotherJob) {
+  storage_.Set(kUrlA, std::string(100, 'a'));
+  storage_.Set(kUrlB, std::string(100, 'b'));
+  BundleCache cache(CacheDir(), 150);  // room for one entry
+  fs::path pin = root_ / "job1" / "bundles" / "input_data.zip";
+  auto got = cache.Get(kUrlA, storage_, pin);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, pin);
+  // Another slot's download evicts a's entry before job 1 unpacks it.
+  ASSERT_TRUE(cache.Get(kUrlB, storage_).ok());
+  EXPECT_FALSE(fs::exists(CacheDir() / BundleCache::KeyFor(kUrlA)));
+  std::ifstream in(pin, std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, std::string(100, 'a'));
+  // A hit pins too, without fetching again.
+  fs::path pin2 = root_ / "job2" / "b.zip";
+  ASSERT_TRUE(cache.Get(kUrlB, storage_, pin2).ok());
+  EXPECT_EQ(storage_.fetches(), 2);
+  EXPECT_EQ(fs::file_size(pin2), 100u);
+  EXPECT_EQ(cache.SizeBytes(), 100u);  // pins are not counted in the cache
+}
+
+}  // namespace
+}  // namespace cw
