@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/abandon.h"
 #include "site/url.h"
 #include "site/utf8.h"
 
@@ -253,6 +254,15 @@ class File {
   std::FILE* f_;
 };
 
+Status GaveUp(const HttpRequest& req) {
+  return Cancelled("the " + req.action + " to " + req.server + " was abandoned: the job was cancelled");
+}
+
+// libcurl's progress callback: a transfer of a cancelled job stops.
+int OnProgress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return AbandonScope::Abandoned() ? 1 : 0;
+}
+
 Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
   InitCurlOnce();
   Attempt a;
@@ -325,7 +335,16 @@ Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
     fs::remove(part, ec);
   };
 
+  if (AbandonScope::Active()) {
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  }
   CURLcode rc = curl_easy_perform(curl);
+  if (rc == CURLE_ABORTED_BY_CALLBACK && AbandonScope::Abandoned()) {
+    discard_part();
+    a.error = GaveUp(req);
+    return a;
+  }
   if (rc != CURLE_OK) {
     discard_part();
     a = TransportFailure(rc, CurlErrorText(rc, errbuf, req.url), req, t);
@@ -447,6 +466,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request, const RetryPol
   const auto start = options_.now();
   const int max_attempts = std::max(1, policy.max_attempts);
   for (int attempt = 1;; ++attempt) {
+    if (AbandonScope::Abandoned()) return GaveUp(request);
     Attempt a = Once(request, options_);
     std::string what;
     if (a.response) {
@@ -471,7 +491,16 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request, const RetryPol
     }
     spdlog::warn("{} {}: {} (attempt {}/{}); trying again in {} s", request.method,
                  RedactUrl(request.url), what, attempt, max_attempts, Seconds(delay));
-    options_.sleep(delay);
+    if (!AbandonScope::Active()) {
+      options_.sleep(delay);
+      continue;
+    }
+    // A job's call: wait in short steps, so a revoke frees its slot at once.
+    for (auto left = delay; left.count() > 0 && !AbandonScope::Abandoned();) {
+      auto step = std::min(left, std::chrono::milliseconds(200));
+      options_.sleep(step);
+      left -= step;
+    }
   }
 }
 

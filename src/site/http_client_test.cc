@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/abandon.h"
 #include "site/test_http_server.h"
 #include "site/test_log_capture.h"
 
@@ -415,6 +416,81 @@ TEST_F(HttpClientTest, LogsAndMessagesNeverCarrySecretsOrSignatures) {
   }
   EXPECT_EQ(log_text.find(secret), std::string::npos) << log_text;
   EXPECT_EQ(log_text.find("f00dfeedcafe"), std::string::npos) << log_text;
+}
+
+}  // namespace
+}  // namespace cw
+
+namespace cw {
+namespace {
+
+TEST_F(HttpClientTest, ACancelledJobStopsRetryingAtOnce) {
+  Server server([&](const Request&) { return Answer(503, "Service Unavailable"); });
+  std::vector<milliseconds> sleeps;
+  HttpClientOptions o;
+  std::atomic<bool> revoked{false};
+  o.sleep = [&](milliseconds d) {
+    sleeps.push_back(d);
+    revoked = true;  // revoked during the first wait
+  };
+  HttpClient client(o);
+  HttpRequest req;
+  req.method = "PATCH";
+  req.url = server.Url("/api/submissions/1/");
+  req.action = "status update";
+  req.server = "the site";
+  AbandonScope scope([&] { return revoked.load(); });
+  auto got = client.Send(req, RetryPolicy{8, milliseconds(10000), milliseconds(30000),
+                                          std::chrono::seconds(300)});
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), Code::kCancelled) << got.status().ToString();
+  EXPECT_NE(got.status().message().find("abandoned"), std::string::npos);
+  EXPECT_EQ(server.request_count(), 1u);
+  // One short step of the 10 s wait, not the wait itself.
+  ASSERT_EQ(sleeps.size(), 1u);
+  EXPECT_EQ(sleeps[0], milliseconds(200));
+}
+
+TEST_F(HttpClientTest, ACancelledJobsDownloadStopsMidway) {
+  std::atomic<bool> revoked{false};
+  // A slow body: the download is still running when the job is revoked.
+  Server server([&](const Request&) {
+    Response r = Answer(200, "OK", std::string(1 << 20, 'x'));
+    r.delay_per_chunk = milliseconds(50);
+    return r;
+  });
+  HttpClient client;
+  HttpRequest req;
+  req.url = server.Url("/bundle.zip");
+  req.download_to = dir_ / "bundle.zip";
+  std::thread revoker([&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    revoked = true;
+  });
+  AbandonScope scope([&] { return revoked.load(); });
+  auto t0 = std::chrono::steady_clock::now();
+  auto got = client.Send(req, RetryPolicy{});
+  revoker.join();
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), Code::kCancelled) << got.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_FALSE(fs::exists(req.download_to));
+  EXPECT_FALSE(fs::exists(dir_ / "bundle.zip.part"));
+}
+
+TEST_F(HttpClientTest, OutsideAJobNothingIsAbandoned) {
+  EXPECT_FALSE(AbandonScope::Active());
+  EXPECT_FALSE(AbandonScope::Abandoned());
+  {
+    AbandonScope outer([] { return false; });
+    {
+      AbandonScope inner([] { return true; });
+      EXPECT_TRUE(AbandonScope::Abandoned());
+    }
+    EXPECT_TRUE(AbandonScope::Active());
+    EXPECT_FALSE(AbandonScope::Abandoned());
+  }
+  EXPECT_FALSE(AbandonScope::Active());
 }
 
 }  // namespace

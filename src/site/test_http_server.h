@@ -43,6 +43,8 @@ struct Response {
   std::uint64_t claimed_length = 0;
   // Hang up without answering.
   bool hang_up = false;
+  // Send the body in 16 KiB pieces with this pause before each: a slow server.
+  std::chrono::milliseconds delay_per_chunk{0};
 };
 
 class Server {
@@ -178,7 +180,17 @@ class Server {
     std::uint64_t claimed = resp.claimed_length ? resp.claimed_length : resp.body.size();
     out += "Content-Length: " + std::to_string(claimed) + "\r\nConnection: close\r\n\r\n";
     SendAll(fd, out);
-    SendAll(fd, resp.body);
+    if (resp.delay_per_chunk.count() > 0) {
+      for (std::size_t at = 0; at < resp.body.size() && !stop_; at += 16384) {
+        std::this_thread::sleep_for(resp.delay_per_chunk);
+        std::string piece = resp.body.substr(at, 16384);
+        if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(piece.size())) {
+          return;
+        }
+      }
+    } else {
+      SendAll(fd, resp.body);
+    }
     ::shutdown(fd, SHUT_WR);
   }
 

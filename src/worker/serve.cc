@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/broker_url.h"
+#include "common/abandon.h"
 #include "broker/consumer.h"
 #include "engine/docker_engine.h"
 #include "gpu/gpu_info.h"
@@ -150,6 +151,10 @@ int Serve(const ServeOptions& options) {
   }
 
   JobFn run_job = [&](int slot, const RunArgs& args, CancelToken& cancel) {
+    // A revoked (or shut down) job reports nothing more: its site calls and
+    // transfers stop at once instead of retrying for minutes on its slot.
+    // A job stopped by a time limit still reports Failed, so it keeps trying.
+    AbandonScope abandon([&cancel] { return cancel.cancelled() && !cancel.report(); });
     SiteReporter reporter(args.submissions_api_url, args.id, args.user_pk, args.secret,
                           args.is_scoring, http);
     return runners.at(static_cast<std::size_t>(slot))->Run(args, reporter, cancel);
