@@ -311,6 +311,30 @@ class QueueWorkerTest(unittest.TestCase):
         self.assertLess(stopped_after, 15)
         self.check_worker_log()
 
+    def test_revoke_while_the_site_is_down_frees_the_slot_at_once(self):
+        worker = self.start_worker()
+        created = self.submit(self.slow_zip(2), ingestion=False, execution_time_limit=600)
+        sid = created["id"]
+        self.wait_running_container(sid)
+        # The site goes down: once the program ends, the worker's status
+        # updates fail and it retries them with backoff (minutes in all).
+        self.site.faults(api_500=10000)
+        wait_until(lambda: "trying again in" in worker.stderr_text(), 60,
+                   message="the worker retrying a status update")
+        self.site.revoke(sid)
+        t0 = time.time()
+        # The revoke ends the retries: the message is acked within seconds,
+        # not after the retry policy gives up.
+        self.wait_queue_empty(timeout=20)
+        freed_after = time.time() - t0
+        self.assertLess(freed_after, 10)
+        self.assertIn("abandoned: the job was cancelled", worker.stderr_text())
+        self.site.faults(api_500=0)
+        nxt = self.submit(self.zips["results_submission"], ingestion=False)
+        self.assertFinished(self.wait_final(nxt["id"], timeout=90))
+        self.assertTrue(worker.alive(), worker.log_tail())
+        self.check_worker_log()
+
     def test_broker_restart_during_a_job(self):
         worker = self.start_worker()
         created = self.submit(self.slow_zip(10), ingestion=False, execution_time_limit=120)
