@@ -77,8 +77,11 @@ std::string DriverFix(const WorkerConfig& config) {
            "(nvidia-ctk runtime configure --runtime=docker; systemctl restart docker), or use "
            "CDI with GPU_DRIVER=cdi";
   }
-  return "generate the CDI specs on the engine's host (nvidia-ctk cdi generate "
-         "--output=/etc/cdi/nvidia.yaml), turn CDI on for Docker 25-27 (\"features\": {\"cdi\": "
+  // Slots name GPUs by UUID: recent toolkits put both index and UUID names in
+  // the specs, older ones only indexes.
+  return "generate the CDI specs on the engine's host with UUID names (nvidia-ctk cdi generate "
+         "--output=/etc/cdi/nvidia.yaml; toolkits before index+uuid naming need "
+         "--device-name-strategy=uuid), turn CDI on for Docker 25-27 (\"features\": {\"cdi\": "
          "true} in daemon.json), or use the NVIDIA Container Toolkit's --gpus way with "
          "GPU_DRIVER=nvidia";
 }
