@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/backoff.h"
+
 namespace cw {
 
 RetryPolicy SiteRetryPolicy() {
@@ -17,12 +19,7 @@ RetryPolicy TransferRetryPolicy() {
 }
 
 std::chrono::milliseconds BackoffDelay(const RetryPolicy& policy, int attempt, double unit_random) {
-  double base = static_cast<double>(policy.first_delay.count());
-  const double cap = static_cast<double>(policy.max_delay.count());
-  for (int i = 1; i < attempt && base < cap; ++i) base *= 2;
-  base = std::min(base, cap);
-  unit_random = std::clamp(unit_random, 0.0, 1.0);
-  return std::chrono::milliseconds(static_cast<long long>(base / 2 + base / 2 * unit_random));
+  return JitteredDoubling(policy.first_delay, policy.max_delay, attempt, unit_random);
 }
 
 bool IsTransientHttpStatus(long status) {
