@@ -92,6 +92,7 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
   c.broker_url = Get(env, "BROKER_URL");
   c.broker_use_ssl = ParseBool(Get(env, "BROKER_USE_SSL", "false"));
   c.broker_ssl_ca_certs = Get(env, "BROKER_SSL_CA_CERTS");
+  c.site_ca_bundle = Get(env, "REQUESTS_CA_BUNDLE", Get(env, "CURL_CA_BUNDLE"));
   c.host_directory = Get(env, "HOST_DIRECTORY", "/tmp/codabench/");
   if (c.host_directory.is_relative()) {
     return InvalidInput("HOST_DIRECTORY must be an absolute path, got '" +

@@ -30,6 +30,10 @@ struct WorkerConfig {
   std::string broker_url;
   bool broker_use_ssl = false;
   std::string broker_ssl_ca_certs;  // BROKER_SSL_CA_CERTS: CA bundle for the broker's certificate
+  // REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE): CA bundle for the site and its
+  // storage. The Python worker's HTTP library reads the same variables, so a
+  // .env for a site with a private CA already has it.
+  std::string site_ca_bundle;
   // HOST_DIRECTORY: the base folder as the container engine's daemon sees it.
   std::filesystem::path host_directory = "/tmp/codabench/";
   // The same folder as this process sees it (contract §5): /codabench when the

@@ -98,5 +98,16 @@ TEST(Config, BoolParsingAcceptsPythonStyleTrue) {
   EXPECT_FALSE(ParseBool("nope"));
 }
 
+TEST(ConfigFromEnv, SiteCaBundleComesFromTheVariablesPythonRequestsReads) {
+  EXPECT_EQ(ConfigFromEnv({}, false)->site_ca_bundle, "");
+  EXPECT_EQ(ConfigFromEnv({{"CURL_CA_BUNDLE", "/etc/ssl/b.pem"}}, false)->site_ca_bundle,
+            "/etc/ssl/b.pem");
+  EXPECT_EQ(ConfigFromEnv({{"REQUESTS_CA_BUNDLE", "/etc/ssl/a.pem"},
+                           {"CURL_CA_BUNDLE", "/etc/ssl/b.pem"}},
+                          false)
+                ->site_ca_bundle,
+            "/etc/ssl/a.pem");
+}
+
 }  // namespace
 }  // namespace cw

@@ -125,7 +125,9 @@ int Serve(const ServeOptions& options) {
     spdlog::error("cannot create {}: {}", config->base_directory.string(), ec.message());
     return 1;
   }
-  HttpClient http;
+  HttpClientOptions http_options;
+  http_options.ca_bundle = config->site_ca_bundle;
+  HttpClient http(http_options);
   // Only http(s): a queue message must never make the worker read or write
   // files of the host it runs on.
   HttpStorage storage(http);
@@ -150,13 +152,15 @@ int Serve(const ServeOptions& options) {
     runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
   }
 
+  SiteReporterOptions reporter_options;
+  reporter_options.socket.ca_bundle = config->site_ca_bundle;
   JobFn run_job = [&](int slot, const RunArgs& args, CancelToken& cancel) {
     // A revoked (or shut down) job reports nothing more: its site calls and
     // transfers stop at once instead of retrying for minutes on its slot.
     // A job stopped by a time limit still reports Failed, so it keeps trying.
     AbandonScope abandon([&cancel] { return cancel.cancelled() && !cancel.report(); });
     SiteReporter reporter(args.submissions_api_url, args.id, args.user_pk, args.secret,
-                          args.is_scoring, http);
+                          args.is_scoring, http, reporter_options);
     return runners.at(static_cast<std::size_t>(slot))->Run(args, reporter, cancel);
   };
   BadJobFn bad_job = [&](const nlohmann::json& raw, const std::string& reason) {
@@ -169,7 +173,8 @@ int Serve(const ServeOptions& options) {
     }
     SiteReporter reporter(raw["submissions_api_url"].get<std::string>(),
                           raw["id"].get<long long>(), raw.value("user_pk", 0LL),
-                          raw["secret"].get<std::string>(), raw.value("is_scoring", false), http);
+                          raw["secret"].get<std::string>(), raw.value("is_scoring", false), http,
+                          reporter_options);
     Status st = reporter.UpdateStatus(JobStatus::kFailed, reason);
     if (!st.ok()) spdlog::warn("could not report the unreadable job: {}", st.message());
   };
