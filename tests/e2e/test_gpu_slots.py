@@ -141,7 +141,7 @@ class GpuSlotsTest(unittest.TestCase):
         # the three slots to be seen busy together.
         program = harness.make_zip(DATA / "slow_submission", overrides={
             "metadata.yaml": "command: cat /eval-program/weights.txt && "
-                             "echo \"gpus=$NVIDIA_VISIBLE_DEVICES\" && sh run.sh 6\n"})
+                             "echo \"gpus=$NVIDIA_VISIBLE_DEVICES\" && sh run.sh 10\n"})
         ids = []
         for _ in range(4):
             created = self.site.create_submission(
