@@ -55,17 +55,11 @@ class GpuSlotsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        binary = harness.worker_binary()
-        if not os.access(binary, os.X_OK):
-            missing(f"no worker binary at {binary}")
+        harness.require_worker_and_rabbitmq()
         if os.geteuid() != 0:
             missing("the simulated GPU engine needs root (a second dockerd)")
         if not shutil.which("dockerd") or not shutil.which("containerd"):
             missing("dockerd/containerd not installed (scripts/setup)")
-        try:
-            harness.ensure_rabbitmq()
-        except Exception as e:  # noqa: BLE001
-            missing(f"RabbitMQ is not usable: {e}")
         cls.had_docker0 = Path("/sys/class/net/docker0").exists()
         # A short path: unix socket paths under it must stay under 108 bytes.
         cls.sim_dir = tempfile.mkdtemp(prefix="cwgpu-", dir="/tmp")

@@ -13,7 +13,6 @@ The broker-restart test stops and starts the RabbitMQ app (every vhost sees it).
 
 import hashlib
 import json
-import os
 import sys
 import time
 import unittest
@@ -52,17 +51,11 @@ class QueueWorkerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        binary = harness.worker_binary()
-        if not os.access(binary, os.X_OK):
-            missing(f"no worker binary at {binary} (build it, or set CW_WORKER_BINARY)")
+        harness.require_worker_and_rabbitmq()
         if not harness.docker_available():
             missing("no Docker engine (scripts/start-docker)")
         if not harness.have_image(harness.BUSYBOX_IMAGE):
             missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
-        try:
-            harness.ensure_rabbitmq()
-        except Exception as e:  # noqa: BLE001
-            missing(f"RabbitMQ is not usable: {e}")
         cls.zips = {name: harness.make_zip(DATA / name) for name in (
             "code_submission", "results_submission", "ingestion_program", "scoring_program",
             "input_data", "reference_data")}

@@ -166,6 +166,17 @@ def missing(reason):
     raise unittest.SkipTest(reason)
 
 
+def require_worker_and_rabbitmq():
+    """What every end-to-end test needs: the worker binary and a usable RabbitMQ."""
+    binary = worker_binary()
+    if not os.access(binary, os.X_OK):
+        missing(f"no worker binary at {binary} (build it, or set CW_WORKER_BINARY)")
+    try:
+        ensure_rabbitmq()
+    except Exception as e:  # noqa: BLE001
+        missing(f"RabbitMQ is not usable: {e}")
+
+
 # --------------------------------------------------------------------- Docker
 def docker(*args, timeout=60):
     env = dict(os.environ)
