@@ -108,7 +108,7 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
                                                         ? "unix:///run/user/1000/podman/podman.sock"
                                                         : "unix:///var/run/docker.sock");
   c.use_gpu = ParseBool(Get(env, "USE_GPU", "false"));
-  c.gpu_device = Get(env, "GPU_DEVICE", "nvidia.com/gpu=all");
+  c.gpu_device = Get(env, "GPU_DEVICE", kDefaultGpuDevice);
   c.network_disabled = ParseBool(Get(env, "COMPETITION_CONTAINER_NETWORK_DISABLED", "false"));
   c.container_http_proxy = Get(env, "COMPETITION_CONTAINER_HTTP_PROXY");
   c.container_https_proxy = Get(env, "COMPETITION_CONTAINER_HTTPS_PROXY");

@@ -26,6 +26,9 @@ EnvMap ProcessEnvironment();
 // "True", "true", "1", "yes", "on" (any case) are true.
 bool ParseBool(const std::string& value);
 
+// GPU_DEVICE's default, as Codabench's worker has it: every GPU, through CDI.
+inline constexpr const char* kDefaultGpuDevice = "nvidia.com/gpu=all";
+
 struct WorkerConfig {
   std::string broker_url;
   bool broker_use_ssl = false;
@@ -42,7 +45,7 @@ struct WorkerConfig {
   std::string container_engine = "docker";
   std::string container_socket = "unix:///var/run/docker.sock";
   bool use_gpu = false;
-  std::string gpu_device = "nvidia.com/gpu=all";
+  std::string gpu_device = kDefaultGpuDevice;
   bool network_disabled = false;
   std::string container_http_proxy;
   std::string container_https_proxy;

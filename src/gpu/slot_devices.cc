@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "config/config.h"
 #include "gpu/slots.h"
 #include "gpu/text.h"
 
@@ -12,8 +13,6 @@ namespace {
 using gpu_text::Join;
 using gpu_text::Split;
 using gpu_text::Trim;
-
-constexpr const char* kDefaultGpuDevice = "nvidia.com/gpu=all";
 
 // Only a GPU the driver gave no UUID falls back to its index.
 std::string GpuId(const GpuInfo& g) { return g.uuid.empty() ? std::to_string(g.index) : g.uuid; }

@@ -1,5 +1,7 @@
 #include "gpu/worker_slots.h"
 
+#include <functional>
+
 #include "gpu/container_options.h"
 #include "gpu/text.h"
 
@@ -7,26 +9,28 @@ namespace cw {
 namespace {
 
 constexpr int kMaxSlots = 256;
-constexpr const char* kDefaultGpuDevice = "nvidia.com/gpu=all";
 
 Result<int> ParseCount(const std::string& text, const char* what, bool allow_auto) {
   if (allow_auto && gpu_text::Lower(text) == "auto") return 0;
-  if (!gpu_text::IsDigits(text) || text.size() > 3 || std::stoi(text) < 1 ||
-      std::stoi(text) > kMaxSlots) {
+  const int n = gpu_text::IsDigits(text) && text.size() <= 3 ? std::stoi(text) : 0;
+  if (n < 1 || n > kMaxSlots) {
     return InvalidInput(std::string(what) + " must be " + (allow_auto ? "auto or " : "") +
                         "a number from 1 to " + std::to_string(kMaxSlots) + ", got '" + text +
                         "'");
   }
-  return std::stoi(text);
+  return n;
 }
 
-std::vector<WorkerSlot> SharedSlots(const ContainerOptions& base, std::vector<SlotPlan> plans) {
+// The slots of a plan, each with the options `options_for` gives it and its
+// labels: the slot's index, and its GPUs when it owns some.
+std::vector<WorkerSlot> MakeSlots(std::vector<SlotPlan> plans,
+                                  const std::function<ContainerOptions(const SlotPlan&)>& options_for) {
   std::vector<WorkerSlot> out;
   for (SlotPlan& p : plans) {
     WorkerSlot s;
-    s.options = base;
-    if (!p.cpuset.empty()) s.options.cpuset_cpus = p.cpuset;
+    s.options = options_for(p);
     s.labels[kLabelSlot] = std::to_string(p.index);
+    if (!p.gpus.empty()) s.labels[kLabelGpus] = NvidiaVisibleDevices(p);
     s.plan = std::move(p);
     out.push_back(std::move(s));
   }
@@ -67,7 +71,11 @@ Result<std::vector<WorkerSlot>> PlanWorkerSlots(const WorkerConfig& config,
     cpu.gpu_map.clear();
     cpu.slots = std::max(cpu.slots, 1);
     CW_ASSIGN_OR_RETURN(std::vector<SlotPlan> plans, PlanSlots({}, cpu, cpu_count, &log));
-    return SharedSlots(base, std::move(plans));
+    return MakeSlots(std::move(plans), [&](const SlotPlan& p) {
+      ContainerOptions o = base;
+      if (!p.cpuset.empty()) o.cpuset_cpus = p.cpuset;
+      return o;
+    });
   };
 
   if (!WantsGpus(config)) return cpu_slots();
@@ -96,18 +104,8 @@ Result<std::vector<WorkerSlot>> PlanWorkerSlots(const WorkerConfig& config,
   }
   if (!slots_set && !splits_gpus) req.slots = 1;  // all GPUs to one job, as the Python worker
   CW_ASSIGN_OR_RETURN(std::vector<SlotPlan> plans, PlanSlots(*gpus, req, cpu_count, &log));
-  std::vector<WorkerSlot> out;
-  for (SlotPlan& p : plans) {
-    WorkerSlot s;
-    s.options = ApplySlot(base, p, driver);
-    s.labels[kLabelSlot] = std::to_string(p.index);
-    std::vector<std::string> ids;
-    for (const GpuInfo& g : p.gpus) ids.push_back(g.uuid.empty() ? std::to_string(g.index) : g.uuid);
-    if (!ids.empty()) s.labels[kLabelGpus] = gpu_text::Join(ids, ",");
-    s.plan = std::move(p);
-    out.push_back(std::move(s));
-  }
-  return out;
+  return MakeSlots(std::move(plans),
+                   [&](const SlotPlan& p) { return ApplySlot(base, p, driver); });
 }
 
 }  // namespace cw

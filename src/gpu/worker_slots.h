@@ -19,7 +19,8 @@ struct WorkerSlot {
   SlotPlan plan;
   ContainerOptions options;
   // Put on every container of the slot: org.codabench.slot, and
-  // org.codabench.gpus (the UUIDs) for a slot that owns GPUs.
+  // org.codabench.gpus (the UUIDs, as in NVIDIA_VISIBLE_DEVICES) for a slot
+  // that owns GPUs.
   std::map<std::string, std::string> labels;
 };
 
