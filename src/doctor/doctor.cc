@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/files.h"
+#include "gpu/text.h"
 #include "gpu/worker_slots.h"
 
 namespace cw {
@@ -17,12 +18,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Level = DoctorCheck::Level;
-
-std::string GiB(std::uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
-  return buf;
-}
 
 DoctorCheck Check(std::string name, Level level, std::string detail, std::string fix = {}) {
   return DoctorCheck{std::move(name), level, std::move(detail), std::move(fix)};
@@ -56,12 +51,6 @@ Result<ProbeResult> RunProbe(ContainerEngine& engine, ContainerSpec spec) {
   if (!code.ok()) return code.status();
   result.exit_code = *code;
   return result;
-}
-
-std::string FirstLine(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
 }
 
 int CountGpuLines(const std::string& text) {
@@ -111,7 +100,7 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
     if (auto i = engine.Info(); i.ok()) {
       info = *i;
       detail += "; its host: " + std::to_string(info.ncpu) + " CPUs, " +
-                GiB(static_cast<std::uint64_t>(std::max(0LL, info.mem_total_bytes))) + " memory";
+                FormatGiB(static_cast<std::uint64_t>(std::max(0LL, info.mem_total_bytes))) + " memory";
     }
     out.push_back(Check("engine", Level::kOk, detail));
   } else {
@@ -167,11 +156,7 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
     // One line per GPU: an 8-GPU host's list does not fit on one.
     std::string detail = std::to_string(gpus->size()) + (gpus->size() == 1 ? " GPU" : " GPUs") +
                          (wants ? "" : "; USE_GPU is off: jobs get none");
-    for (const GpuInfo& g : *gpus) {
-      detail += "\n" + std::to_string(g.index) + " " + g.name + " (" +
-                (g.uuid.empty() ? "no UUID" : g.uuid) +
-                (g.memory_total_bytes ? ", " + GiB(g.memory_total_bytes) : "") + ")";
-    }
+    for (const GpuInfo& g : *gpus) detail += "\n" + DescribeGpu(g, /*full_uuid=*/true);
     out.push_back(Check("gpus", Level::kOk, detail));
   }
 
@@ -223,21 +208,21 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
         out.push_back(Check("gpu runtime", Level::kFail,
                             "nvidia-smi -L in a container with slot 0's GPUs exited with " +
                                 std::to_string(probe->exit_code) + ": " +
-                                FirstLine(probe->output),
+                                gpu_text::FirstLine(probe->output),
                             DriverFix(config)));
       } else if (want > 0 && CountGpuLines(probe->output) != want) {
         out.push_back(Check("gpu runtime", Level::kFail,
                             "slot 0 owns " + std::to_string(want) +
                                 " GPU(s) but its container sees " +
                                 std::to_string(CountGpuLines(probe->output)) + ": " +
-                                FirstLine(probe->output),
+                                gpu_text::FirstLine(probe->output),
                             "the engine's default runtime may hand out every GPU: check "
                             "NVIDIA_VISIBLE_DEVICES handling and the runtime's config"));
       } else {
         out.push_back(Check("gpu runtime", Level::kOk,
                             "slot 0's container sees " + std::to_string(CountGpuLines(probe->output)) +
                                 " GPU(s) through " + (cdi ? "CDI" : "the nvidia driver") + ": " +
-                                FirstLine(probe->output)));
+                                gpu_text::FirstLine(probe->output)));
       }
     }
   }
@@ -270,7 +255,7 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
       std::string fix;
       if (deps.disk_space) {
         if (auto space = deps.disk_space(base); space.ok()) {
-          detail += ", " + GiB(space->free_bytes) + " free of " + GiB(space->total_bytes);
+          detail += ", " + FormatGiB(space->free_bytes) + " free of " + FormatGiB(space->total_bytes);
           if (space->free_bytes < options.min_free_bytes) {
             level = Level::kWarn;
             fix = "submissions, their outputs and the bundle cache (MAX_CACHE_DIR_SIZE_GB) need "

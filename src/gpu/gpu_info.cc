@@ -20,13 +20,25 @@ std::string Sentence(std::string s) {
   return s;
 }
 
-std::string Gib(std::uint64_t bytes) {
+}  // namespace
+
+std::string FormatGiB(std::uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
   return buf;
 }
 
-}  // namespace
+std::string DescribeGpu(const GpuInfo& g, bool full_uuid) {
+  std::string out = std::to_string(g.index) + " " + (g.name.empty() ? "unnamed GPU" : g.name) + " (";
+  if (g.uuid.empty()) {
+    out += "no UUID";
+  } else {
+    // 12 characters ("GPU-" and 8 hex digits) tell GPUs apart in a log line.
+    out += !full_uuid && g.uuid.size() > 12 ? g.uuid.substr(0, 12) + "..." : g.uuid;
+  }
+  out += ", " + (g.memory_total_bytes ? FormatGiB(g.memory_total_bytes) : "memory unknown") + ")";
+  return out;
+}
 
 Result<std::vector<GpuInfo>> DiscoverGpus(const GpuDiscoveryOptions& options) {
   auto log = [&](const std::string& line) {
@@ -65,13 +77,9 @@ std::string DescribeGpus(const std::vector<GpuInfo>& gpus) {
   if (gpus.empty()) return "no GPUs";
   std::string out = std::to_string(gpus.size()) + (gpus.size() == 1 ? " GPU: " : " GPUs: ");
   for (std::size_t i = 0; i < gpus.size(); ++i) {
-    const GpuInfo& g = gpus[i];
     if (i > 0) out += "; ";
-    out += std::to_string(g.index) + " " + (g.name.empty() ? "unnamed GPU" : g.name) + " (";
-    // 12 characters ("GPU-" and 8 hex digits) tell GPUs apart in a log line;
-    // the full UUID is in the slot's log when it matters.
-    out += g.uuid.empty() ? "no UUID" : g.uuid.size() > 12 ? g.uuid.substr(0, 12) + "..." : g.uuid;
-    out += ", " + (g.memory_total_bytes ? Gib(g.memory_total_bytes) : "memory unknown") + ")";
+    // The full UUID is in the slot's log line when it matters.
+    out += DescribeGpu(gpus[i]);
   }
   return out;
 }

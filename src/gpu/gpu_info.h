@@ -41,8 +41,15 @@ struct GpuDiscoveryOptions {
 // source's reason, since silently running CPU-only on a GPU box is worse.
 Result<std::vector<GpuInfo>> DiscoverGpus(const GpuDiscoveryOptions& options = {});
 
-// One line for logs and `doctor`:
+// "0 NVIDIA H100 80GB HBM3 (GPU-8f6c1a2b..., 79.6 GiB)"; the whole UUID with
+// full_uuid, else its first 12 characters (enough to tell GPUs apart in a log).
+std::string DescribeGpu(const GpuInfo& gpu, bool full_uuid = false);
+
+// One line for logs:
 // "2 GPUs: 0 NVIDIA H100 80GB HBM3 (GPU-8f6c1a2b..., 79.6 GiB); 1 ...", or "no GPUs".
 std::string DescribeGpus(const std::vector<GpuInfo>& gpus);
+
+// "79.6 GiB": memory and disk sizes in the worker's messages.
+std::string FormatGiB(std::uint64_t bytes);
 
 }  // namespace cw
