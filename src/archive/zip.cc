@@ -45,19 +45,6 @@ struct ZipFileCloser {
 };
 using ZipFileHandle = std::unique_ptr<zip_file_t, ZipFileCloser>;
 
-Status WriteAll(int fd, const char* data, std::size_t size, const fs::path& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return IoError("cannot write " + path.string() + ": " + ErrnoText(errno));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return Status::Ok();
-}
-
 bool IsUnderDir(const fs::path& candidate, const fs::path& dir) {
   return std::mismatch(dir.begin(), dir.end(), candidate.begin(), candidate.end()).first == dir.end();
 }

@@ -5,13 +5,33 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <filesystem>
 #include <string>
 #include <system_error>
+
+#include "common/status.h"
 
 namespace cw {
 
 inline std::string ErrnoText(int err) {
   return std::error_code(err, std::generic_category()).message();
+}
+
+// Writes all `size` bytes (write(2) may take fewer, or be interrupted);
+// IoError naming `path` when it fails.
+inline Status WriteAll(int fd, const char* data, std::size_t size,
+                       const std::filesystem::path& path) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return IoError("cannot write " + path.string() + ": " + ErrnoText(errno));
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return Status::Ok();
 }
 
 class Fd {

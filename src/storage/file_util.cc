@@ -28,17 +28,7 @@ Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest) {
       return IoError("cannot read " + src.string() + ": " + ErrnoText(errno));
     }
     if (n == 0) return Status::Ok();
-    const char* p = buffer.data();
-    auto left = static_cast<std::size_t>(n);
-    while (left > 0) {
-      ssize_t w = ::write(out, p, left);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return IoError("cannot write " + dest.string() + ": " + ErrnoText(errno));
-      }
-      p += w;
-      left -= static_cast<std::size_t>(w);
-    }
+    CW_RETURN_IF_ERROR(WriteAll(out, buffer.data(), static_cast<std::size_t>(n), dest));
   }
 }
 

@@ -107,11 +107,7 @@ class GpuSlotsTest(unittest.TestCase):
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def setUp(self):
-        self.vhost = harness.fresh_vhost()
-        self.addCleanup(harness.delete_vhost, self.vhost)
-        self.site = harness.StandIn(self.vhost)
-        self.site.start()
-        self.addCleanup(self.site.stop)
+        self.vhost, self.site = harness.fresh_site(self)
         self.nodename = f"gpu-slots-{uuid.uuid4().hex[:8]}@test"
         self.eval_dir = tempfile.mkdtemp(prefix="cw-eval-")
         self.addCleanup(shutil.rmtree, self.eval_dir, True)

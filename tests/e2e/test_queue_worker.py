@@ -61,11 +61,7 @@ class QueueWorkerTest(unittest.TestCase):
             "input_data", "reference_data")}
 
     def setUp(self):
-        self.vhost = harness.fresh_vhost()
-        self.addCleanup(harness.delete_vhost, self.vhost)
-        self.site = harness.StandIn(self.vhost)
-        self.site.start()
-        self.addCleanup(self.site.stop)
+        self.vhost, self.site = harness.fresh_site(self)
         self.submission_ids = []
         self.worker = None
 

@@ -177,6 +177,17 @@ def require_worker_and_rabbitmq():
         missing(f"RabbitMQ is not usable: {e}")
 
 
+def fresh_site(test):
+    """A fresh vhost and a stand-in site on it for `test` (a TestCase), both
+    removed when the test ends; returns (broker URL, StandIn)."""
+    vhost = fresh_vhost()
+    test.addCleanup(delete_vhost, vhost)
+    site = StandIn(vhost)
+    site.start()
+    test.addCleanup(site.stop)
+    return vhost, site
+
+
 # --------------------------------------------------------------------- Docker
 def docker(*args, timeout=60):
     env = dict(os.environ)
