@@ -35,6 +35,19 @@ std::string ForbiddenHint(const std::string& url) {
   return url.find('?') != std::string::npos ? "the signed URL may have expired" : "";
 }
 
+// What every storage call has in common: who answers, and how to read a refusal.
+HttpRequest StorageRequest(const std::string& method, const std::string& url,
+                           const std::string& action) {
+  HttpRequest req;
+  req.method = method;
+  req.url = url;
+  req.server = "the storage";
+  req.action = action;
+  req.forbidden_hint = ForbiddenHint(url);
+  req.error_body = ErrorBody::kXmlCode;
+  return req;
+}
+
 }  // namespace
 
 HttpStorage::HttpStorage(const HttpClient& client, RetryPolicy policy)
@@ -42,30 +55,18 @@ HttpStorage::HttpStorage(const HttpClient& client, RetryPolicy policy)
 
 Status HttpStorage::Fetch(const std::string& url, const fs::path& dest) {
   if (!IsHttpUrl(url)) return NotHttp(url);
-  HttpRequest req;
-  req.method = "GET";
-  req.url = url;
+  HttpRequest req = StorageRequest("GET", url, "download");
   req.download_to = dest;
-  req.server = "the storage";
-  req.action = "download";
-  req.forbidden_hint = ForbiddenHint(url);
-  req.error_body = ErrorBody::kXmlCode;
   auto got = client_.Send(req, policy_);
   return got.ok() ? Status::Ok() : got.status();
 }
 
 Status HttpStorage::Put(const std::string& url, const fs::path& src, const std::string& content_type) {
   if (!IsHttpUrl(url)) return NotHttp(url);
-  HttpRequest req;
-  req.method = "PUT";
-  req.url = url;
+  HttpRequest req = StorageRequest("PUT", url, "upload");
   req.upload_from = src;
   req.headers = {"Content-Type: " + (content_type.empty() ? "application/octet-stream" : content_type),
                  "x-ms-blob-type: BlockBlob", "x-ms-version: 2018-03-28"};
-  req.server = "the storage";
-  req.action = "upload";
-  req.forbidden_hint = ForbiddenHint(url);
-  req.error_body = ErrorBody::kXmlCode;
   auto got = client_.Send(req, policy_);
   return got.ok() ? Status::Ok() : got.status();
 }

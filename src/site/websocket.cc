@@ -224,28 +224,25 @@ class LiveSocket::Impl {
   ~Impl() { Close(std::chrono::milliseconds(0)); }
 
   bool Send(std::string text) {
-    bool queued;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (done_ || closing_) {
-        dropped_after_close_ += text.size();
-        return false;
-      }
-      queued = queue_.PushText(text);
-    }
-    if (queued) Wake();
-    return queued;
+    return Enqueue(text.size(), [&] { return queue_.PushText(text); });
   }
 
   bool SendMessage(std::string json) {
+    return Enqueue(json.size(), [&] { return queue_.PushMessage(std::move(json)); });
+  }
+
+  // Queues with `push` unless the socket is closing or closed (then the bytes
+  // count as dropped), and wakes the writer when something was queued.
+  template <typename Push>
+  bool Enqueue(std::size_t bytes, Push push) {
     bool queued;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (done_ || closing_) {
-        dropped_after_close_ += json.size();
+        dropped_after_close_ += bytes;
         return false;
       }
-      queued = queue_.PushMessage(std::move(json));
+      queued = push();
     }
     if (queued) Wake();
     return queued;
