@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -87,6 +88,26 @@ bool ParseBool(const std::string& value) {
   return v == "true" || v == "1" || v == "yes" || v == "on";
 }
 
+namespace {
+
+// A setting that must be a number >= 0 (`what` says which kind, for the
+// message), or `fallback` when unset or empty.
+Result<double> NonNegative(const EnvMap& env, const char* key, double fallback,
+                           const char* what) {
+  std::string text = Trim(Get(env, key));
+  if (text.empty()) return fallback;
+  try {
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    bool whole = std::string_view(what) != "a whole number" || v == std::floor(v);
+    if (used == text.size() && v >= 0 && std::isfinite(v) && whole) return v;
+  } catch (const std::exception&) {
+  }
+  return InvalidInput(std::string(key) + " must be " + what + " (0 or more), got '" + text + "'");
+}
+
+}  // namespace
+
 Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
   WorkerConfig c;
   c.broker_url = Get(env, "BROKER_URL");
@@ -117,15 +138,28 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
                      !env.at("CODALAB_IGNORE_CLEANUP_STEP").empty() &&
                      Lower(env.at("CODALAB_IGNORE_CLEANUP_STEP")) != "false" &&
                      env.at("CODALAB_IGNORE_CLEANUP_STEP") != "0";
-  std::string cache_gb = Get(env, "MAX_CACHE_DIR_SIZE_GB", "10");
-  try {
-    size_t used = 0;
-    c.max_cache_dir_size_gb = std::stod(cache_gb, &used);
-    if (used != cache_gb.size() || c.max_cache_dir_size_gb < 0) throw std::invalid_argument("");
-  } catch (const std::exception&) {
-    return InvalidInput("MAX_CACHE_DIR_SIZE_GB must be a number of gigabytes, got '" + cache_gb +
-                        "'");
-  }
+  CW_ASSIGN_OR_RETURN(c.max_cache_dir_size_gb,
+                      NonNegative(env, "MAX_CACHE_DIR_SIZE_GB", 10, "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.max_unpacked_size_gb, NonNegative(env, "MAX_UNPACKED_SIZE_GB",
+                                                          c.max_unpacked_size_gb,
+                                                          "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.min_free_disk_gb, NonNegative(env, "MIN_FREE_DISK_GB", c.min_free_disk_gb,
+                                                      "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.max_output_size_gb, NonNegative(env, "MAX_OUTPUT_SIZE_GB",
+                                                        c.max_output_size_gb,
+                                                        "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(double files, NonNegative(env, "MAX_UNPACKED_FILES",
+                                                static_cast<double>(c.max_unpacked_files),
+                                                "a whole number"));
+  c.max_unpacked_files = static_cast<long long>(files);
+  CW_ASSIGN_OR_RETURN(double pids, NonNegative(env, "CONTAINER_PIDS_LIMIT",
+                                               static_cast<double>(c.container_pids_limit),
+                                               "a whole number"));
+  c.container_pids_limit = static_cast<long long>(pids);
+  CW_ASSIGN_OR_RETURN(double nofile, NonNegative(env, "CONTAINER_NOFILE_LIMIT",
+                                                 static_cast<double>(c.container_nofile_limit),
+                                                 "a whole number"));
+  c.container_nofile_limit = static_cast<long long>(nofile);
   c.log_level = Get(env, "LOG_LEVEL", "INFO");
   c.serialized_logs = ParseBool(Get(env, "SERIALIZED", "false"));
   std::string rewrite = Get(env, "WORKER_BUNDLE_URL_REWRITE");

@@ -68,6 +68,15 @@ struct WorkerConfig {
   std::string container_memory;    // CONTAINER_MEMORY: per container
   std::string container_cpus;      // CONTAINER_CPUS: per container, e.g. "4" or "2.5"
   std::string extra_mounts;        // EXTRA_MOUNTS: "/data:/data:ro,/models:/models"
+
+  // Limits on what one job's programs and bundles may take of the host
+  // (README "Security"). 0 turns a limit off.
+  long long container_pids_limit = 4096;    // CONTAINER_PIDS_LIMIT: processes per container
+  long long container_nofile_limit = 65536;  // CONTAINER_NOFILE_LIMIT: open files per process
+  double max_unpacked_size_gb = 50;         // MAX_UNPACKED_SIZE_GB: per bundle, once unzipped
+  long long max_unpacked_files = 1000000;   // MAX_UNPACKED_FILES: entries per bundle
+  double min_free_disk_gb = 2;              // MIN_FREE_DISK_GB: unzipping stops above this reserve
+  double max_output_size_gb = 20;           // MAX_OUTPUT_SIZE_GB: what a job's programs may write
 };
 
 // Builds the configuration from settings (the .env file's values overlaid by

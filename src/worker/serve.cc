@@ -139,6 +139,7 @@ int Serve(const ServeOptions& options) {
   env.host_dir = config->host_directory;
   env.hostname = Hostname();
   env.keep_job_dir = config->ignore_cleanup;
+  env.limits = JobLimitsFromConfig(*config);
   env.labels["org.codabench.node"] = nodename;
   WorkerConfig cfg = *config;
   env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };
