@@ -20,6 +20,7 @@
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
+#include "report/reporter.h"
 #include "site/http_client.h"
 #include "site/http_storage.h"
 #include "site/site_reporter.h"
@@ -38,6 +39,39 @@ std::atomic<bool> g_quit{false};
 static_assert(std::atomic<int>::is_always_lock_free);
 extern "C" void OnStopSignal(int) { g_stop_signals.fetch_add(1); }
 extern "C" void OnQuitSignal(int) { g_quit = true; }
+
+// The SiteReporter, noting when the last status update went out: with the
+// broker thread's "ack ... sent N ms after it was queued", the debug log gives
+// the whole window between a job's final report and its ack.
+class TimedReporter : public Reporter {
+ public:
+  explicit TimedReporter(SiteReporter& inner) : inner_(inner) {}
+  Status UpdateStatus(JobStatus status, const std::string& details) override {
+    Status st = inner_.UpdateStatus(status, details);
+    last_status_ = std::chrono::steady_clock::now();
+    return st;
+  }
+  Status ReportMd5(const std::string& md5_hex) override { return inner_.ReportMd5(md5_hex); }
+  Status ReportError(ErrorType type, const std::string& message, bool is_scoring) override {
+    return inner_.ReportError(type, message, is_scoring);
+  }
+  Status ReportScores(const nlohmann::json& scores) override {
+    return inner_.ReportScores(scores);
+  }
+  void Log(ProgramKind kind, LogStream stream, std::string_view chunk) override {
+    inner_.Log(kind, stream, chunk);
+  }
+  void LiveError(const std::string& message) override { inner_.LiveError(message); }
+  void DetailedResultsUpdated() override { inner_.DetailedResultsUpdated(); }
+
+  std::optional<std::chrono::steady_clock::time_point> last_status() const {
+    return last_status_;
+  }
+
+ private:
+  SiteReporter& inner_;
+  std::optional<std::chrono::steady_clock::time_point> last_status_;
+};
 
 // A job's live sockets flush and close (up to close_grace, 3 s) after its
 // final report: done here, on a thread of its own, so that the job's message
@@ -222,7 +256,14 @@ int Serve(const ServeOptions& options) {
     auto reporter = std::make_unique<SiteReporter>(args.submissions_api_url, args.id,
                                                    args.user_pk, args.secret, args.is_scoring,
                                                    http, reporter_options);
-    JobResult result = runners.at(static_cast<std::size_t>(slot))->Run(args, *reporter, cancel);
+    TimedReporter timed(*reporter);
+    JobResult result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
+    if (auto last = timed.last_status()) {
+      spdlog::debug("submission {} job returned {:.3f} ms after its last status update", args.id,
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                              *last)
+                        .count());
+    }
     // The final report is out: return to the slot, which acks at once; the
     // live sockets close meanwhile.
     closer.Add(std::move(reporter));
