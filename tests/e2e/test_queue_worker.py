@@ -571,7 +571,9 @@ class QueueWorkerTest(unittest.TestCase):
         self.assertEqual(len(returned), 2, worker.log_tail())
         print(f"\nfinal report to return (container and folder removal): {returned} ms; "
               f"ack queued to sent: {delays} ms", file=sys.stderr)
-        self.assertLess(max(delays), 20.0)  # 100 ms when acks waited for the poll
+        # Up to 100 ms when acks waited for the poll; a loaded machine (the
+        # whole suite, two cores) was seen at 12 ms, an idle one under 1 ms.
+        self.assertLess(max(delays), 30.0)
 
 
 if __name__ == "__main__":
