@@ -738,7 +738,10 @@ struct FileSource {
         if (st == nullptr) return -1;
         zip_stat_init(st);
         st->mtime = item->mtime;
-        st->valid |= ZIP_STAT_MTIME;
+        // The size as listed: libzip only uses it to choose between plain and
+        // ZIP64 headers, and records what it actually read.
+        st->size = item->size;
+        st->valid |= ZIP_STAT_MTIME | ZIP_STAT_SIZE;
         return sizeof(zip_stat_t);
       }
       case ZIP_SOURCE_ERROR:
