@@ -246,7 +246,8 @@ Result<Layout> ReadLayout(const fs::path& zip_path, const UnpackLimits& limits) 
   layout.entries = count;
   layout.cd_start = cd_offset;
   layout.cd_end = cd_end;
-  layout.spans.reserve(static_cast<std::size_t>(count) + 1);
+  // Grown as headers are actually read, not sized by what the record claims.
+  layout.spans.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, 1u << 16)));
   std::vector<unsigned char> var;  // name + extra of one header, at most 128 KiB
   std::uint64_t pos = cd_offset;
   for (std::uint64_t i = 0; i < count; ++i) {
@@ -664,8 +665,36 @@ Status WriteEmptyZip(const fs::path& path) {
   return Status::Ok();
 }
 
+// Opens `name` ('/'-separated, relative to `root`) for reading one path
+// component at a time, following no link anywhere on the way (O_NOFOLLOW
+// alone only covers the last component) and never blocking on a FIFO.
+// -1 with errno set when it cannot.
+int OpenWithoutLinks(const fs::path& root, const std::string& name) {
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) return -1;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t slash = name.find('/', start);
+    bool last = slash == std::string::npos;
+    std::string part = name.substr(start, last ? std::string::npos : slash - start);
+    int flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                     : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int next = ::openat(dir, part.c_str(), flags);
+    int err = errno;
+    ::close(dir);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    if (last) return next;
+    dir = next;
+    start = slash + 1;
+  }
+}
+
 // Shared by the file sources of one CreateZip: why writing stopped.
 struct WriteState {
+  const fs::path& root;  // the folder being zipped, resolved
   const std::function<bool()>& cancelled;
   bool was_cancelled = false;
   std::string failure;  // first file problem, for the message
@@ -696,15 +725,18 @@ struct FileSource {
   }
 
   zip_int64_t Handle(void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
-    const std::string path = item->path.string();
     switch (cmd) {
       case ZIP_SOURCE_OPEN: {
         if (IsCancelled(state->cancelled)) return Cancel();
         CloseFd();
-        fd = ::open(item->path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        const std::string path = item->path.string();
+        fd = OpenWithoutLinks(state->root, item->name);
         if (fd < 0) {
           int err = errno;
-          if (err == ELOOP) return Fail(ZIP_ER_OPEN, err, "cannot zip " + path + ": it became a symbolic link while zipping");
+          if (err == ELOOP || err == ENOTDIR) {
+            return Fail(ZIP_ER_OPEN, err, "cannot zip " + path + ": it or a folder on its way was replaced by "
+                                          "a symbolic link or another kind of file while zipping");
+          }
           return Fail(ZIP_ER_OPEN, err, "cannot read " + path + ": " + ErrnoText(err));
         }
         struct stat st;
@@ -727,7 +759,7 @@ struct FileSource {
           if (n >= 0) return n;
           if (errno == EINTR) continue;
           int err = errno;
-          return Fail(ZIP_ER_READ, err, "cannot read " + path + ": " + ErrnoText(err));
+          return Fail(ZIP_ER_READ, err, "cannot read " + item->path.string() + ": " + ErrnoText(err));
         }
       }
       case ZIP_SOURCE_CLOSE:
@@ -765,7 +797,7 @@ struct FileSource {
   }
 };
 
-Status WriteZip(const std::vector<SourceItem>& items, const fs::path& out,
+Status WriteZip(const fs::path& root, const std::vector<SourceItem>& items, const fs::path& out,
                 const std::function<bool()>& cancelled) {
   if (IsCancelled(cancelled)) return Cancelled("zipping was cancelled");
   if (items.empty()) return WriteEmptyZip(out);
@@ -774,7 +806,7 @@ Status WriteZip(const std::vector<SourceItem>& items, const fs::path& out,
   if (za == nullptr) {
     return IoError("cannot create " + out.string() + ": " + LibzipErrorText(error_code));
   }
-  WriteState state{cancelled, false, {}};
+  WriteState state{root, cancelled, false, {}};
   auto fail = [&](const std::string& what) {
     Status status = state.was_cancelled     ? Cancelled("zipping was cancelled")
                     : !state.failure.empty() ? IoError(state.failure)
@@ -938,7 +970,7 @@ Status CreateZip(const fs::path& src_dir, const fs::path& zip_path,
   }
   fs::path tmp = zip_path;
   tmp += ".part-" + RandomSuffix();
-  Status status = WriteZip(items, tmp, cancelled);
+  Status status = WriteZip(src, items, tmp, cancelled);
   if (status.ok()) {
     fs::rename(tmp, zip_path, ec);
     if (ec) status = IoError("cannot rename " + tmp.string() + " to " + zip_path.string() + ": " + ec.message());

@@ -787,7 +787,31 @@ TEST_P(SwapTest, FileSwappedForLinkOrFifoWhileZippingFailsCleanly) {
   ::alarm(0);
   ASSERT_TRUE(swapped);
   EXPECT_EQ(status.code(), Code::kIo) << status.ToString();
-  EXPECT_THAT(status.message(), HasSubstr(fifo ? "stopped being a regular file" : "became a symbolic link"));
+  EXPECT_THAT(status.message(), HasSubstr(fifo ? "stopped being a regular file" : "replaced by a symbolic link"));
+  EXPECT_EQ(Listing(zips), std::vector<std::string>{});
+}
+
+TEST_F(ZipTest, FolderSwappedForLinkWhileZippingIsNotFollowed) {
+  // O_NOFOLLOW alone would still follow "sub" on the way to "sub/data.txt".
+  fs::path host = root_ / "host";
+  WriteFile(host / "data.txt", "TOP-SECRET-host-file-content-0123456789");
+  fs::path src = root_ / "src";
+  WriteFile(src / "sub" / "data.txt", "harmless");
+  fs::path zips = root_ / "zips";
+  fs::create_directories(zips);
+  bool swapped = false;
+  auto cancelled = [&] {
+    if (!swapped && !Listing(zips).empty()) {
+      fs::remove_all(src / "sub");
+      fs::create_directory_symlink(host, src / "sub");
+      swapped = true;
+    }
+    return false;
+  };
+  Status status = CreateZip(src, zips / "out.zip", cancelled);
+  ASSERT_TRUE(swapped);
+  EXPECT_EQ(status.code(), Code::kIo) << status.ToString();
+  EXPECT_THAT(status.message(), HasSubstr("a folder on its way was replaced"));
   EXPECT_EQ(Listing(zips), std::vector<std::string>{});
 }
 
