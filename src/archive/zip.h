@@ -50,10 +50,10 @@ struct UnpackLimits {
 // lies about sizes is stopped as soon as the running total passes
 // limits.max_bytes (InvalidInput) or the free-space reserve (IoError);
 // limits.cancelled is checked between chunks (Cancelled).
-// On any failure after writing started, everything this call created (files,
-// and folders that did not exist before) is removed again; files that were
-// already there are left as they were, except one overwritten by an entry of
-// the same name, which is removed too.
+// On any failure after writing started (limits, cancel, bad data, disk
+// trouble), everything this call wrote is removed again: every file it
+// created or overwrote, and every folder that did not exist before it
+// (dest_dir itself stays). Other files already in dest_dir are left alone.
 // Skips macOS litter (__MACOSX/). A file that is not a zip is InvalidInput
 // saying so. Set-uid/set-gid/sticky bits are never applied.
 Result<ExtractStats> ExtractZip(const std::filesystem::path& zip_path,
