@@ -270,7 +270,6 @@ Result<Layout> ReadLayout(const fs::path& zip_path, const UnpackLimits& limits) 
     pos += header_len;
 
     // ZIP64 extended information: 64-bit values for the fields set to all ones, in this order.
-    bool zip64 = false;
     if (uncomp_size == 0xffffffff || comp_size == 0xffffffff || offset == 0xffffffff) {
       const unsigned char* extra = var.data() + name_len;
       std::size_t at = 0;
@@ -294,7 +293,6 @@ Result<Layout> ReadLayout(const fs::path& zip_path, const UnpackLimits& limits) 
         at += len;
       }
       if (!seen) return in.Invalid("a ZIP64 entry without its extra field");
-      zip64 = true;
     }
 
     // The entry's span: its local header (whose own name and extra lengths
@@ -308,9 +306,10 @@ Result<Layout> ReadLayout(const fs::path& zip_path, const UnpackLimits& limits) 
       return in.Invalid("an entry runs past the end of the file");
     }
     if (flags & 0x0008) {
-      // crc + sizes (4 + 4 + 4, or 4 + 8 + 8 for ZIP64), optionally signed;
-      // counted at their smallest so that no honest zip is refused.
-      std::uint64_t desc = zip64 ? 20 : 12;
+      // crc + sizes (4 + 4 + 4, or 4 + 8 + 8 for ZIP64), optionally signed.
+      // Counted at their smallest: writers disagree on when the sizes take 8
+      // bytes, and a few uncounted bytes cannot hide a zip bomb.
+      std::uint64_t desc = 12;
       unsigned char sig[4];
       if (file_size - end >= 4) {
         CW_RETURN_IF_ERROR(in.ReadAt(end, sig, sizeof sig));
