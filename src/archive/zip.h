@@ -63,10 +63,11 @@ Result<ExtractStats> ExtractZip(const std::filesystem::path& zip_path,
 // Zips the contents of `src_dir` (paths relative to it, empty folders kept)
 // into `zip_path`, streaming from the files, one file open at a time. Only
 // folders and regular files go in: symbolic links, FIFOs, sockets and devices
-// are skipped with a warning, and each file is opened without following links
-// and without blocking (O_NOFOLLOW|O_NONBLOCK) and checked to be a regular
-// file, so a link or FIFO swapped in after the listing fails the zip cleanly
-// (IoError) instead of being followed or waited on. Only the permission bits
+// are skipped with a warning. Each file is opened only when libzip reads it,
+// from src_dir one path component at a time with O_NOFOLLOW (no link is
+// followed anywhere on its path) and O_NONBLOCK, and must then be a regular
+// file, so a link, FIFO or folder-link swapped in after the listing fails the
+// zip cleanly (IoError) instead of being followed or waited on. Only the permission bits
 // (mode & 0777) are stored, never set-uid, set-gid or sticky. A zip being
 // written inside src_dir is not included; an empty folder gives a valid empty
 // zip. `cancelled` is checked while listing and between chunks while writing
