@@ -44,7 +44,9 @@ Result<ProgramMetadata> ReadProgramMetadata(const fs::path& dir) {
     if (node.IsMap()) {
       const YAML::Node& map = node;
       YAML::Node command = map["command"];  // invalid, not throwing, until looked into
-      if (command.IsDefined() && command.IsScalar() && !command.Scalar().empty()) m.command = command.Scalar();
+      if (command.IsDefined() && command.IsScalar() && !command.Scalar().empty()) {
+        m.command = command.Scalar();
+      }
     }
   } catch (const std::bad_alloc&) {
     return InvalidInput(name + " is too big to read");

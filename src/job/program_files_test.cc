@@ -229,7 +229,8 @@ TEST_F(ProgramFilesTest, AliasesToBigTextAreRefused) {
   Write("scores.txt", yaml + "]\n");
   auto s = ReadScores(dir_);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().message(), "scores.txt expands to more than 4 MB of text (YAML anchors/aliases?)");
+  EXPECT_EQ(s.status().message(),
+            "scores.txt expands to more than 4 MB of text (YAML anchors/aliases?)");
 }
 
 TEST_F(ProgramFilesTest, SelfReferencingAliasIsRefused) {
