@@ -148,6 +148,16 @@ std::string Excerpt(const nlohmann::json& value) {
   return text;
 }
 
+// Whether `text` is valid UTF-8, as JSON text must be (YAML scalars may not be).
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
 // Thrown by the parser callback to stop at kMaxJsonDepth.
 struct JsonTooDeep {};
 
@@ -248,6 +258,7 @@ Result<nlohmann::json> ReadScores(const fs::path& output_dir) {
     }
     nlohmann::json scores = nlohmann::json::object();
     for (auto& [key, value] : raw.items()) {
+      if (!IsUtf8(key)) continue;  // it could not be sent on: dump() would throw
       auto n = ScoreNumber(value);
       if (n && std::isfinite(*n)) scores[key] = *n;
     }

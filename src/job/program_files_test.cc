@@ -245,6 +245,16 @@ TEST_F(ProgramFilesTest, SelfReferencingAliasIsRefused) {
   }
 }
 
+TEST_F(ProgramFilesTest, ScoreNamesThatAreNotUtf8AreDropped) {
+  // yaml-cpp passes the byte through; JSON could not carry it on.
+  Write("scores.txt", "bad\xff: 1\ngood: 2\n");
+  auto s = ReadScores(dir_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->size(), 1u);
+  EXPECT_DOUBLE_EQ((*s)["good"].get<double>(), 2);
+  EXPECT_NO_THROW((void)s->dump());
+}
+
 TEST_F(ProgramFilesTest, SmallAliasesStillWork) {
   Write("scores.txt", "base: &b 0.5\nacc: *b\nall: &all {x: 1}\ncopy: *all\n");
   auto s = ReadScores(dir_);
