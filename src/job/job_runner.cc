@@ -32,14 +32,12 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// "1", "0.5", "2.25": gigabytes as an admin writes them in the .env.
+// "1", "0.5", "2.25", "0.001", "150": gigabytes as an admin writes them in
+// the .env (three significant digits).
 std::string FormatGb(double gb) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.2f", gb);
-  std::string s = text;
-  while (s.back() == '0') s.pop_back();
-  if (s.back() == '.') s.pop_back();
-  return s;
+  std::snprintf(text, sizeof text, gb >= 100 ? "%.0f" : "%.3g", gb);
+  return text;
 }
 
 std::string FormatMiB(long long bytes) {
