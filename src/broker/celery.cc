@@ -120,7 +120,7 @@ Result<std::string> RequiredString(const json& object, const char* key, const ch
   }
   if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
     return InvalidInput(std::string("the task ") + key + " in the " + where +
-                        " is not a non-empty string: " + it->dump());
+                        " is not a non-empty string (got " + std::string(it->type_name()) + ")");
   }
   return it->get<std::string>();
 }
@@ -130,14 +130,14 @@ Status ReadTimeLimits(const json& object, TaskMessage& task) {
   auto it = object.find("timelimit");
   if (it == object.end() || it->is_null()) return Status::Ok();
   if (!it->is_array() || it->size() > 2) {
-    return InvalidInput("the task's timelimit is not [hard, soft]: " + it->dump());
+    return InvalidInput(std::string("the task's timelimit is not [hard, soft] (got ") + it->type_name() + ")");
   }
   std::optional<double>* slots[] = {&task.hard_time_limit, &task.soft_time_limit};
   for (size_t i = 0; i < it->size(); ++i) {
     const json& limit = (*it)[i];
     if (limit.is_null()) continue;
     if (!limit.is_number()) {
-      return InvalidInput("the task's timelimit is not [hard, soft] in seconds: " + it->dump());
+      return InvalidInput(std::string("the task's timelimit is not [hard, soft] in seconds"));
     }
     double seconds = limit.get<double>();
     if (seconds > 0) *slots[i] = seconds;
@@ -147,12 +147,12 @@ Status ReadTimeLimits(const json& object, TaskMessage& task) {
 
 Status ReadArgs(const json& args, const json& kwargs, TaskMessage& task) {
   if (!args.is_null()) {
-    if (!args.is_array()) return InvalidInput("the task's args are not a list: " + args.dump());
+    if (!args.is_array()) return InvalidInput(std::string("the task's args are not a list (got ") + args.type_name() + ")");
     task.args = args;
   }
   if (!kwargs.is_null()) {
     if (!kwargs.is_object()) {
-      return InvalidInput("the task's kwargs are not a mapping: " + kwargs.dump());
+      return InvalidInput(std::string("the task's kwargs are not a mapping (got ") + kwargs.type_name() + ")");
     }
     task.kwargs = kwargs;
   }
@@ -187,7 +187,7 @@ Result<std::string> OptionalString(const json& object, const char* key) {
   if (it == object.end() || it->is_null()) return std::string();
   if (!it->is_string()) {
     return InvalidInput(std::string("the control message's ") + key +
-                        " is not a string: " + it->dump());
+                        " is not a string (got " + std::string(it->type_name()) + ")");
   }
   return it->get<std::string>();
 }
@@ -217,8 +217,8 @@ Result<ControlMessage> ParseControlMessage(const MessageProperties& props, std::
   auto arguments = parsed.find("arguments");
   if (arguments != parsed.end() && !arguments->is_null()) {
     if (!arguments->is_object()) {
-      return InvalidInput("the control message's arguments are not a mapping: " +
-                          arguments->dump());
+      return InvalidInput(std::string("the control message's arguments are not a mapping (got ") +
+                          arguments->type_name() + ")");
     }
     message.arguments = *arguments;
   }

@@ -340,4 +340,17 @@ TEST(LamportClock, AdjustJumpsPastWhatItSaw) {
 }
 
 }  // namespace
+// Refusals are logged: they name the field and its type, never its value
+// (run_args hold the submission's secret and signed URLs).
+TEST(ParseTaskMessageTest, RefusalsNeverQuoteValues) {
+  const std::string secret = "3fa85f64-secret";
+  for (const std::string& body :
+       {R"({"secret": ")" + secret + R"("})", R"([{"secret": ")" + secret + R"("}, {}, {}])",
+        R"([[], ")" + secret + R"(", {}])"}) {
+    std::string error = ErrorOf(CeleryProps(), body);
+    EXPECT_FALSE(error.empty()) << body;
+    EXPECT_EQ(error.find(secret), std::string::npos) << error;
+  }
+}
+
 }  // namespace cw

@@ -178,6 +178,8 @@ class Job {
   Status UploadLogs();
   Status Finish();
   void RemoveContainers();
+  // Removes the containers and (unless kept) the job folder, when called.
+  std::function<void()> Cleanup();
   void KillContainers();
   void Fail(const Status& why);
   Status CheckCancel() const {
@@ -233,7 +235,6 @@ JobResult Job::Run() {
   }
   if (st.ok()) st = CheckCancel();
   if (st.ok()) st = Finish();
-  RemoveContainers();
 
   if (st.ok()) {
     result_.outcome = JobResult::Outcome::kSucceeded;
@@ -245,17 +246,34 @@ JobResult Job::Run() {
   } else {
     Fail(st);
   }
-  if (!root_.empty()) {
-    if (env_.keep_job_dir) {
-      result_.job_dir = root_;
-    } else {
-      std::error_code ec;
-      fs::remove_all(root_, ec);
-      if (ec) spdlog::warn("could not remove job folder {}: {}", root_.string(), ec.message());
-    }
-  }
+  if (env_.keep_job_dir) result_.job_dir = root_;
   result_.timings.total_s = SecondsSince(start);
+  result_.cleanup = Cleanup();
+  if (!env_.defer_cleanup) {
+    result_.cleanup();
+    result_.cleanup = nullptr;
+  }
   return std::move(result_);
+}
+
+std::function<void()> Job::Cleanup() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(containers_mu_);
+    ids.swap(containers_);
+  }
+  fs::path folder = env_.keep_job_dir ? fs::path() : root_;
+  ContainerEngine& engine = engine_;
+  return [&engine, ids, folder] {
+    for (const auto& id : ids) {
+      Status st = engine.Remove(id, true);
+      if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
+    }
+    if (folder.empty()) return;
+    std::error_code ec;
+    fs::remove_all(folder, ec);
+    if (ec) spdlog::warn("could not remove job folder {}: {}", folder.string(), ec.message());
+  };
 }
 
 void Job::Fail(const Status& why) {

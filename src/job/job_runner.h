@@ -79,6 +79,9 @@ struct JobEnvironment {
   // Progress of an image pull, for the operator's terminal or log.
   PullProgressFn on_pull_progress;
   JobLimits limits;
+  // The queue worker acks first and cleans up after (JobResult::cleanup);
+  // otherwise containers and the folder are removed before Run returns.
+  bool defer_cleanup = false;
 };
 
 struct JobTimings {
@@ -100,6 +103,9 @@ struct JobResult {
   ProgramOutcome ingestion;
   JobTimings timings;
   std::filesystem::path job_dir; // still there only when kept
+  // With JobEnvironment::defer_cleanup: removes the job's containers and
+  // folder. The caller runs it once the job's message is acked.
+  std::function<void()> cleanup;
 
   bool ok() const { return outcome == Outcome::kSucceeded; }
 };

@@ -774,5 +774,19 @@ TEST_F(JobRunnerTest, AnExceptionInThePipelineFailsTheJobWithAReason) {
   EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
 }
 
+TEST_F(JobRunnerTest, DeferredCleanupWaitsForTheCaller) {
+  env_.defer_cleanup = true;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  ASSERT_TRUE(r.cleanup);
+  EXPECT_EQ(engine_.live_containers(), 1u);  // the final status is out, removal waits
+  EXPECT_FALSE(fs::is_empty(env_.base_dir / "jobs"));
+  r.cleanup();
+  EXPECT_EQ(engine_.live_containers(), 0u);
+  EXPECT_TRUE(fs::is_empty(env_.base_dir / "jobs"));
+}
+
 }  // namespace
 }  // namespace cw

@@ -234,6 +234,7 @@ int Serve(const ServeOptions& options) {
   env.hostname = Hostname();
   env.keep_job_dir = config->ignore_cleanup;
   env.limits = JobLimitsFromConfig(*config);
+  env.defer_cleanup = true;  // the slot acks first, then removes containers and folder
   env.labels["org.codabench.node"] = nodename;
   WorkerConfig cfg = *config;
   env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };

@@ -225,17 +225,22 @@ void Worker::SlotLoop(int slot) {
                  slot, job->args.id, how, t.total_s, t.programs_s, t.total_s - t.programs_s,
                  t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.upload_s,
                  result.ok() ? "" : ": ", result.ok() ? "" : result.failure.message());
-    std::lock_guard<std::mutex> lock(mu_);
-    --active_;
-    ++processed_;
-    jobs_.erase(job->task_id);
-    // A job stopped by shutdown stays unacked: the broker gives it to
-    // another worker. Every other end (done, failed, revoked) is final.
-    if (stopping_ && result.outcome == JobResult::Outcome::kCancelled && !revoked_.count(job->task_id)) {
-      continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_;
+      ++processed_;
+      jobs_.erase(job->task_id);
+      // A job stopped by shutdown stays unacked: the broker gives it to
+      // another worker. Every other end (done, failed, revoked) is final.
+      if (!(stopping_ && result.outcome == JobResult::Outcome::kCancelled &&
+            !revoked_.count(job->task_id))) {
+        AckAll(*job);
+        RememberFinished(job->task_id);
+      }
     }
-    AckAll(*job);
-    RememberFinished(job->task_id);
+    // The final report and the ack are out: the job's containers and folder
+    // go now, off the path between the site's status and the next job.
+    if (result.cleanup) result.cleanup();
   }
 }
 

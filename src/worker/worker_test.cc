@@ -152,6 +152,25 @@ TEST(Worker, RunsAJobAndAcksItAfterwards) {
   EXPECT_EQ(w.processed(), 1);
 }
 
+// Container removal and folder cleanup come after the ack: they must not
+// delay the next job's delivery (prefetch = slots).
+TEST(Worker, TheJobsCleanupRunsAfterItsAck) {
+  RecordingAcker acker;
+  std::atomic<int> acks_seen_by_cleanup{-1};
+  JobFn fn = [&](int, const RunArgs&, CancelToken&) {
+    JobResult r;
+    r.outcome = JobResult::Outcome::kSucceeded;
+    r.cleanup = [&] { acks_seen_by_cleanup = static_cast<int>(acker.ack_count()); };
+    return r;
+  };
+  Worker w({}, acker, fn);
+  w.Start();
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return acks_seen_by_cleanup >= 0; }));
+  EXPECT_EQ(acks_seen_by_cleanup, 1);
+  w.Shutdown();
+}
+
 TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
   RecordingAcker acker;
   GatedJobs jobs;

@@ -429,17 +429,26 @@ class Worker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout=30):
-        """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit status."""
+    def stop(self, timeout=30, warm_wait=2.0):
+        """Stops the worker as a test that is over wants; returns the exit status.
+
+        The first SIGTERM is Celery's warm shutdown, which lets running jobs
+        finish: after `warm_wait` seconds a second SIGTERM stops them (the
+        cold shutdown), and SIGKILL follows after `timeout` more seconds.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(warm_wait)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
         for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
             if f:
                 f.close()
