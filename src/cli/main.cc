@@ -12,6 +12,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "common/log.h"
+
 #include "cli/doctor_cmd.h"
 #include "cli/run_local.h"
 #include "worker/serve.h"
@@ -157,8 +159,9 @@ int main(int argc, char** argv) {
 
   // The worker's own log goes to stderr: stdout carries the programs' output.
   spdlog::set_default_logger(spdlog::stderr_color_mt("codabench-worker"));
-  spdlog::set_pattern("%^[%H:%M:%S %l]%$ %v");
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  // `run` reads LOG_LEVEL and SERIALIZED again from its .env (serve.cc);
+  // --log-level, when given, wins there too.
+  cw::ConfigureLogging(false, log_level);
 
   if (version->parsed()) {
     std::printf("codabench-worker %s\n", CW_VERSION);
@@ -168,6 +171,7 @@ int main(int argc, char** argv) {
     serve.env_file = EnvFile(env_file);
     serve.tls_verify = !insecure_tls;
     serve.overrides = run_settings.Overrides();
+    if (app.get_option("--log-level")->count() > 0) serve.overrides["LOG_LEVEL"] = log_level;
     return cw::Serve(serve);
   }
   if (doctor->parsed()) {

@@ -18,6 +18,7 @@
 #include "archive/zip.h"
 #include "common/fd.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/safe_file.h"
 #include "job/legacy.h"
 #include "storage/hash.h"
@@ -502,6 +503,17 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
   auto id = engine_.Create(spec);
   if (!id.ok()) {
+    // The engine's daemon does not see the job folder where the worker says
+    // it is: the classic wrong mount of a worker that runs in a container.
+    if (id.status().message().find("bind source path does not exist") != std::string::npos) {
+      return Status(Code::kUnavailable,
+                    "The container engine cannot see this job's folder at " + Host(dir).string() +
+                        " (HOST_DIRECTORY=" + env_.host_dir.string() +
+                        "): the worker's admin must mount HOST_DIRECTORY at the same path in "
+                        "the worker's container (or at /codabench), or set "
+                        "WORKER_BASE_DIRECTORY to where the worker sees it (codabench-worker "
+                        "doctor checks this)");
+    }
     return id.status().Prefixed("The " + run->label + "'s container could not be created");
   }
   run->container_id = *id;
@@ -650,8 +662,10 @@ Status Job::RunPrograms() {
 
   const auto deadline = Clock::now() + std::chrono::seconds(args_.execution_time_limit);
   // An exception must not leave a thread of ours: it would end the process.
+  const LogFields fields = CurrentLogFields();  // the job's, for its threads' lines
   for (auto& run : programs_) {
-    run->thread = std::thread([this, r = run.get()] {
+    run->thread = std::thread([this, r = run.get(), fields] {
+      ScopedLogFields scoped(fields);
       try {
         StreamProgram(*r);
       } catch (const std::exception& e) {
@@ -662,8 +676,9 @@ Status Job::RunPrograms() {
     });
   }
   std::atomic<bool> stop_watch{false};
-  auto guarded = [this](const char* what, auto fn) {
-    return [this, what, fn] {
+  auto guarded = [this, fields](const char* what, auto fn) {
+    return [this, what, fn, fields] {
+      ScopedLogFields scoped(fields);
       try {
         fn();
       } catch (const std::exception& e) {

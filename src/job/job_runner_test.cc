@@ -788,5 +788,27 @@ TEST_F(JobRunnerTest, DeferredCleanupWaitsForTheCaller) {
   EXPECT_TRUE(fs::is_empty(env_.base_dir / "jobs"));
 }
 
+class BadMountEngine : public FakeEngine {
+ public:
+  Result<std::string> Create(const ContainerSpec& spec) override {
+    return InvalidInput("invalid mount config for type \"bind\": bind source path does not exist: " +
+                        spec.mounts.at(0).host_path + " (HTTP 400)");
+  }
+};
+
+TEST_F(JobRunnerTest, AnUnseenJobFolderNamesHostDirectoryAndTheFix) {
+  BadMountEngine engine;
+  engine.images.insert(kImage);
+  env_.host_dir = "/srv/codabench";
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  JobRunner runner(env_, *storage_, *cache_, engine);
+  JobResult r = runner.Run(a, reporter_, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("HOST_DIRECTORY=/srv/codabench"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("WORKER_BASE_DIRECTORY"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("/srv/codabench/jobs/job-7-prediction-"));
+}
+
 }  // namespace
 }  // namespace cw

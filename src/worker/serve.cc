@@ -15,6 +15,7 @@
 
 #include "broker/broker_url.h"
 #include "common/abandon.h"
+#include "common/log.h"
 #include "broker/consumer.h"
 #include "engine/docker_engine.h"
 #include "gpu/container_options.h"
@@ -158,6 +159,8 @@ int Serve(const ServeOptions& options) {
     spdlog::error("{}", config.status().message());
     return 2;
   }
+  // SERIALIZED=true: JSON lines, as the Python worker's loguru writes them.
+  ConfigureLogging(config->serialized_logs, config->log_level);
   if (config->broker_url.empty()) {
     spdlog::error("BROKER_URL is not set: give the Codabench queue's broker URL "
                   "(pyamqp://user:password@host:port/vhost) in the environment or .env");

@@ -1,5 +1,7 @@
 #include "worker/worker.h"
 
+#include "common/log.h"
+
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -213,6 +215,8 @@ void Worker::SlotLoop(int slot) {
       job->started_unix = UnixNow();
       ++active_;
     }
+    ScopedLogFields fields({job->args.id, job->args.is_scoring ? "scoring" : "prediction", slot,
+                            job->task_id});
     spdlog::info("slot {}: submission {} {} job starts (task {})", slot, job->args.id,
                  job->args.is_scoring ? "scoring" : "prediction", job->task_id);
     JobResult result = RunJobSafely(slot, *job);
