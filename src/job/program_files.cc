@@ -184,7 +184,14 @@ Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& pro
   }
   YAML::Emitter out;
   out << YAML::BeginMap;
-  EmitOutcome(out, "exitCode", "elapsedTime", program);
+  // As the Python worker (for v1.5): elapsedTime is the ingestion program's
+  // when the submission did not run (results only, or code it imports), so
+  // a scoring program's Duration column does not read null.
+  ProgramOutcome shown = program;
+  if (!shown.elapsed_seconds || *shown.elapsed_seconds == 0) {
+    shown.elapsed_seconds = ingestion.elapsed_seconds;
+  }
+  EmitOutcome(out, "exitCode", "elapsedTime", shown);
   EmitOutcome(out, "ingestionExitCode", "ingestionElapsedTime", ingestion);
   out << YAML::EndMap;
   std::ofstream f(path);

@@ -39,8 +39,9 @@ struct ProgramOutcome {
 };
 
 // Writes `output/metadata` (YAML: exitCode, elapsedTime, ingestionExitCode,
-// ingestionElapsedTime; null for a program that did not run). Fails when the
-// programs already wrote a file of that name.
+// ingestionElapsedTime; null for a program that did not run, except that
+// elapsedTime falls back to the ingestion's, as the Python worker does). Fails
+// when the programs already wrote a file of that name.
 Status WriteOutputMetadata(const std::filesystem::path& output_dir, const ProgramOutcome& program,
                            const ProgramOutcome& ingestion);
 
