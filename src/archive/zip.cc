@@ -4,14 +4,18 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zip.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <random>
 #include <system_error>
@@ -49,6 +53,323 @@ bool IsUnderDir(const fs::path& candidate, const fs::path& dir) {
   return std::mismatch(dir.begin(), dir.end(), candidate.begin(), candidate.end()).first == dir.end();
 }
 
+bool IsCancelled(const std::function<bool()>& cancelled) { return cancelled && cancelled(); }
+
+// Decimal gigabytes, compact: 1, 0.5, 2.25, 0.001, 1000000.
+std::string FormatGB(std::uint64_t bytes) {
+  double gb = static_cast<double>(bytes) / 1e9;
+  char text[64];
+  if (gb >= 1000) {
+    std::snprintf(text, sizeof text, "%.0f", gb);
+  } else if (gb >= 0.01 || gb == 0) {
+    std::snprintf(text, sizeof text, "%.2f", gb);
+    std::string out = text;
+    while (out.back() == '0') out.pop_back();
+    if (out.back() == '.') out.pop_back();
+    return out;
+  } else {
+    std::snprintf(text, sizeof text, "%.3g", gb);
+  }
+  return text;
+}
+
+std::string TooBigMessage(const UnpackLimits& limits) {
+  std::string gb = FormatGB(limits.max_bytes);
+  return "the zip unpacks to more than " + gb + " GB (" + limits.bytes_setting + "=" + gb + ")";
+}
+
+std::string LowSpaceMessage(const UnpackLimits& limits, const fs::path& dest) {
+  std::string gb = FormatGB(limits.min_free_bytes);
+  return "unpacking would leave less than " + gb + " GB free on " + dest.string() + " (" +
+         limits.free_setting + "=" + gb + ")";
+}
+
+// Free bytes for an unprivileged writer on the file system holding `path`.
+Result<std::uint64_t> FreeBytes(const fs::path& path) {
+  struct statvfs vfs;
+  if (::statvfs(path.c_str(), &vfs) != 0) {
+    return IoError("cannot read the free space of " + path.string() + ": " + ErrnoText(errno));
+  }
+  return static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
+}
+
+// ---- Our own reading of the zip's layout --------------------------------
+//
+// libzip 1.7.3 does not notice central-directory entries that share bytes of
+// the file (David Fifield's "non-recursive zip bomb": thousands of entries
+// pointing into one deflate stream). So the central directory is walked here,
+// with bounded reads and every size checked against the file, and each
+// entry's span in the file (local header, name, extra, data, descriptor) must
+// not overlap any other entry's, nor the central directory itself.
+
+std::uint16_t Le16(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
+std::uint32_t Le32(const unsigned char* p) {
+  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+std::uint64_t Le64(const unsigned char* p) {
+  return static_cast<std::uint64_t>(Le32(p)) | (static_cast<std::uint64_t>(Le32(p + 4)) << 32);
+}
+bool HasSig(const unsigned char* p, unsigned char a, unsigned char b) {
+  return p[0] == 'P' && p[1] == 'K' && p[2] == a && p[3] == b;
+}
+
+// One central-directory entry, as far as the layout check needs it.
+struct CdEntry {
+  std::uint64_t start = 0;  // local header offset
+  std::uint64_t end = 0;    // one past the entry's last byte (data descriptor included)
+  std::uint64_t comp_size = 0;
+  std::uint64_t name_hash = 0;  // FNV-1a of the raw name, to match libzip's entry
+  std::uint64_t index = 0;
+};
+
+struct Layout {
+  std::uint64_t entries = 0;
+  std::uint64_t cd_start = 0;  // the central directory, which no entry may overlap either
+  std::uint64_t cd_end = 0;
+  std::vector<CdEntry> spans;
+};
+
+std::uint64_t NameHash(const unsigned char* p, std::size_t n) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+class LayoutReader {
+ public:
+  LayoutReader(int fd, std::uint64_t size, const fs::path& path) : fd_(fd), size_(size), path_(path) {}
+
+  Status Invalid(const std::string& why) const {
+    return InvalidInput(path_.string() + " is not a valid zip file (" + why + ")");
+  }
+
+  // Exactly `n` bytes at `offset`, or InvalidInput when the file is shorter.
+  Status ReadAt(std::uint64_t offset, unsigned char* out, std::size_t n) const {
+    if (offset > size_ || n > size_ - offset) return Invalid("it ends early");
+    std::size_t done = 0;
+    while (done < n) {
+      ssize_t got = ::pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return IoError("cannot read " + path_.string() + ": " + ErrnoText(errno));
+      }
+      if (got == 0) return Invalid("it ends early");
+      done += static_cast<std::size_t>(got);
+    }
+    return Status::Ok();
+  }
+
+  std::uint64_t size() const { return size_; }
+
+ private:
+  int fd_;
+  std::uint64_t size_;
+  const fs::path& path_;
+};
+
+// a + b, or false when it passes `limit` (or overflows).
+bool AddWithin(std::uint64_t a, std::uint64_t b, std::uint64_t limit, std::uint64_t& out) {
+  if (b > limit || a > limit - b) return false;
+  out = a + b;
+  return true;
+}
+
+Result<Layout> ReadLayout(const fs::path& zip_path, const UnpackLimits& limits) {
+  Fd fd(::open(zip_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return IoError("cannot read " + zip_path.string() + ": " + ErrnoText(errno));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return IoError("cannot read " + zip_path.string() + ": " + ErrnoText(errno));
+  LayoutReader in(fd.get(), static_cast<std::uint64_t>(st.st_size), zip_path);
+  const std::uint64_t file_size = in.size();
+
+  // End of central directory record: 22 bytes plus a comment of up to 64 KiB,
+  // at the very end. Prefer the record whose comment ends exactly at the end
+  // of the file; otherwise the last one that fits.
+  constexpr std::size_t kEocd = 22;
+  if (file_size < kEocd) return in.Invalid("too short for a zip");
+  std::size_t tail_len = static_cast<std::size_t>(std::min<std::uint64_t>(file_size, kEocd + 0xffff));
+  std::vector<unsigned char> tail(tail_len);
+  std::uint64_t tail_start = file_size - tail_len;
+  CW_RETURN_IF_ERROR(in.ReadAt(tail_start, tail.data(), tail_len));
+  std::size_t found = tail_len;  // none
+  for (std::size_t i = tail_len - kEocd + 1; i-- > 0;) {
+    if (!HasSig(&tail[i], 5, 6)) continue;
+    std::size_t comment = Le16(&tail[i + 20]);
+    if (i + kEocd + comment == tail_len) {
+      found = i;
+      break;
+    }
+    if (found == tail_len && i + kEocd + comment <= tail_len) found = i;
+  }
+  if (found == tail_len) return in.Invalid("no end of central directory record");
+  const unsigned char* eocd = &tail[found];
+  std::uint64_t eocd_pos = tail_start + found;
+  std::uint64_t count = Le16(eocd + 10);
+  std::uint64_t cd_size = Le32(eocd + 12);
+  std::uint64_t cd_offset = Le32(eocd + 16);
+  std::uint64_t cd_limit = eocd_pos;  // the central directory ends before this
+
+  // ZIP64: a locator right before the record points to the ZIP64 end record.
+  if (eocd_pos >= 20) {
+    unsigned char loc[20];
+    CW_RETURN_IF_ERROR(in.ReadAt(eocd_pos - 20, loc, sizeof loc));
+    if (HasSig(loc, 6, 7)) {
+      std::uint64_t rec_pos = Le64(loc + 8);
+      unsigned char rec[56];
+      if (rec_pos > eocd_pos - 20 || eocd_pos - 20 - rec_pos < sizeof rec) {
+        return in.Invalid("bad ZIP64 end of central directory locator");
+      }
+      CW_RETURN_IF_ERROR(in.ReadAt(rec_pos, rec, sizeof rec));
+      if (!HasSig(rec, 6, 6)) return in.Invalid("bad ZIP64 end of central directory record");
+      count = Le64(rec + 32);
+      cd_size = Le64(rec + 40);
+      cd_offset = Le64(rec + 48);
+      cd_limit = rec_pos;
+    }
+  }
+  std::uint64_t cd_end = 0;
+  if (!AddWithin(cd_offset, cd_size, cd_limit, cd_end)) {
+    return in.Invalid("the central directory lies outside the file");
+  }
+  if (limits.max_entries != 0 && count > limits.max_entries) {
+    return InvalidInput("the zip has " + std::to_string(count) + " entries, more than the " +
+                        std::to_string(limits.max_entries) + " allowed");
+  }
+  constexpr std::size_t kCdHeader = 46;
+  if (count > cd_size / kCdHeader) return in.Invalid("the central directory is too short for its entries");
+
+  Layout layout;
+  layout.entries = count;
+  layout.cd_start = cd_offset;
+  layout.cd_end = cd_end;
+  // Grown as headers are actually read, not sized by what the record claims.
+  layout.spans.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, 1u << 16)));
+  std::vector<unsigned char> var;  // name + extra of one header, at most 128 KiB
+  std::uint64_t pos = cd_offset;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    if ((i & 1023) == 0 && IsCancelled(limits.cancelled)) return Cancelled("unpacking was cancelled");
+    unsigned char h[kCdHeader];
+    if (cd_end - pos < kCdHeader) return in.Invalid("the central directory is too short for its entries");
+    CW_RETURN_IF_ERROR(in.ReadAt(pos, h, kCdHeader));
+    if (!HasSig(h, 1, 2)) return in.Invalid("bad central directory header");
+    std::uint16_t flags = Le16(h + 8);
+    std::uint64_t comp_size = Le32(h + 20);
+    std::uint64_t uncomp_size = Le32(h + 24);
+    std::size_t name_len = Le16(h + 28);
+    std::size_t extra_len = Le16(h + 30);
+    std::size_t comment_len = Le16(h + 32);
+    std::uint64_t offset = Le32(h + 42);
+    std::uint64_t header_len = kCdHeader + name_len + extra_len + comment_len;
+    if (cd_end - pos < header_len) return in.Invalid("a central directory header runs past its end");
+    var.resize(name_len + extra_len);
+    CW_RETURN_IF_ERROR(in.ReadAt(pos + kCdHeader, var.data(), var.size()));
+    pos += header_len;
+
+    // ZIP64 extended information: 64-bit values for the fields set to all ones, in this order.
+    if (uncomp_size == 0xffffffff || comp_size == 0xffffffff || offset == 0xffffffff) {
+      const unsigned char* extra = var.data() + name_len;
+      std::size_t at = 0;
+      bool seen = false;
+      while (!seen && extra_len - at >= 4) {
+        std::uint16_t id = Le16(extra + at);
+        std::size_t len = Le16(extra + at + 2);
+        at += 4;
+        if (len > extra_len - at) break;
+        if (id == 0x0001) {
+          seen = true;
+          std::size_t field = at;
+          std::size_t field_end = at + len;
+          for (std::uint64_t* value : {&uncomp_size, &comp_size, &offset}) {
+            if (*value != 0xffffffff) continue;
+            if (field_end - field < 8) return in.Invalid("bad ZIP64 extra field");
+            *value = Le64(extra + field);
+            field += 8;
+          }
+        }
+        at += len;
+      }
+      if (!seen) return in.Invalid("a ZIP64 entry without its extra field");
+    }
+
+    // The entry's span: its local header (whose own name and extra lengths
+    // count), its data and, with flag bit 3, the data descriptor after it.
+    unsigned char local[30];
+    CW_RETURN_IF_ERROR(in.ReadAt(offset, local, sizeof local));
+    if (!HasSig(local, 3, 4)) return in.Invalid("bad local header");
+    std::uint64_t end = 0;
+    if (!AddWithin(offset, 30 + static_cast<std::uint64_t>(Le16(local + 26)) + Le16(local + 28), file_size, end) ||
+        !AddWithin(end, comp_size, file_size, end)) {
+      return in.Invalid("an entry runs past the end of the file");
+    }
+    if (flags & 0x0008) {
+      // crc + sizes (4 + 4 + 4, or 4 + 8 + 8 for ZIP64), optionally signed.
+      // Counted at their smallest: writers disagree on when the sizes take 8
+      // bytes, and a few uncounted bytes cannot hide a zip bomb.
+      std::uint64_t desc = 12;
+      unsigned char sig[4];
+      if (file_size - end >= 4) {
+        CW_RETURN_IF_ERROR(in.ReadAt(end, sig, sizeof sig));
+        if (HasSig(sig, 7, 8)) desc += 4;
+      }
+      if (!AddWithin(end, desc, file_size, end)) return in.Invalid("an entry runs past the end of the file");
+    }
+    CdEntry span;
+    span.start = offset;
+    span.end = end;
+    span.comp_size = comp_size;
+    span.name_hash = NameHash(var.data(), name_len);
+    span.index = i;
+    layout.spans.push_back(span);
+  }
+  return layout;
+}
+
+// Entries of the libzip view `za` must be those of `layout` (same count, same
+// raw names and compressed sizes, in order), and no two may share bytes.
+Status CheckLayout(zip_t* za, const fs::path& zip_path, Layout layout) {
+  auto invalid = [&](const std::string& why) {
+    return InvalidInput(zip_path.string() + " is not a valid zip file (" + why + ")");
+  };
+  zip_int64_t count = zip_get_num_entries(za, 0);
+  if (count < 0 || static_cast<std::uint64_t>(count) != layout.entries ||
+      layout.spans.size() != layout.entries) {
+    return invalid("its central directory cannot be read consistently");
+  }
+  for (const CdEntry& span : layout.spans) {
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if (zip_stat_index(za, span.index, ZIP_FL_ENC_RAW, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
+        !(st.valid & ZIP_STAT_COMP_SIZE) || st.comp_size != span.comp_size ||
+        NameHash(reinterpret_cast<const unsigned char*>(st.name), std::strlen(st.name)) != span.name_hash) {
+      return invalid("its central directory cannot be read consistently");
+    }
+  }
+  auto name_of = [&](const CdEntry& span) {
+    const char* name = zip_get_name(za, span.index, ZIP_FL_ENC_RAW);
+    return std::string(name != nullptr ? name : "?");
+  };
+  std::sort(layout.spans.begin(), layout.spans.end(),
+            [](const CdEntry& a, const CdEntry& b) { return a.start < b.start; });
+  const CdEntry* furthest = nullptr;
+  for (const CdEntry& span : layout.spans) {
+    if (furthest != nullptr && span.start < furthest->end) {
+      return InvalidInput("the zip's entries overlap; it is not a valid archive (entries '" +
+                          name_of(*furthest) + "' and '" + name_of(span) +
+                          "' share bytes, as in a zip bomb)");
+    }
+    if (span.start < layout.cd_end && layout.cd_start < span.end) {
+      return InvalidInput("the zip's entries overlap; it is not a valid archive (entry '" +
+                          name_of(span) + "' overlaps the central directory)");
+    }
+    if (furthest == nullptr || span.end > furthest->end) furthest = &span;
+  }
+  return Status::Ok();
+}
+
 // One entry of the archive, checked and ready to unpack.
 struct PlannedEntry {
   zip_uint64_t index = 0;
@@ -56,6 +377,7 @@ struct PlannedEntry {
   fs::path relative;  // normalised, never empty for files
   bool is_dir = false;
   mode_t mode = 0;    // permission bits to apply
+  std::uint64_t size = 0;  // uncompressed size, as the zip declares it
 };
 
 std::string OutsideMessage(const std::string& name) {
@@ -96,10 +418,12 @@ Result<fs::path> NormaliseEntryName(const std::string& raw_name, bool& skip) {
 }
 
 Result<std::vector<PlannedEntry>> PlanEntries(zip_t* za, const fs::path& zip_path,
-                                              const fs::path& dest_canonical) {
+                                              const fs::path& dest_canonical,
+                                              const UnpackLimits& limits) {
   std::vector<PlannedEntry> plan;
   zip_int64_t count = zip_get_num_entries(za, 0);
   for (zip_int64_t i = 0; i < count; ++i) {
+    if ((i & 1023) == 0 && IsCancelled(limits.cancelled)) return Cancelled("unpacking was cancelled");
     auto index = static_cast<zip_uint64_t>(i);
     zip_stat_t st;
     zip_stat_init(&st);
@@ -130,6 +454,7 @@ Result<std::vector<PlannedEntry>> PlanEntries(zip_t* za, const fs::path& zip_pat
     entry.index = index;
     entry.name = raw_name;
     entry.relative = relative;
+    entry.size = (st.valid & ZIP_STAT_SIZE) ? st.size : 0;
     entry.is_dir = (!raw_name.empty() && (raw_name.back() == '/' || raw_name.back() == '\\')) ||
                    S_ISDIR(unix_mode);
     if (relative.empty()) {
@@ -154,19 +479,77 @@ Result<std::vector<PlannedEntry>> PlanEntries(zip_t* za, const fs::path& zip_pat
   return plan;
 }
 
-Status MakeDirs(const fs::path& dir, const PlannedEntry& entry) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!ec) return Status::Ok();
-  if (ec == std::errc::file_exists || ec == std::errc::not_a_directory) {
-    return InvalidInput("zip entry '" + entry.name + "' needs the folder " + dir.string() +
-                        ", but a file of that name is in the way");
+// What one ExtractZip created, so that a failure can take it back.
+class Unpacked {
+ public:
+  explicit Unpacked(fs::path dest) : dest_(std::move(dest)) {}
+  void AddFile(const fs::path& path) { created_.push_back(path); }
+  // Creates `dir` and its missing parents, remembering the topmost new one.
+  Status MakeDirs(const fs::path& dir, const PlannedEntry& entry) {
+    std::error_code ec;
+    fs::path first_missing;
+    for (fs::path p = dir; p != dest_ && IsUnderDir(p, dest_); p = p.parent_path()) {
+      if (fs::symlink_status(p, ec).type() != fs::file_type::not_found) break;
+      first_missing = p;
+    }
+    fs::create_directories(dir, ec);
+    if (!first_missing.empty() && fs::is_directory(fs::symlink_status(first_missing))) {
+      created_.push_back(first_missing);
+    }
+    if (!ec) return Status::Ok();
+    if (ec == std::errc::file_exists || ec == std::errc::not_a_directory) {
+      return InvalidInput("zip entry '" + entry.name + "' needs the folder " + dir.string() +
+                          ", but a file of that name is in the way");
+    }
+    return IoError("cannot create folder " + dir.string() + ": " + ec.message());
   }
-  return IoError("cannot create folder " + dir.string() + ": " + ec.message());
-}
+  // Removes everything recorded, newest first. Folders were new, so all
+  // inside them came from this call.
+  void RemoveAll() {
+    std::error_code ec;
+    for (auto it = created_.rbegin(); it != created_.rend(); ++it) fs::remove_all(*it, ec);
+    created_.clear();
+  }
+
+ private:
+  fs::path dest_;
+  std::vector<fs::path> created_;
+};
+
+// Running totals of one ExtractZip, checked after every chunk read from the
+// zip and before it is written.
+struct Budget {
+  const UnpackLimits& limits;
+  const fs::path& dest;
+  std::uint64_t written = 0;
+  std::uint64_t free_room = std::numeric_limits<std::uint64_t>::max();  // bytes that may be written before the reserve
+  std::uint64_t next_free_check = 0;
+
+  Status Take(std::uint64_t n, const PlannedEntry& entry) {
+    if (IsCancelled(limits.cancelled)) return Cancelled("unpacking was cancelled");
+    std::uint64_t after = written + n;
+    if (limits.max_bytes != 0 && after > limits.max_bytes) {
+      return InvalidInput(TooBigMessage(limits) + "; entry '" + entry.name +
+                          "' holds more than the zip declares, unpacking stopped");
+    }
+    if (limits.min_free_bytes != 0) {
+      if (after > free_room) return IoError(LowSpaceMessage(limits, dest));
+      // Others write to the same disk: look again every 64 MiB.
+      if (after >= next_free_check) {
+        CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(dest));
+        if (free_now < limits.min_free_bytes || free_now - limits.min_free_bytes < n) {
+          return IoError(LowSpaceMessage(limits, dest));
+        }
+        next_free_check = after + (64u << 20);
+      }
+    }
+    written = after;
+    return Status::Ok();
+  }
+};
 
 Status ExtractFile(zip_t* za, const fs::path& zip_path, const PlannedEntry& entry,
-                   const fs::path& target, std::uint64_t& bytes) {
+                   const fs::path& target, Budget& budget, Unpacked& unpacked) {
   ZipFileHandle zf(zip_fopen_index(za, entry.index, 0));
   if (!zf) {
     int code = zip_error_code_zip(zip_get_error(za));
@@ -183,6 +566,7 @@ Status ExtractFile(zip_t* za, const fs::path& zip_path, const PlannedEntry& entr
     if (err == ELOOP) return InvalidInput(OutsideMessage(entry.name));
     return IoError("cannot create " + target.string() + ": " + ErrnoText(err));
   }
+  unpacked.AddFile(target);
   std::vector<char> buffer(kChunk);
   while (true) {
     zip_int64_t n = zip_fread(zf.get(), buffer.data(), buffer.size());
@@ -191,8 +575,8 @@ Status ExtractFile(zip_t* za, const fs::path& zip_path, const PlannedEntry& entr
                           "': " + zip_file_strerror(zf.get()) + ")");
     }
     if (n == 0) break;
+    CW_RETURN_IF_ERROR(budget.Take(static_cast<std::uint64_t>(n), entry));
     CW_RETURN_IF_ERROR(WriteAll(fd.get(), buffer.data(), static_cast<std::size_t>(n), target));
-    bytes += static_cast<std::uint64_t>(n);
   }
   // fchmod, not the open() mode, so the umask cannot strip the exec bit.
   if (::fchmod(fd.get(), entry.mode) != 0) {
@@ -220,11 +604,13 @@ struct SourceItem {
   fs::path path;
   std::string name;  // '/'-separated, relative to the source folder
   bool is_dir = false;
-  mode_t mode = 0;
+  mode_t mode = 0;  // permission bits only
+  std::uint64_t size = 0;  // as listed; the file may change before it is read
+  time_t mtime = 0;
 };
 
 Status CollectItems(const fs::path& dir, const std::string& prefix, const fs::path& skip_path,
-                    std::vector<SourceItem>& items) {
+                    const std::function<bool()>& cancelled, std::vector<SourceItem>& items) {
   std::error_code ec;
   std::vector<fs::directory_entry> children;
   fs::directory_iterator it(dir, ec);
@@ -239,6 +625,7 @@ Status CollectItems(const fs::path& dir, const std::string& prefix, const fs::pa
               return a.path().filename().native() < b.path().filename().native();
             });
   for (const fs::directory_entry& child : children) {
+    if (IsCancelled(cancelled)) return Cancelled("zipping was cancelled");
     struct stat st;
     // lstat: a link is judged as a link and never followed.
     if (::lstat(child.path().c_str(), &st) != 0) {
@@ -249,12 +636,15 @@ Status CollectItems(const fs::path& dir, const std::string& prefix, const fs::pa
       spdlog::warn("not zipping {}: symbolic links are skipped", child.path().string());
       continue;
     }
+    // Only the permission bits: set-uid, set-gid and sticky bits set by a
+    // participant's program must not travel on.
+    mode_t perms = st.st_mode & 0777;
     if (S_ISDIR(st.st_mode)) {
-      items.push_back({child.path(), name + "/", true, st.st_mode & 07777});
-      CW_RETURN_IF_ERROR(CollectItems(child.path(), name + "/", skip_path, items));
+      items.push_back({child.path(), name + "/", true, perms, 0, st.st_mtime});
+      CW_RETURN_IF_ERROR(CollectItems(child.path(), name + "/", skip_path, cancelled, items));
     } else if (S_ISREG(st.st_mode)) {
       if (!skip_path.empty() && child.path() == skip_path) continue;
-      items.push_back({child.path(), name, false, st.st_mode & 07777});
+      items.push_back({child.path(), name, false, perms, static_cast<std::uint64_t>(st.st_size), st.st_mtime});
     } else {
       // Reading a FIFO would block forever; devices and sockets have no content to keep.
       spdlog::warn("not zipping {}: not a regular file or folder", child.path().string());
@@ -274,15 +664,152 @@ Status WriteEmptyZip(const fs::path& path) {
   return Status::Ok();
 }
 
-Status WriteZip(const std::vector<SourceItem>& items, const fs::path& out) {
+// Opens `name` ('/'-separated, relative to `root`) for reading one path
+// component at a time, following no link anywhere on the way (O_NOFOLLOW
+// alone only covers the last component) and never blocking on a FIFO.
+// -1 with errno set when it cannot.
+int OpenWithoutLinks(const fs::path& root, const std::string& name) {
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) return -1;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t slash = name.find('/', start);
+    bool last = slash == std::string::npos;
+    std::string part = name.substr(start, last ? std::string::npos : slash - start);
+    int flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                     : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int next = ::openat(dir, part.c_str(), flags);
+    int err = errno;
+    ::close(dir);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    if (last) return next;
+    dir = next;
+    start = slash + 1;
+  }
+}
+
+// Shared by the file sources of one CreateZip: why writing stopped.
+struct WriteState {
+  const fs::path& root;  // the folder being zipped, resolved
+  const std::function<bool()>& cancelled;
+  bool was_cancelled = false;
+  std::string failure;  // first file problem, for the message
+};
+
+// A libzip source for one file of the folder being zipped. Nothing is opened
+// until libzip asks (at zip_close, one file after the other), and then without
+// following links or blocking, and only a regular file is read, in chunks.
+struct FileSource {
+  const SourceItem* item = nullptr;
+  WriteState* state = nullptr;
+  int fd = -1;
+  zip_error_t error;
+
+  zip_int64_t Fail(int zip_code, int sys_errno, std::string why) {
+    if (state->failure.empty()) state->failure = std::move(why);
+    zip_error_set(&error, zip_code, sys_errno);
+    return -1;
+  }
+  zip_int64_t Cancel() {
+    state->was_cancelled = true;
+    zip_error_set(&error, ZIP_ER_CANCELLED, 0);
+    return -1;
+  }
+  void CloseFd() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+
+  zip_int64_t Handle(void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    switch (cmd) {
+      case ZIP_SOURCE_OPEN: {
+        if (IsCancelled(state->cancelled)) return Cancel();
+        CloseFd();
+        const std::string path = item->path.string();
+        fd = OpenWithoutLinks(state->root, item->name);
+        if (fd < 0) {
+          int err = errno;
+          if (err == ELOOP || err == ENOTDIR) {
+            return Fail(ZIP_ER_OPEN, err, "cannot zip " + path + ": it or a folder on its way was replaced by "
+                                          "a symbolic link or another kind of file while zipping");
+          }
+          return Fail(ZIP_ER_OPEN, err, "cannot read " + path + ": " + ErrnoText(err));
+        }
+        struct stat st;
+        if (::fstat(fd, &st) != 0) {
+          int err = errno;
+          CloseFd();
+          return Fail(ZIP_ER_OPEN, err, "cannot read " + path + ": " + ErrnoText(err));
+        }
+        if (!S_ISREG(st.st_mode)) {
+          CloseFd();
+          return Fail(ZIP_ER_OPEN, 0, "cannot zip " + path + ": it stopped being a regular file while zipping");
+        }
+        return 0;
+      }
+      case ZIP_SOURCE_READ: {
+        if (IsCancelled(state->cancelled)) return Cancel();
+        std::size_t want = static_cast<std::size_t>(std::min<zip_uint64_t>(len, kChunk));
+        while (true) {
+          ssize_t n = ::read(fd, data, want);
+          if (n >= 0) return n;
+          if (errno == EINTR) continue;
+          int err = errno;
+          return Fail(ZIP_ER_READ, err, "cannot read " + item->path.string() + ": " + ErrnoText(err));
+        }
+      }
+      case ZIP_SOURCE_CLOSE:
+        CloseFd();
+        return 0;
+      case ZIP_SOURCE_STAT: {
+        zip_stat_t* st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &error);
+        if (st == nullptr) return -1;
+        zip_stat_init(st);
+        st->mtime = item->mtime;
+        // The size as listed: libzip only uses it to choose between plain and
+        // ZIP64 headers, and records what it actually read.
+        st->size = item->size;
+        st->valid |= ZIP_STAT_MTIME | ZIP_STAT_SIZE;
+        return sizeof(zip_stat_t);
+      }
+      case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&error, data, len);
+      case ZIP_SOURCE_FREE:
+        CloseFd();
+        zip_error_fini(&error);
+        delete this;
+        return 0;
+      case ZIP_SOURCE_SUPPORTS:
+        return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                              ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+      default:
+        zip_error_set(&error, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
+    }
+  }
+
+  static zip_int64_t Callback(void* self, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    return static_cast<FileSource*>(self)->Handle(data, len, cmd);
+  }
+};
+
+Status WriteZip(const fs::path& root, const std::vector<SourceItem>& items, const fs::path& out,
+                const std::function<bool()>& cancelled) {
+  if (IsCancelled(cancelled)) return Cancelled("zipping was cancelled");
   if (items.empty()) return WriteEmptyZip(out);
   int error_code = 0;
   zip_t* za = zip_open(out.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error_code);
   if (za == nullptr) {
     return IoError("cannot create " + out.string() + ": " + LibzipErrorText(error_code));
   }
+  WriteState state{root, cancelled, false, {}};
   auto fail = [&](const std::string& what) {
-    Status status = IoError(what + ": " + zip_strerror(za));
+    Status status = state.was_cancelled     ? Cancelled("zipping was cancelled")
+                    : !state.failure.empty() ? IoError(state.failure)
+                                             : IoError(what + ": " + zip_strerror(za));
     zip_discard(za);
     return status;
   };
@@ -292,12 +819,19 @@ Status WriteZip(const std::vector<SourceItem>& items, const fs::path& out) {
       index = zip_dir_add(za, item.name.c_str(), ZIP_FL_ENC_GUESS);
       if (index < 0) return fail("cannot add folder " + item.path.string() + " to the zip");
     } else {
-      // The file is only opened and read, in chunks, at zip_close.
-      zip_source_t* source = zip_source_file(za, item.path.c_str(), 0, -1);
-      if (source == nullptr) return fail("cannot add " + item.path.string() + " to the zip");
+      auto* ctx = new FileSource;
+      ctx->item = &item;
+      ctx->state = &state;
+      zip_error_init(&ctx->error);
+      zip_source_t* source = zip_source_function(za, &FileSource::Callback, ctx);
+      if (source == nullptr) {
+        zip_error_fini(&ctx->error);
+        delete ctx;
+        return fail("cannot add " + item.path.string() + " to the zip");
+      }
       index = zip_file_add(za, item.name.c_str(), source, ZIP_FL_ENC_GUESS);
       if (index < 0) {
-        zip_source_free(source);
+        zip_source_free(source);  // frees ctx too
         return fail("cannot add " + item.path.string() + " to the zip");
       }
     }
@@ -314,7 +848,8 @@ Status WriteZip(const std::vector<SourceItem>& items, const fs::path& out) {
 
 }  // namespace
 
-Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_dir) {
+Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_dir,
+                                const UnpackLimits& limits) {
   std::error_code ec;
   auto status = fs::status(zip_path, ec);
   if (!fs::exists(status)) return NotFound("no file at " + zip_path.string());
@@ -328,9 +863,11 @@ Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_d
   ZipHandle za(zip_open(zip_path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &error_code));
   if (!za && error_code == ZIP_ER_INCONS) {
     // Some zip writers leave harmless mismatches between local and central
-    // headers that the strict check rejects; the CRC of every entry is still
-    // verified while reading, so corrupt data is caught there.
-    spdlog::info("{} failed libzip's consistency check; reading it anyway", zip_path.string());
+    // headers that the strict check rejects. Such a zip is read only if our
+    // own layout check below passes; the CRC of every entry is still
+    // verified while reading.
+    spdlog::info("{} failed libzip's consistency check; reading it if its entries do not overlap",
+                 zip_path.string());
     za.reset(zip_open(zip_path.c_str(), ZIP_RDONLY, &error_code));
   }
   if (!za) {
@@ -340,41 +877,80 @@ Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_d
     }
     return InvalidInput(zip_path.string() + " is not a valid zip file (" + LibzipErrorText(error_code) + ")");
   }
+  zip_int64_t count = zip_get_num_entries(za.get(), 0);
+  if (limits.max_entries != 0 && count > 0 && static_cast<std::uint64_t>(count) > limits.max_entries) {
+    return InvalidInput("the zip has " + std::to_string(count) + " entries, more than the " +
+                        std::to_string(limits.max_entries) + " allowed");
+  }
+  {
+    CW_ASSIGN_OR_RETURN(Layout layout, ReadLayout(zip_path, limits));
+    CW_RETURN_IF_ERROR(CheckLayout(za.get(), zip_path, std::move(layout)));
+  }
 
   fs::create_directories(dest_dir, ec);
   if (ec) return IoError("cannot create folder " + dest_dir.string() + ": " + ec.message());
   fs::path dest = fs::canonical(dest_dir, ec);
   if (ec) return IoError("cannot resolve " + dest_dir.string() + ": " + ec.message());
 
-  // Every entry is checked before anything is written, so a refused zip leaves
-  // nothing behind.
-  CW_ASSIGN_OR_RETURN(std::vector<PlannedEntry> plan, PlanEntries(za.get(), zip_path, dest));
+  // Every entry and limit is checked before anything is written, so a
+  // refused zip leaves nothing behind.
+  CW_ASSIGN_OR_RETURN(std::vector<PlannedEntry> plan, PlanEntries(za.get(), zip_path, dest, limits));
+  std::uint64_t declared = 0;
+  for (const PlannedEntry& entry : plan) {
+    declared = entry.size > std::numeric_limits<std::uint64_t>::max() - declared
+                   ? std::numeric_limits<std::uint64_t>::max()
+                   : declared + entry.size;
+  }
+  if (limits.max_bytes != 0 && declared > limits.max_bytes) {
+    return InvalidInput(TooBigMessage(limits) + "; its entries add up to " + FormatGB(declared) + " GB");
+  }
+  Budget budget{limits, dest, 0, std::numeric_limits<std::uint64_t>::max(), 0};
+  if (limits.min_free_bytes != 0) {
+    CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(dest));
+    if (free_now < limits.min_free_bytes || free_now - limits.min_free_bytes < declared) {
+      return IoError(LowSpaceMessage(limits, dest) + "; the zip needs " + FormatGB(declared) + " GB and " +
+                     FormatGB(free_now) + " GB are free");
+    }
+    budget.free_room = free_now - limits.min_free_bytes;
+    budget.next_free_check = 64u << 20;
+  }
 
+  Unpacked unpacked(dest);
   ExtractStats stats;
   std::vector<const PlannedEntry*> dirs;
-  for (const PlannedEntry& entry : plan) {
-    fs::path target = dest / entry.relative;
-    if (entry.is_dir) {
-      CW_RETURN_IF_ERROR(MakeDirs(target, entry));
-      dirs.push_back(&entry);
-      continue;
+  auto unpack = [&]() -> Status {
+    for (const PlannedEntry& entry : plan) {
+      if (IsCancelled(limits.cancelled)) return Cancelled("unpacking was cancelled");
+      fs::path target = dest / entry.relative;
+      if (entry.is_dir) {
+        CW_RETURN_IF_ERROR(unpacked.MakeDirs(target, entry));
+        dirs.push_back(&entry);
+        continue;
+      }
+      CW_RETURN_IF_ERROR(unpacked.MakeDirs(target.parent_path(), entry));
+      CW_RETURN_IF_ERROR(ExtractFile(za.get(), zip_path, entry, target, budget, unpacked));
+      ++stats.files;
     }
-    CW_RETURN_IF_ERROR(MakeDirs(target.parent_path(), entry));
-    CW_RETURN_IF_ERROR(ExtractFile(za.get(), zip_path, entry, target, stats.bytes));
-    ++stats.files;
-  }
-  // Folder modes last: they are always owner-writable anyway, but this keeps
-  // the recorded bits even when a folder entry comes before its contents.
-  for (const PlannedEntry* entry : dirs) {
-    fs::path target = dest / entry->relative;
-    if (::chmod(target.c_str(), entry->mode) != 0) {
-      return IoError("cannot set permissions of " + target.string() + ": " + ErrnoText(errno));
+    // Folder modes last: they are always owner-writable anyway, but this keeps
+    // the recorded bits even when a folder entry comes before its contents.
+    for (const PlannedEntry* entry : dirs) {
+      fs::path target = dest / entry->relative;
+      if (::chmod(target.c_str(), entry->mode) != 0) {
+        return IoError("cannot set permissions of " + target.string() + ": " + ErrnoText(errno));
+      }
     }
+    return Status::Ok();
+  };
+  if (Status done = unpack(); !done.ok()) {
+    unpacked.RemoveAll();
+    return done;
   }
+  stats.bytes = budget.written;
   return stats;
 }
 
-Status CreateZip(const fs::path& src_dir, const fs::path& zip_path) {
+Status CreateZip(const fs::path& src_dir, const fs::path& zip_path,
+                 const std::function<bool()>& cancelled) {
   std::error_code ec;
   if (!fs::is_directory(src_dir, ec)) return NotFound("no folder at " + src_dir.string());
   // The zip may be written inside the folder being zipped; an older copy of
@@ -385,7 +961,7 @@ Status CreateZip(const fs::path& src_dir, const fs::path& zip_path) {
   if (ec) return IoError("cannot resolve " + src_dir.string() + ": " + ec.message());
 
   std::vector<SourceItem> items;
-  CW_RETURN_IF_ERROR(CollectItems(src, "", skip_path, items));
+  CW_RETURN_IF_ERROR(CollectItems(src, "", skip_path, cancelled, items));
 
   if (!zip_path.parent_path().empty()) {
     fs::create_directories(zip_path.parent_path(), ec);
@@ -393,7 +969,7 @@ Status CreateZip(const fs::path& src_dir, const fs::path& zip_path) {
   }
   fs::path tmp = zip_path;
   tmp += ".part-" + RandomSuffix();
-  Status status = WriteZip(items, tmp);
+  Status status = WriteZip(src, items, tmp, cancelled);
   if (status.ok()) {
     fs::rename(tmp, zip_path, ec);
     if (ec) status = IoError("cannot rename " + tmp.string() + " to " + zip_path.string() + ": " + ec.message());

@@ -3,9 +3,13 @@
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <poll.h>
 #include <sys/time.h>
 
+#include <cerrno>
+
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 
@@ -362,6 +366,12 @@ Result<std::string> AmqpClient::Consume(const std::string& queue, bool no_ack,
   return ToString(ok->consumer_tag);
 }
 
+Status AmqpClient::CancelConsumer(const std::string& consumer_tag, std::uint16_t channel) {
+  CW_RETURN_IF_ERROR(CheckUsable(channel));
+  amqp_basic_cancel(conn_->state, channel, Bytes(consumer_tag));
+  return LastRpcStatus("cancelling consumer " + consumer_tag, channel);
+}
+
 Status AmqpClient::Ack(std::uint64_t delivery_tag, std::uint16_t channel) {
   CW_RETURN_IF_ERROR(CheckUsable(channel));
   return IoStatus(amqp_basic_ack(conn_->state, channel, delivery_tag, 0), "acknowledging");
@@ -450,12 +460,31 @@ Status AmqpClient::HandleUnexpectedFrame() {
   }
 }
 
-Result<std::optional<Delivery>> AmqpClient::NextDelivery(std::chrono::milliseconds timeout) {
+Result<std::optional<Delivery>> AmqpClient::NextDelivery(std::chrono::milliseconds timeout,
+                                                         int wake_fd) {
   if (!connected()) {
     return Unavailable(connection_error_.empty() ? "not connected to the broker"
                                                  : connection_error_);
   }
   amqp_maybe_release_buffers(conn_->state);
+  const int sock = amqp_get_sockfd(conn_->state);
+  if (wake_fd >= 0 && sock >= 0 && !amqp_frames_enqueued(conn_->state) &&
+      !amqp_data_in_buffer(conn_->state)) {
+    // Nothing buffered: wait on the socket and the wake-up fd together.
+    pollfd fds[2] = {{sock, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(timeout.count()));
+    if (n > 0 && (fds[1].revents & POLLIN) && !(fds[0].revents & (POLLIN | POLLERR | POLLHUP))) {
+      return std::optional<Delivery>();  // woken: the caller has work to do
+    }
+    if (n < 0 && errno != EINTR) {
+      return Unavailable(std::string("waiting for the broker: poll failed: ") +
+                         std::strerror(errno));
+    }
+    // The socket has data, or the wait is over: let rabbitmq-c read it, send
+    // a heartbeat that is due and notice a missed one (a 1 ms deadline, not
+    // 0: with "now" it never checks the broker's heartbeats).
+    timeout = std::chrono::milliseconds(1);
+  }
   amqp_envelope_t envelope{};
   timeval tv = ToTimeval(timeout);
   amqp_rpc_reply_t reply = amqp_consume_message(conn_->state, &envelope, &tv, 0);

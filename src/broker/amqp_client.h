@@ -92,6 +92,9 @@ class AmqpClient {
   // Returns the consumer tag the broker chose.
   Result<std::string> Consume(const std::string& queue, bool no_ack,
                               std::uint16_t channel = kDefaultChannel);
+  // basic.cancel: the broker stops delivering to this consumer (and gives the
+  // queue's messages to other consumers); unacked deliveries stay ours.
+  Status CancelConsumer(const std::string& consumer_tag, std::uint16_t channel = kDefaultChannel);
   Status Ack(std::uint64_t delivery_tag, std::uint16_t channel = kDefaultChannel);
   Status Reject(std::uint64_t delivery_tag, bool requeue, std::uint16_t channel = kDefaultChannel);
   Status Publish(const std::string& exchange, const std::string& routing_key, std::string_view body,
@@ -102,7 +105,12 @@ class AmqpClient {
   // often (rabbitmq-c only services heartbeats inside calls). Unavailable when
   // the connection is gone; a channel the broker closed is only recorded
   // (channel_open) and the call goes on.
-  Result<std::optional<Delivery>> NextDelivery(std::chrono::milliseconds timeout);
+  //
+  // With a `wake_fd` (an eventfd or pipe's read end), the wait also ends as
+  // soon as that fd is readable: nullopt comes back at once and the caller
+  // reads the fd. Frames rabbitmq-c has already buffered are taken first.
+  Result<std::optional<Delivery>> NextDelivery(std::chrono::milliseconds timeout,
+                                               int wake_fd = -1);
 
  private:
   struct Conn;  // the rabbitmq-c connection, kept out of this header

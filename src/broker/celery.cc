@@ -82,6 +82,11 @@ Result<json> DecodeBody(const MessageProperties& props, std::string_view body) {
     return InvalidInput("unsupported content encoding " + props.content_encoding +
                         "; the worker accepts utf-8");
   }
+  if (body.size() > kMaxMessageBytes) {
+    return InvalidInput("the message body is " + std::to_string(body.size()) +
+                        " bytes, over the worker's limit of " +
+                        std::to_string(kMaxMessageBytes) + " bytes");
+  }
   std::string decoded;
   if (props.headers.is_object()) {
     auto compression = props.headers.find("compression");
@@ -99,8 +104,28 @@ Result<json> DecodeBody(const MessageProperties& props, std::string_view body) {
     }
   }
   try {
-    return json::parse(body);
-  } catch (const json::parse_error& e) {
+    // The callback sees every nesting step; past the limit, parsing stops:
+    // nothing the worker does needs deep JSON, and code that walks it
+    // (dump, redaction) recurses.
+    bool too_deep = false;
+    json::parser_callback_t depth_check = [&too_deep](int depth, json::parse_event_t event,
+                                                      json&) {
+      if ((event == json::parse_event_t::object_start ||
+           event == json::parse_event_t::array_start) &&
+          depth >= kMaxJsonDepth) {
+        too_deep = true;
+        throw std::length_error("nested too deep");
+      }
+      return true;
+    };
+    try {
+      return json::parse(body, depth_check);
+    } catch (const std::length_error&) {
+      if (!too_deep) throw;
+      return InvalidInput("the message body nests JSON more than " +
+                          std::to_string(kMaxJsonDepth) + " levels deep");
+    }
+  } catch (const json::exception& e) {
     if (type.empty()) {
       return InvalidInput("the message has no content type and its body is not JSON (" +
                           std::string(e.what()) + ")");

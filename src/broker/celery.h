@@ -32,9 +32,17 @@ struct TaskMessage {
   int protocol = 2;
 };
 
+// Limits on what a message may make the worker parse: a body over
+// kMaxMessageBytes, or JSON nested deeper than kMaxJsonDepth, is refused
+// before (or while) parsing, so a hostile message costs neither memory nor
+// stack.
+inline constexpr std::size_t kMaxMessageBytes = 16u << 20;  // 16 MiB
+inline constexpr int kMaxJsonDepth = 64;
+
 // JSON only: a pickle, YAML or msgpack message is InvalidInput (never
-// unpickled), as are bad JSON and a missing id or task name, each with the
-// reason, so the worker can reject the message and log why.
+// unpickled), as are bad JSON, a body over the limits above, and a missing id
+// or task name, each with the reason, so the worker can reject the message
+// and log why. Never throws.
 Result<TaskMessage> ParseTaskMessage(const MessageProperties& props, std::string_view body);
 
 // A remote-control command broadcast on celery.pidbox (kombu's Mailbox).

@@ -176,6 +176,29 @@ TEST(TaskMessage, BadJson) {
   EXPECT_NE(error.find("not valid JSON"), std::string::npos) << error;
 }
 
+TEST(TaskMessage, ABodyOverTheSizeLimitIsRefusedBeforeParsing) {
+  // Valid JSON, only too big: the refusal must come from the size check.
+  std::string big = R"([[{"id": 5, "pad": ")" + std::string(kMaxMessageBytes, 'x') +
+                    R"("}], {}, {}])";
+  EXPECT_NE(ErrorOf(CeleryProps(), big).find("over the worker's limit"), std::string::npos);
+  // Just under the limit, the same shape parses.
+  std::string fits = R"([[{"id": 5, "pad": ")" + std::string(kMaxMessageBytes - 64, 'x') +
+                     R"("}], {}, {}])";
+  EXPECT_EQ(MustParse(CeleryProps(), fits).args[0]["id"], 5);
+}
+
+TEST(TaskMessage, JsonNestedTooDeepIsRefused) {
+  auto nested = [](int depth) {
+    return std::string("[[{\"id\": 5, \"deep\": ") + std::string(depth, '[') +
+           std::string(depth, ']') + "}], {}, {}]";
+  };
+  // The run_args object already sits two levels down.
+  EXPECT_NE(ErrorOf(CeleryProps(), nested(100000)).find("levels deep"), std::string::npos);
+  EXPECT_NE(ErrorOf(CeleryProps(), nested(kMaxJsonDepth)).find("levels deep"),
+            std::string::npos);
+  EXPECT_EQ(MustParse(CeleryProps(), nested(kMaxJsonDepth - 4)).args[0]["id"], 5);
+}
+
 TEST(TaskMessage, Base64Body) {
   MessageProperties props = CeleryProps();
   props.headers["body_encoding"] = "base64";

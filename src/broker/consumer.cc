@@ -1,8 +1,12 @@
 #include "broker/consumer.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <thread>
 
@@ -14,7 +18,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint16_t kTaskChannel = 1;
 constexpr std::uint16_t kControlChannel = 2;
-// Short enough that acks from the worker go out within ~100 ms.
+// The longest wait for a message before the loop's other chores (events,
+// control channel retries). Acks do not wait for it: they wake the loop.
 constexpr std::chrono::milliseconds kPoll{100};
 constexpr std::chrono::seconds kEventInterval{2};  // Celery's heartbeat interval
 
@@ -48,16 +53,51 @@ QueueConsumer::QueueConsumer(BrokerAddress address, ConsumerOptions options, Bro
     : address_(std::move(address)),
       options_(std::move(options)),
       handler_(handler),
-      prefetch_(options_.prefetch) {}
+      prefetch_(options_.prefetch) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    spdlog::warn("no eventfd ({}): acks wait for the broker thread's next poll (up to {} ms)",
+                 std::strerror(errno), kPoll.count());
+  }
+}
+
+QueueConsumer::~QueueConsumer() {
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void QueueConsumer::Queue(PendingOp op) {
+  op.queued = Clock::now();
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back(op);
+  }
+  Wake();
+}
+
+void QueueConsumer::Wake() {
+  if (wake_fd_ < 0) return;
+  std::uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: the thread wakes anyway.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void QueueConsumer::DrainWake() {
+  if (wake_fd_ < 0) return;
+  std::uint64_t count = 0;
+  [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
+}
 
 void QueueConsumer::Ack(std::uint64_t epoch, std::uint64_t delivery_tag) {
-  std::lock_guard lock(mu_);
-  pending_.push_back({true, epoch, delivery_tag, false});
+  Queue({true, epoch, delivery_tag, false, {}});
 }
 
 void QueueConsumer::Reject(std::uint64_t epoch, std::uint64_t delivery_tag, bool requeue) {
-  std::lock_guard lock(mu_);
-  pending_.push_back({false, epoch, delivery_tag, requeue});
+  Queue({false, epoch, delivery_tag, requeue, {}});
+}
+
+void QueueConsumer::StopConsuming() {
+  stop_consuming_ = true;
+  Wake();
 }
 
 void QueueConsumer::SetPrefetch(int prefetch) { prefetch_ = prefetch; }
@@ -116,7 +156,13 @@ Status QueueConsumer::Session(AmqpClient& client, const std::atomic<bool>& stop,
   auto next_event = Clock::now() + kEventInterval;
 
   while (!stop) {
+    // Read the wake-up before taking the queue: an op queued after this
+    // writes it again, so the wait below cannot sleep through it.
+    DrainWake();
     CW_RETURN_IF_ERROR(ApplyPending(client, epoch));
+    if (stop_consuming_ && !task_consumer_tag_.empty()) {
+      CW_RETURN_IF_ERROR(CancelTaskConsumer(client));
+    }
     if (!client.channel_open(kTaskChannel)) {
       return Unavailable("the task channel closed: " + client.channel_error(kTaskChannel));
     }
@@ -142,16 +188,31 @@ Status QueueConsumer::Session(AmqpClient& client, const std::atomic<bool>& stop,
       next_event = now + kEventInterval;
     }
 
-    auto next = client.NextDelivery(kPoll);
+    auto next = client.NextDelivery(kPoll, wake_fd_);
     if (!next.ok()) return next.status();
     if (!next->has_value()) continue;
     Delivery& delivery = **next;
     if (delivery.channel == kTaskChannel) {
-      handler_.OnDelivery(epoch, std::move(delivery));
+      const std::uint64_t tag = delivery.delivery_tag;
+      try {
+        handler_.OnDelivery(epoch, std::move(delivery));
+      } catch (const std::exception& e) {
+        // A message must never take the broker thread down; nor loop.
+        spdlog::error("rejecting delivery {}: the worker failed on it: {}", tag, e.what());
+        Reject(epoch, tag, false);
+      } catch (...) {
+        spdlog::error("rejecting delivery {}: the worker failed on it", tag);
+        Reject(epoch, tag, false);
+      }
     } else {
       HandleControl(client, delivery);
     }
   }
+  // Acks queued as the worker stopped (warm shutdown's last jobs) go out
+  // before the connection closes.
+  DrainWake();
+  Status last = ApplyPending(client, epoch);
+  if (!last.ok()) spdlog::warn("could not send the last acks: {}", last.message());
   SendEvent(client, "worker-offline");
   client.Close();
   return Status::Ok();
@@ -168,7 +229,24 @@ Status QueueConsumer::SetUpTasks(AmqpClient& client) {
   CW_RETURN_IF_ERROR(client.Bind(name, name, name, kTaskChannel));
   applied_prefetch_ = prefetch_;
   CW_RETURN_IF_ERROR(client.Qos(applied_prefetch_, kTaskChannel));
-  return client.Consume(name, /*no_ack=*/false, kTaskChannel).status();
+  task_consumer_tag_.clear();
+  if (stop_consuming_) {
+    spdlog::info("shutting down: not consuming {} on this connection", name);
+    return Status::Ok();
+  }
+  CW_ASSIGN_OR_RETURN(task_consumer_tag_, client.Consume(name, /*no_ack=*/false, kTaskChannel));
+  return Status::Ok();
+}
+
+Status QueueConsumer::CancelTaskConsumer(AmqpClient& client) {
+  std::string tag = std::move(task_consumer_tag_);
+  task_consumer_tag_.clear();
+  auto started = Clock::now();
+  CW_RETURN_IF_ERROR(client.CancelConsumer(tag, kTaskChannel));
+  spdlog::info("stopped consuming {} (basic.cancel, {:.1f} ms): other workers get its messages",
+               options_.queue,
+               std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+  return Status::Ok();
 }
 
 Status QueueConsumer::SetUpControl(AmqpClient& client) {
@@ -222,6 +300,9 @@ Status QueueConsumer::ApplyPending(AmqpClient& client, std::uint64_t epoch) {
     // The rest of `ops` belongs to this connection too, which is now gone:
     // the broker redelivers all of them.
     if (!st.ok()) return st;
+    spdlog::debug("{} of delivery {}{} sent {:.3f} ms after it was queued", what,
+                  op.delivery_tag, op.ack || !op.requeue ? "" : " (requeue)",
+                  std::chrono::duration<double, std::milli>(Clock::now() - op.queued).count());
   }
   int want = prefetch_;
   if (want != applied_prefetch_) {

@@ -12,11 +12,20 @@
 #include <tuple>
 
 #include "archive/zip.h"
+#include "common/safe_file.h"
+#include "common/yaml_budget.h"
 
 namespace cw {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Real competition.yaml files are a few KB with a few hundred values; these
+// leave a wide margin while keeping a "billion laughs" file to an
+// InvalidInput within a second.
+constexpr std::uint64_t kMaxCompetitionYamlBytes = 4 << 20;
+constexpr YamlBudget kCompetitionYamlBudget{
+    .max_nodes = 100000, .max_depth = 64, .max_scalar_bytes = 16u << 20};
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -296,10 +305,13 @@ Status Reader::ReadV15(const YAML::Node& doc, Competition& c) const {
 }
 
 Result<fs::path> FindCompetitionYaml(const fs::path& dir, const std::string& shown) {
+  // symlink_status: a link (or FIFO, ...) by that name is found here and
+  // refused by the reader, rather than followed or passed over.
   auto find_in = [](const fs::path& d) -> std::optional<fs::path> {
     for (const char* name : {"competition.yaml", "competition.yml"}) {
       std::error_code ec;
-      if (fs::is_regular_file(d / name, ec)) return d / name;
+      fs::file_status st = fs::symlink_status(d / name, ec);
+      if (fs::exists(st) && !fs::is_directory(st)) return d / name;
     }
     return std::nullopt;
   };
@@ -311,7 +323,11 @@ Result<fs::path> FindCompetitionYaml(const fs::path& dir, const std::string& sho
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
     std::error_code type_ec;
-    if (name == "__MACOSX" || name.starts_with(".") || !e.is_directory(type_ec)) continue;
+    // Not through a link: the bundle's folder must be the bundle's own.
+    if (name == "__MACOSX" || name.starts_with(".") || e.is_symlink(type_ec) ||
+        !e.is_directory(type_ec)) {
+      continue;
+    }
     folders.push_back(e.path());
   }
   if (folders.size() == 1) {
@@ -369,32 +385,41 @@ Result<Competition> LoadCompetition(const fs::path& bundle, const fs::path& work
   CW_ASSIGN_OR_RETURN(fs::path yaml, FindCompetitionYaml(dir, shown));
   const std::string where = shown + ": " + yaml.lexically_relative(dir).string();
 
-  YAML::Node doc;
-  try {
-    doc = YAML::LoadFile(yaml.string());
-  } catch (const YAML::ParserException& e) {
-    return InvalidInput(where + ", line " + std::to_string(e.mark.line + 1) + ", column " +
-                        std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
-  } catch (const YAML::Exception& e) {
-    return IoError(where + ": " + e.what());
-  }
-  if (!doc.IsMap()) return InvalidInput(where + ": must be a YAML mapping (key: value lines)");
+  Result<std::string> text = ReadRegularFile(yaml, kMaxCompetitionYamlBytes);
+  if (!text.ok()) return Status(text.status().code(), where + ": " + text.status().message());
 
   Competition c;
   c.root = yaml.parent_path();
   Reader reader(where, c.root);
   // The reader checks each node's kind before it converts it; this only
-  // catches what a malformed document could still make yaml-cpp throw.
+  // catches what a malformed document could still make yaml-cpp throw, and
+  // running out of memory, which the budget below should make impossible.
   try {
+    YAML::Node doc;
+    try {
+      doc = YAML::Load(*text);
+    } catch (const YAML::ParserException& e) {
+      return InvalidInput(where + ", line " + std::to_string(e.mark.line + 1) + ", column " +
+                          std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
+    }
+    if (!doc.IsMap()) return InvalidInput(where + ": must be a YAML mapping (key: value lines)");
+    // Anchors and aliases are legitimate (1.5 bundles share leaderboard
+    // columns with them), but the reader walks what they expand to.
+    CW_RETURN_IF_ERROR(CheckYamlBudget(doc, where, kCompetitionYamlBudget));
+
     CW_ASSIGN_OR_RETURN(c.title, reader.String(doc, "title"));
     CW_ASSIGN_OR_RETURN(std::string version, reader.String(doc, "version"));
-    if (version == "2" || Given(doc["tasks"])) {
+    if (version == "2" || Given(Reader::Child(doc, "tasks"))) {
       CW_RETURN_IF_ERROR(reader.ReadV2(doc, c));
     } else {
       CW_RETURN_IF_ERROR(reader.ReadV15(doc, c));
     }
   } catch (const YAML::Exception& e) {
     return InvalidInput(where + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    return InvalidInput(where + ": too big to read");
+  } catch (const std::exception& e) {
+    return Internal(where + ": " + e.what());
   }
   if (c.docker_image.empty()) c.docker_image = kDefaultCompetitionImage;
   return c;

@@ -63,6 +63,10 @@ inline constexpr const char* kDefaultCompetitionImage = "codalab/codalab-legacy:
 // `work_dir`. competition.yaml (or .yml) may sit at the root or inside the one
 // top-level folder that "compress folder" tools add. Every problem an
 // organizer can fix is InvalidInput with a message saying what to fix.
+// Bundles come from strangers: competition.yaml is not read through a link,
+// nor past 4 MB, and its anchors and aliases may expand to at most 100000
+// values, 64 levels, 16 MB of text (see CheckYamlBudget); past those, and for
+// an alias inside its own anchor, InvalidInput. Throws nothing.
 Result<Competition> LoadCompetition(const std::filesystem::path& bundle,
                                     const std::filesystem::path& work_dir);
 

@@ -4,7 +4,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
+#include <future>
 
 #include "archive/zip.h"
 
@@ -520,6 +526,76 @@ TEST_F(CompetitionTest, ExampleCompetition) {
   EXPECT_EQ(c->columns[0].sorting, "desc");
   EXPECT_EQ(c->columns[1].key, "mae");
   EXPECT_EQ(c->columns[1].sorting, "asc");
+}
+
+// Nine lines of anchors, each nine of the one before: 9^9 values once expanded.
+std::string BillionLaughs() {
+  std::string yaml = "a: &a [x,x,x,x,x,x,x,x,x]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, static_cast<char>(c - 1));
+    yaml += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 9; ++i) yaml += (i ? ",*" : "*") + prev;
+    yaml += "]\n";
+  }
+  return yaml;
+}
+
+TEST_F(CompetitionTest, BillionLaughsIsRefusedQuickly) {
+  // The laughs hide in a leaderboard column, which a 1.5 reader walks.
+  Write(bundle() / "competition.yaml",
+        "title: Laughs\n" + BillionLaughs() +
+            "leaderboard:\n  columns:\n    score: {label: *i}\nphases:\n  1: {label: *i}\n");
+  auto start = std::chrono::steady_clock::now();
+  Result<Competition> c = LoadFolder();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kInvalidInput);
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("competition.yaml expands to more than 100000 values"));
+}
+
+TEST_F(CompetitionTest, SelfReferencingAliasIsRefused) {
+  Write(bundle() / "competition.yaml",
+        "title: Loop\nleaderboard: &l\n  columns:\n    score: *l\n");
+  Result<Competition> c = LoadFolder();
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kInvalidInput);
+  EXPECT_THAT(c.status().message(), HasSubstr("competition.yaml refers to itself"));
+}
+
+TEST_F(CompetitionTest, LinkedCompetitionYamlIsRefused) {
+  Write(tmp_.path() / "secret", "title: MARKER-0c4d\n");
+  fs::create_directories(bundle());
+  fs::create_symlink(tmp_.path() / "secret", bundle() / "competition.yaml");
+  Result<Competition> c = LoadFolder();
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kInvalidInput);
+  EXPECT_THAT(c.status().message(), HasSubstr("competition.yaml is a symbolic link"));
+  EXPECT_THAT(c.status().message(), ::testing::Not(HasSubstr("MARKER")));
+}
+
+TEST_F(CompetitionTest, FifoCompetitionYamlFailsPromptly) {
+  fs::create_directories(bundle());
+  fs::path fifo = bundle() / "competition.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto future = std::async(std::launch::async, [&] { return LoadFolder(); });
+  if (future.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+    ADD_FAILURE() << "blocked on the FIFO";
+    int unblock = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK);
+    if (unblock >= 0) ::close(unblock);
+  }
+  Result<Competition> c = future.get();
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("competition.yaml is not a regular file (a FIFO)"));
+}
+
+TEST_F(CompetitionTest, TooBigCompetitionYamlIsRefused) {
+  Write(bundle() / "competition.yaml",
+        "title: Big\n" + std::string(5 * 1024 * 1024, '#') + "\n");
+  Result<Competition> c = LoadFolder();
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kInvalidInput);
+  EXPECT_THAT(c.status().message(), HasSubstr("competition.yaml is 5 MB, more than the 4 MB allowed"));
 }
 
 }  // namespace

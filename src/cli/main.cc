@@ -130,6 +130,12 @@ int main(int argc, char** argv) {
                 "never does)");
   SettingOptions run_settings;
   AddSettingOptions(run, run_settings);
+  run->add_option_function<std::string>(
+      "--shutdown-timeout",
+      [&run_settings](const std::string& v) { run_settings.values["WORKER_SHUTDOWN_TIMEOUT"] = v; },
+      "on SIGTERM/SIGINT, wait at most SECONDS for running jobs to finish before stopping them "
+      "(default: wait; a second SIGTERM or SIGQUIT stops them at once) "
+      "(env WORKER_SHUTDOWN_TIMEOUT)");
 
   cw::DoctorCommandOptions doctor_options;
   std::string doctor_env_file;

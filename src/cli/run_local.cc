@@ -211,6 +211,7 @@ int RunLocal(const RunLocalOptions& o) {
   env.container = *container;
   env.pull_policy = o.pull;
   env.keep_job_dir = o.keep;
+  env.limits = JobLimitsFromConfig(*config);
   env.labels["org.codabench.run-local"] = "1";
   const bool tty = isatty(STDERR_FILENO);
   env.on_pull_progress = PullPrinter(tty);

@@ -1,5 +1,8 @@
 #include "common/files.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+
 #include <random>
 
 namespace cw {
@@ -60,6 +63,28 @@ std::uintmax_t TreeSize(const fs::path& dir) {
     if (it->is_regular_file(ec) && !it->is_symlink(ec)) total += it->file_size(ec);
   }
   return total;
+}
+
+namespace {
+
+thread_local TreeUsage* g_usage = nullptr;
+
+int CountEntry(const char*, const struct stat* st, int type, struct FTW*) {
+  ++g_usage->entries;
+  if (type == FTW_F && S_ISREG(st->st_mode)) g_usage->bytes += static_cast<std::uintmax_t>(st->st_size);
+  return 0;  // go on, whatever this entry was
+}
+
+}  // namespace
+
+TreeUsage MeasureTree(const fs::path& dir) {
+  TreeUsage usage;
+  g_usage = &usage;
+  // FTW_PHYS: links are reported as links, never followed; FTW_MOUNT: stay
+  // on one file system.
+  ::nftw(dir.c_str(), CountEntry, 32, FTW_PHYS | FTW_MOUNT);
+  g_usage = nullptr;
+  return usage;
 }
 
 fs::path ToHostPath(const fs::path& path, const fs::path& base, const fs::path& host_base) {

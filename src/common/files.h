@@ -23,6 +23,16 @@ Status CopyTreeContents(const std::filesystem::path& src, const std::filesystem:
 // Bytes of regular files under `dir` (not following links).
 std::uintmax_t TreeSize(const std::filesystem::path& dir);
 
+// What a folder written by a program holds: apparent bytes of its regular
+// files (what zipping it would read) and entries of any kind. Never follows
+// links, never opens a file, and carries on past entries that vanish or
+// cannot be read while it walks (the program may still be writing).
+struct TreeUsage {
+  std::uintmax_t bytes = 0;
+  std::uintmax_t entries = 0;
+};
+TreeUsage MeasureTree(const std::filesystem::path& dir);
+
 // Moves `path` under `base` to the same place under `host_base` (contract §5:
 // the engine's daemon sees the worker's base folder at HOST_DIRECTORY). A
 // path outside `base` is returned unchanged.

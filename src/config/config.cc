@@ -1,10 +1,13 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include <sys/stat.h>
 
 extern char** environ;
 
@@ -87,7 +90,101 @@ bool ParseBool(const std::string& value) {
   return v == "true" || v == "1" || v == "yes" || v == "on";
 }
 
+namespace {
+
+// A setting that must be a number >= 0 (`what` says which kind, for the
+// message), or `fallback` when unset or empty.
+Result<double> NonNegative(const EnvMap& env, const char* key, double fallback,
+                           const char* what) {
+  std::string text = Trim(Get(env, key));
+  if (text.empty()) return fallback;
+  try {
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    bool whole = std::string_view(what) != "a whole number" || v == std::floor(v);
+    if (used == text.size() && v >= 0 && std::isfinite(v) && whole) return v;
+  } catch (const std::exception&) {
+  }
+  return InvalidInput(std::string(key) + " must be " + what + " (0 or more), got '" + text + "'");
+}
+
+}  // namespace
+
+constexpr const char* kContainerMount = "/codabench";
+
+std::string NoTrailingSlash(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+}  // namespace
+
+BaseDirectoryChoice ChooseBaseDirectory(const EnvMap& env, const ContainerProbe& probe) {
+  if (NoTrailingSlash(Get(env, "HOST_DIRECTORY")) == kContainerMount) {
+    return {true, "HOST_DIRECTORY is /codabench: the same path for the worker and the engine"};
+  }
+  if (probe.container_marker && probe.codabench_dir && probe.codabench_mounted) {
+    return {true,
+            "in a container with /codabench mounted: taken as HOST_DIRECTORY's mount, as the "
+            "Python worker's image has it"};
+  }
+  if (probe.container_marker && probe.codabench_dir) {
+    return {false,
+            "/codabench is in this container but is not a mount point, so not HOST_DIRECTORY: "
+            "the worker uses HOST_DIRECTORY itself (set WORKER_BASE_DIRECTORY=/codabench if "
+            "/codabench is HOST_DIRECTORY after all)",
+            true};
+  }
+  if (probe.container_marker) {
+    return {false, "in a container without /codabench: the worker uses HOST_DIRECTORY itself"};
+  }
+  return {false, "not in a container: the worker uses HOST_DIRECTORY itself"};
+}
+
+bool MountInfoHasMountPoint(const std::string& mountinfo, const std::string& path) {
+  // "36 35 98:0 /root /mount/point rw,noatime ... - ext3 /dev/root rw": the
+  // fifth field; spaces in it are written \040.
+  std::istringstream in(mountinfo);
+  std::string line;
+  const std::string want = NoTrailingSlash(path);
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string f[5];
+    for (auto& field : f) fields >> field;
+    if (!f[4].empty() && NoTrailingSlash(f[4]) == want) return true;
+  }
+  return false;
+}
+
+ContainerProbe ProbeContainer() {
+  ContainerProbe probe;
+  std::error_code ec;
+  probe.container_marker = std::filesystem::exists("/.dockerenv", ec) ||
+                           std::filesystem::exists("/run/.containerenv", ec);
+  probe.codabench_dir = std::filesystem::is_directory(kContainerMount, ec);
+  if (probe.codabench_dir) {
+    struct stat root {}, mount {};
+    if (::stat("/", &root) == 0 && ::stat(kContainerMount, &mount) == 0 &&
+        root.st_dev != mount.st_dev) {
+      probe.codabench_mounted = true;
+    } else {
+      std::ifstream in("/proc/self/mountinfo");
+      std::stringstream text;
+      text << in.rdbuf();
+      probe.codabench_mounted = MountInfoHasMountPoint(text.str(), kContainerMount);
+    }
+  }
+  return probe;
+}
+
 Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
+  BaseDirectoryChoice base;
+  base.use_codabench = in_container;
+  base.why = in_container ? "in a container with /codabench mounted"
+                          : "not in a container: the worker uses HOST_DIRECTORY itself";
+  return ConfigFromEnv(env, base);
+}
+
+Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice& base) {
   WorkerConfig c;
   c.broker_url = Get(env, "BROKER_URL");
   c.broker_use_ssl = ParseBool(Get(env, "BROKER_USE_SSL", "false"));
@@ -98,7 +195,18 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
     return InvalidInput("HOST_DIRECTORY must be an absolute path, got '" +
                         c.host_directory.string() + "'");
   }
-  c.base_directory = in_container ? std::filesystem::path("/codabench") : c.host_directory;
+  c.base_directory = base.use_codabench ? std::filesystem::path(kContainerMount)
+                                        : c.host_directory;
+  c.base_directory_reason = base.why;
+  c.base_directory_doubtful = base.doubtful;
+  if (std::string own = Get(env, "WORKER_BASE_DIRECTORY"); !own.empty()) {
+    c.base_directory = own;
+    if (c.base_directory.is_relative()) {
+      return InvalidInput("WORKER_BASE_DIRECTORY must be an absolute path, got '" + own + "'");
+    }
+    c.base_directory_reason = "WORKER_BASE_DIRECTORY says so";
+    c.base_directory_doubtful = false;
+  }
   c.container_engine = Lower(Get(env, "CONTAINER_ENGINE_EXECUTABLE", "docker"));
   if (c.container_engine != "docker" && c.container_engine != "podman") {
     return InvalidInput("CONTAINER_ENGINE_EXECUTABLE must be docker or podman, got '" +
@@ -117,15 +225,28 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
                      !env.at("CODALAB_IGNORE_CLEANUP_STEP").empty() &&
                      Lower(env.at("CODALAB_IGNORE_CLEANUP_STEP")) != "false" &&
                      env.at("CODALAB_IGNORE_CLEANUP_STEP") != "0";
-  std::string cache_gb = Get(env, "MAX_CACHE_DIR_SIZE_GB", "10");
-  try {
-    size_t used = 0;
-    c.max_cache_dir_size_gb = std::stod(cache_gb, &used);
-    if (used != cache_gb.size() || c.max_cache_dir_size_gb < 0) throw std::invalid_argument("");
-  } catch (const std::exception&) {
-    return InvalidInput("MAX_CACHE_DIR_SIZE_GB must be a number of gigabytes, got '" + cache_gb +
-                        "'");
-  }
+  CW_ASSIGN_OR_RETURN(c.max_cache_dir_size_gb,
+                      NonNegative(env, "MAX_CACHE_DIR_SIZE_GB", 10, "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.max_unpacked_size_gb, NonNegative(env, "MAX_UNPACKED_SIZE_GB",
+                                                          c.max_unpacked_size_gb,
+                                                          "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.min_free_disk_gb, NonNegative(env, "MIN_FREE_DISK_GB", c.min_free_disk_gb,
+                                                      "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.max_output_size_gb, NonNegative(env, "MAX_OUTPUT_SIZE_GB",
+                                                        c.max_output_size_gb,
+                                                        "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(double files, NonNegative(env, "MAX_UNPACKED_FILES",
+                                                static_cast<double>(c.max_unpacked_files),
+                                                "a whole number"));
+  c.max_unpacked_files = static_cast<long long>(files);
+  CW_ASSIGN_OR_RETURN(double pids, NonNegative(env, "CONTAINER_PIDS_LIMIT",
+                                               static_cast<double>(c.container_pids_limit),
+                                               "a whole number"));
+  c.container_pids_limit = static_cast<long long>(pids);
+  CW_ASSIGN_OR_RETURN(double nofile, NonNegative(env, "CONTAINER_NOFILE_LIMIT",
+                                                 static_cast<double>(c.container_nofile_limit),
+                                                 "a whole number"));
+  c.container_nofile_limit = static_cast<long long>(nofile);
   c.log_level = Get(env, "LOG_LEVEL", "INFO");
   c.serialized_logs = ParseBool(Get(env, "SERIALIZED", "false"));
   std::string rewrite = Get(env, "WORKER_BUNDLE_URL_REWRITE");
@@ -147,6 +268,18 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container) {
   c.container_memory = Trim(Get(env, "CONTAINER_MEMORY"));
   c.container_cpus = Trim(Get(env, "CONTAINER_CPUS"));
   c.extra_mounts = Trim(Get(env, "EXTRA_MOUNTS"));
+  std::string shutdown = Lower(Trim(Get(env, "WORKER_SHUTDOWN_TIMEOUT")));
+  if (!shutdown.empty() && shutdown != "none") {
+    try {
+      size_t used = 0;
+      double seconds = std::stod(shutdown, &used);
+      if (used != shutdown.size() || !(seconds >= 0)) throw std::invalid_argument("");
+      c.shutdown_timeout_s = seconds;
+    } catch (const std::exception&) {
+      return InvalidInput("WORKER_SHUTDOWN_TIMEOUT must be a number of seconds (or none), got '" +
+                          shutdown + "'");
+    }
+  }
   return c;
 }
 
@@ -158,11 +291,9 @@ Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dote
   }
   for (auto& [k, v] : ProcessEnvironment()) env[k] = v;
   for (const auto& [k, v] : overrides) env[k] = v;
-  // The Python worker's image mounts HOST_DIRECTORY at /codabench; so does ours.
-  std::error_code ec;
-  bool in_container = std::filesystem::exists("/.dockerenv", ec) &&
-                      std::filesystem::is_directory("/codabench", ec);
-  return ConfigFromEnv(env, in_container);
+  // The Python worker's image mounts HOST_DIRECTORY at /codabench; so does
+  // ours. Only a real mount is taken for it (see ChooseBaseDirectory).
+  return ConfigFromEnv(env, ChooseBaseDirectory(env, ProbeContainer()));
 }
 
 std::string RewriteUrl(const WorkerConfig& config, const std::string& url) {

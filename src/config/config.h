@@ -42,6 +42,9 @@ struct WorkerConfig {
   // The same folder as this process sees it (contract §5): /codabench when the
   // worker runs in a container with it mounted there, else host_directory.
   std::filesystem::path base_directory = "/tmp/codabench/";
+  // Why base_directory is what it is, for the log at start.
+  std::string base_directory_reason = "not in a container: the worker uses HOST_DIRECTORY itself";
+  bool base_directory_doubtful = false;  // a /codabench was there but not taken
   std::string container_engine = "docker";
   std::string container_socket = "unix:///var/run/docker.sock";
   bool use_gpu = false;
@@ -68,16 +71,53 @@ struct WorkerConfig {
   std::string container_memory;    // CONTAINER_MEMORY: per container
   std::string container_cpus;      // CONTAINER_CPUS: per container, e.g. "4" or "2.5"
   std::string extra_mounts;        // EXTRA_MOUNTS: "/data:/data:ro,/models:/models"
+
+  // Limits on what one job's programs and bundles may take of the host
+  // (README "Security"). 0 turns a limit off.
+  long long container_pids_limit = 4096;    // CONTAINER_PIDS_LIMIT: processes per container
+  long long container_nofile_limit = 65536;  // CONTAINER_NOFILE_LIMIT: open files per process
+  double max_unpacked_size_gb = 50;         // MAX_UNPACKED_SIZE_GB: per bundle, once unzipped
+  long long max_unpacked_files = 1000000;   // MAX_UNPACKED_FILES: entries per bundle
+  double min_free_disk_gb = 2;              // MIN_FREE_DISK_GB: unzipping stops above this reserve
+  double max_output_size_gb = 20;           // MAX_OUTPUT_SIZE_GB: what a job's programs may write
+  // WORKER_SHUTDOWN_TIMEOUT (`run --shutdown-timeout`): seconds a warm
+  // shutdown waits for running jobs before stopping them; none: wait.
+  std::optional<double> shutdown_timeout_s;
 };
+
+// What LoadConfig sees of the machine when it decides where the worker's own
+// view of HOST_DIRECTORY is.
+struct ContainerProbe {
+  bool container_marker = false;   // /.dockerenv or /run/.containerenv exists
+  bool codabench_dir = false;      // /codabench is a folder
+  bool codabench_mounted = false;  // ... and a mount point (st_dev, /proc/self/mountinfo)
+};
+
+struct BaseDirectoryChoice {
+  bool use_codabench = false;  // the worker writes jobs under /codabench
+  std::string why;
+  bool doubtful = false;  // a /codabench was there but not taken: worth a warning
+};
+
+// The Python worker's image mounts HOST_DIRECTORY at /codabench. We take
+// /codabench for it only when that is established: HOST_DIRECTORY is
+// /codabench, or we run in a container where /codabench is a mount point.
+// (WORKER_BASE_DIRECTORY, read by ConfigFromEnv, wins over both.)
+BaseDirectoryChoice ChooseBaseDirectory(const EnvMap& env, const ContainerProbe& probe);
+// Whether /proc/self/mountinfo's text lists `path` as a mount point.
+bool MountInfoHasMountPoint(const std::string& mountinfo, const std::string& path);
+ContainerProbe ProbeContainer();  // the real machine
 
 // Builds the configuration from settings (the .env file's values overlaid by
 // the process environment). `in_container` tells whether /codabench is this
-// process's view of HOST_DIRECTORY.
+// process's view of HOST_DIRECTORY; WORKER_BASE_DIRECTORY, when set, is that
+// view whatever `in_container` says.
 Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, bool in_container);
+Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice& base);
 
 // Loads `.env` (when the file exists) under the process environment, then
-// `overrides` (command-line options) over both, and detects whether we run
-// in a container.
+// `overrides` (command-line options) over both, and decides where this
+// process sees HOST_DIRECTORY (ChooseBaseDirectory on ProbeContainer()).
 Result<WorkerConfig> LoadConfig(const std::optional<std::filesystem::path>& dotenv,
                                 const EnvMap& overrides = {});
 

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace cw {
@@ -107,6 +108,81 @@ TEST(ConfigFromEnv, SiteCaBundleComesFromTheVariablesPythonRequestsReads) {
                           false)
                 ->site_ca_bundle,
             "/etc/ssl/a.pem");
+}
+
+TEST(BaseDirectory, SlashCodabenchOnlyWhenItIsAMountInAContainer) {
+  ContainerProbe mounted{true, true, true};
+  auto c = ChooseBaseDirectory({{"HOST_DIRECTORY", "/srv/cb"}}, mounted);
+  EXPECT_TRUE(c.use_codabench) << c.why;
+  EXPECT_THAT(c.why, ::testing::HasSubstr("mounted"));
+
+  // A folder /codabench that is part of the image (not a mount) is not
+  // HOST_DIRECTORY: writing there would hide the files from the engine.
+  ContainerProbe plain_folder{true, true, false};
+  c = ChooseBaseDirectory({{"HOST_DIRECTORY", "/srv/cb"}}, plain_folder);
+  EXPECT_FALSE(c.use_codabench);
+  EXPECT_TRUE(c.doubtful);
+  EXPECT_THAT(c.why, ::testing::HasSubstr("not a mount point"));
+
+  // A host (no container marker) with /codabench mounted: not ours.
+  c = ChooseBaseDirectory({{"HOST_DIRECTORY", "/srv/cb"}}, ContainerProbe{false, true, true});
+  EXPECT_FALSE(c.use_codabench);
+  EXPECT_FALSE(c.doubtful);
+  c = ChooseBaseDirectory({}, ContainerProbe{true, false, false});
+  EXPECT_FALSE(c.use_codabench);
+
+  // HOST_DIRECTORY=/codabench: the same path everywhere, whatever the probe says.
+  c = ChooseBaseDirectory({{"HOST_DIRECTORY", "/codabench/"}}, ContainerProbe{});
+  EXPECT_TRUE(c.use_codabench);
+}
+
+TEST(BaseDirectory, ConfigUsesTheChoiceAndWorkerBaseDirectoryWins) {
+  EnvMap env{{"HOST_DIRECTORY", "/srv/cb"}};
+  auto c = ConfigFromEnv(env, ChooseBaseDirectory(env, ContainerProbe{true, true, false}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->base_directory, "/srv/cb");
+  EXPECT_TRUE(c->base_directory_doubtful);
+  c = ConfigFromEnv(env, ChooseBaseDirectory(env, ContainerProbe{true, true, true}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->base_directory, "/codabench");
+  EXPECT_EQ(c->host_directory, "/srv/cb");
+
+  env["WORKER_BASE_DIRECTORY"] = "/codabench";
+  c = ConfigFromEnv(env, ChooseBaseDirectory(env, ContainerProbe{true, true, false}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->base_directory, "/codabench");
+  EXPECT_FALSE(c->base_directory_doubtful);
+  EXPECT_EQ(c->base_directory_reason, "WORKER_BASE_DIRECTORY says so");
+  env["WORKER_BASE_DIRECTORY"] = "relative/dir";
+  EXPECT_FALSE(ConfigFromEnv(env, false).ok());
+}
+
+TEST(BaseDirectory, MountInfo) {
+  const std::string mountinfo =
+      "1265 1170 0:310 / / rw,relatime master:525 - overlay overlay rw,lowerdir=/x\n"
+      "1266 1265 0:313 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+      "1290 1265 259:2 /srv/cb /codabench rw,relatime - ext4 /dev/nvme0n1p2 rw\n";
+  EXPECT_TRUE(MountInfoHasMountPoint(mountinfo, "/codabench"));
+  EXPECT_TRUE(MountInfoHasMountPoint(mountinfo, "/codabench/"));
+  EXPECT_FALSE(MountInfoHasMountPoint(mountinfo, "/srv/cb"));  // the source, not a mount point
+  EXPECT_FALSE(MountInfoHasMountPoint(mountinfo, "/codabench/sub"));
+  EXPECT_FALSE(MountInfoHasMountPoint("", "/codabench"));
+}
+
+TEST(Config, ShutdownTimeout) {
+  auto c = ConfigFromEnv({}, false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->shutdown_timeout_s.has_value());
+  c = ConfigFromEnv({{"WORKER_SHUTDOWN_TIMEOUT", "7200"}}, false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_DOUBLE_EQ(*c->shutdown_timeout_s, 7200.0);
+  c = ConfigFromEnv({{"WORKER_SHUTDOWN_TIMEOUT", "None"}}, false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->shutdown_timeout_s.has_value());
+  auto bad = ConfigFromEnv({{"WORKER_SHUTDOWN_TIMEOUT", "2h"}}, false);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("WORKER_SHUTDOWN_TIMEOUT"), std::string::npos);
+  EXPECT_FALSE(ConfigFromEnv({{"WORKER_SHUTDOWN_TIMEOUT", "-1"}}, false).ok());
 }
 
 }  // namespace

@@ -171,6 +171,16 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
     for (const WorkerSlot& s : *slots) detail += "\n" + DescribeSlot(s.plan);
     for (const std::string& n : notes) detail += "\nnote: " + n;
     out.push_back(Check("slots", Level::kOk, detail));
+    // The host's IPC namespace is shared by every job on it: with two slots,
+    // two participants' programs can read each other's shared memory.
+    if (slots->size() > 1 && !slots->empty() && (*slots)[0].options.ipc_mode == "host") {
+      out.push_back(Check("ipc", Level::kWarn,
+                          "CONTAINER_IPC=host with " + std::to_string(slots->size()) +
+                              " slots: concurrent jobs share the host's shared memory and can "
+                              "read each other's",
+                          "unset CONTAINER_IPC and give each job its own /dev/shm with "
+                          "CONTAINER_SHM_SIZE (e.g. 8g)"));
+    }
   }
 
   // --- the GPU runtime: can the engine hand slot 0's GPUs to a container?

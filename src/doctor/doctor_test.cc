@@ -150,6 +150,25 @@ TEST_F(DoctorTest, UnreachableRegistryIsAWarningNotAFailure) {
   EXPECT_EQ(engine_.registry_asked, std::vector<std::string>{"python:3.12"});
 }
 
+TEST_F(DoctorTest, WarnsWhenSlotsShareTheHostsIpc) {
+  gpus_ = testing::EightH100();
+  config_.gpus_per_slot = "1";
+  config_.gpu_driver = "nvidia";
+  config_.container_ipc = "host";
+  engine_.info.ncpu = 64;
+  auto checks = Run();
+  const DoctorCheck& ipc = Find(checks, "ipc");
+  EXPECT_EQ(ipc.level, Level::kWarn);
+  EXPECT_THAT(ipc.detail, HasSubstr("8 slots"));
+  EXPECT_THAT(ipc.fix, HasSubstr("CONTAINER_SHM_SIZE"));
+}
+
+TEST_F(DoctorTest, NoIpcWarningForOneSlot) {
+  config_.container_ipc = "host";
+  auto checks = Run();
+  for (const DoctorCheck& c : checks) EXPECT_NE(c.name, "ipc") << FormatCheck(c);
+}
+
 TEST_F(DoctorTest, EightGpuHostWithOneGpuPerSlot) {
   gpus_ = testing::EightH100();
   config_.gpus_per_slot = "1";

@@ -275,6 +275,16 @@ Result<int> DockerEngine::Wait(const std::string& id, std::chrono::seconds timeo
   return code->get<int>();
 }
 
+Result<ContainerState> DockerEngine::Inspect(const std::string& id, bool with_size) {
+  const std::string what = "inspecting container " + id;
+  CW_ASSIGN_OR_RETURN(HttpReply reply,
+                      http_.Do(ShortCall("GET", ContainerPath(id) + (with_size ? "/json?size=1" : "/json"))));
+  if (reply.status != 200) return EngineHttpError(reply.status, reply.body, what);
+  auto state = ParseInspectBody(reply.body);
+  if (!state.ok()) return state.status().Prefixed(what);
+  return state;
+}
+
 Status DockerEngine::Kill(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/kill")));
   if (reply.status == 204 || reply.status == 404) return Status::Ok();

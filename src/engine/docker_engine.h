@@ -39,6 +39,7 @@ class DockerEngine : public ContainerEngine {
                         const std::function<void()>& on_started) override;
   // timeout <= 0 waits without a limit.
   Result<int> Wait(const std::string& id, std::chrono::seconds timeout) override;
+  Result<ContainerState> Inspect(const std::string& id, bool with_size) override;
   Status Kill(const std::string& id) override;
   Status Remove(const std::string& id, bool force) override;
   Result<std::vector<std::string>> ListByLabel(const std::string& key,

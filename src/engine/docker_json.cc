@@ -88,10 +88,20 @@ json BuildCreateBody(const ContainerSpec& spec) {
     host["DeviceRequests"] = DeviceRequestsJson(spec.device_requests);
   if (!spec.ipc_mode.empty()) host["IpcMode"] = spec.ipc_mode;
   if (spec.shm_size_bytes > 0) host["ShmSize"] = spec.shm_size_bytes;
-  if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
+  if (spec.memory_bytes > 0) {
+    host["Memory"] = spec.memory_bytes;
+    // No swap beyond the limit (the engine's default doubles it with swap):
+    // a program past its limit is stopped, not slowed to a crawl on disk.
+    host["MemorySwap"] = spec.memory_bytes;
+  }
   if (spec.nano_cpus > 0)
     host["NanoCpus"] = static_cast<long long>(std::llround(spec.nano_cpus * 1e9));
   if (!spec.cpuset_cpus.empty()) host["CpusetCpus"] = spec.cpuset_cpus;
+  if (spec.pids_limit > 0) host["PidsLimit"] = spec.pids_limit;
+  if (spec.nofile_limit > 0) {
+    host["Ulimits"] = json::array(
+        {{{"Name", "nofile"}, {"Soft", spec.nofile_limit}, {"Hard", spec.nofile_limit}}});
+  }
   if (!spec.log_driver.empty()) host["LogConfig"] = {{"Type", spec.log_driver}};
   if (!host.empty()) body["HostConfig"] = std::move(host);
   return body;
@@ -107,6 +117,28 @@ std::string EngineErrorMessage(std::string_view body) {
   if (text.empty()) return "(no message)";
   constexpr size_t kMax = 500;
   return text.size() > kMax ? std::string(text.substr(0, kMax)) + "..." : std::string(text);
+}
+
+Result<ContainerState> ParseInspectBody(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Internal("the engine's description of a container is not JSON");
+  auto state = j.find("State");
+  if (state == j.end() || !state->is_object()) {
+    return Internal("the engine's description of a container has no State");
+  }
+  ContainerState out;
+  auto flag = [&](const char* key) {
+    auto it = state->find(key);
+    return it != state->end() && it->is_boolean() && it->get<bool>();
+  };
+  out.running = flag("Running");
+  out.oom_killed = flag("OOMKilled");
+  out.exit_code = static_cast<int>(NumberOr0(*state, "ExitCode"));
+  out.error = StringOrEmpty(*state, "Error");
+  if (auto size = j.find("SizeRw"); size != j.end() && size->is_number()) {
+    out.writable_bytes = size->get<long long>();
+  }
+  return out;
 }
 
 Status EngineHttpError(long http_status, std::string_view body, const std::string& what) {

@@ -31,6 +31,10 @@ Status EngineHttpError(long http_status, std::string_view body, const std::strin
 // there or not ours to pull, Unavailable otherwise (registry unreachable, ...).
 Status PullError(std::string_view image, std::string_view engine_message);
 
+// The parts of GET /containers/{id}/json the worker uses (State, SizeRw).
+// A body that is not that JSON is Internal.
+Result<ContainerState> ParseInspectBody(std::string_view body);
+
 // Reads the pull response: JSON objects, one a line, in chunks cut anywhere.
 // Only the current line is buffered, and a runaway line is dropped past 1 MiB.
 class PullStreamParser {

@@ -41,6 +41,8 @@ TEST(CreateBodyTest, FullSpec) {
   spec.nano_cpus = 2.5;
   spec.cpuset_cpus = "0-3";
   spec.log_driver = "none";
+  spec.pids_limit = 4096;
+  spec.nofile_limit = 65536;
   json body = BuildCreateBody(spec);
   EXPECT_EQ(body["HostConfig"]["LogConfig"], json({{"Type", "none"}}));
 
@@ -58,10 +60,32 @@ TEST(CreateBodyTest, FullSpec) {
   EXPECT_EQ(host["IpcMode"], "host");
   EXPECT_EQ(host["ShmSize"], 1LL << 30);
   EXPECT_EQ(host["Memory"], 8LL << 30);
+  EXPECT_EQ(host["MemorySwap"], 8LL << 30);  // no swap past the limit
+  EXPECT_EQ(host["PidsLimit"], 4096);
+  EXPECT_EQ(host["Ulimits"], json::parse(R"([{"Name": "nofile", "Soft": 65536, "Hard": 65536}])"));
   EXPECT_TRUE(host["NanoCpus"].is_number_integer());
   EXPECT_EQ(host["NanoCpus"], 2'500'000'000LL);
   EXPECT_EQ(host["CpusetCpus"], "0-3");
   EXPECT_FALSE(host.contains("DeviceRequests"));
+}
+
+TEST(InspectBodyTest, ReadsStateAndSize) {
+  auto st = ParseInspectBody(R"({"Id": "x", "SizeRw": 12345,
+      "State": {"Running": false, "ExitCode": 137, "OOMKilled": true, "Error": ""}})");
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_FALSE(st->running);
+  EXPECT_EQ(st->exit_code, 137);
+  EXPECT_TRUE(st->oom_killed);
+  EXPECT_EQ(st->writable_bytes, 12345);
+
+  auto plain = ParseInspectBody(R"({"State": {"Running": true, "ExitCode": 0}})");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->running);
+  EXPECT_FALSE(plain->oom_killed);
+  EXPECT_EQ(plain->writable_bytes, -1);
+
+  EXPECT_FALSE(ParseInspectBody("not json").ok());
+  EXPECT_FALSE(ParseInspectBody(R"({"Id": "x"})").ok());
 }
 
 TEST(CreateBodyTest, NvidiaDeviceRequestWithUuids) {

@@ -45,10 +45,21 @@ struct ContainerSpec {
   long long memory_bytes = 0;            // 0 = no limit
   double nano_cpus = 0;                  // 0 = no limit (in CPUs, e.g. 2.5)
   std::string cpuset_cpus;               // "" = any
+  long long pids_limit = 0;              // 0 = engine default; most processes at once
+  long long nofile_limit = 0;            // 0 = engine default; open files (soft = hard)
   // "" = the daemon's default. Jobs use "none": the worker keeps the output
   // itself, and the daemon then neither stores a second copy on its disk
   // nor spends time writing it (a 200 MiB burst ran 17 s -> 10 s).
   std::string log_driver;
+};
+
+// How a container ended, from the engine's inspect call.
+struct ContainerState {
+  bool running = false;
+  int exit_code = 0;
+  bool oom_killed = false;        // the kernel killed it for passing its memory limit
+  std::string error;              // the engine's own error (e.g. a failed start)
+  long long writable_bytes = -1;  // its writable layer's size, when asked for; -1 unknown
 };
 
 enum class StreamKind { kStdout, kStderr };
@@ -112,6 +123,13 @@ class ContainerEngine {
 
   // Waits for the container to stop and returns its exit code.
   virtual Result<int> Wait(const std::string& id, std::chrono::seconds timeout) = 0;
+
+  // How the container is or ended. `with_size` also measures its writable
+  // layer (the engine walks it: seconds on a big layer, so not in a tight loop).
+  virtual Result<ContainerState> Inspect(const std::string& id, bool with_size) {
+    (void)with_size;
+    return Unavailable("this container engine cannot inspect container " + id);
+  }
 
   virtual Status Kill(const std::string& id) = 0;
   // Removes the container (force: kill it first if it runs). Not found is OK.

@@ -55,6 +55,8 @@ Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config) 
   c.http_proxy = config.container_http_proxy;
   c.https_proxy = config.container_https_proxy;
   c.podman = config.container_engine == "podman";
+  c.pids_limit = config.container_pids_limit;
+  c.nofile_limit = config.container_nofile_limit;
   CW_ASSIGN_OR_RETURN(GpuDriverMode driver, GpuDriverFromConfig(config));
   if (config.use_gpu) {
     auto requests = DeviceRequestsFromGpuDevice(config.gpu_device);
@@ -104,6 +106,17 @@ Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config) 
     }
   }
   return c;
+}
+
+JobLimits JobLimitsFromConfig(const WorkerConfig& config) {
+  auto bytes = [](double gb) { return static_cast<std::uint64_t>(gb * 1e9); };
+  JobLimits limits;
+  limits.max_unpacked_bytes = bytes(config.max_unpacked_size_gb);
+  limits.max_unpacked_files = static_cast<std::uint64_t>(config.max_unpacked_files);
+  limits.min_free_bytes = bytes(config.min_free_disk_gb);
+  limits.max_output_bytes = bytes(config.max_output_size_gb);
+  limits.max_output_gb = config.max_output_size_gb;
+  return limits;
 }
 
 }  // namespace cw

@@ -22,4 +22,8 @@ Result<GpuDriverMode> GpuDriverFromConfig(const WorkerConfig& config);
 // '=', "all" meaning every GPU). Slots that own GPUs replace these.
 Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config);
 
+// The disk limits of every job (MAX_UNPACKED_SIZE_GB, MAX_UNPACKED_FILES,
+// MIN_FREE_DISK_GB, MAX_OUTPUT_SIZE_GB), in bytes.
+JobLimits JobLimitsFromConfig(const WorkerConfig& config);
+
 }  // namespace cw

@@ -1,15 +1,24 @@
 #include "job/job_runner.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 #include "archive/zip.h"
+#include "common/fd.h"
 #include "common/files.h"
+#include "common/safe_file.h"
 #include "job/legacy.h"
 #include "storage/hash.h"
 
@@ -23,12 +32,57 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// "1", "0.5", "2.25": gigabytes as an admin writes them in the .env.
+std::string FormatGb(double gb) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", gb);
+  std::string s = text;
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s;
+}
+
+std::string FormatMiB(long long bytes) {
+  if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
+    return std::to_string(bytes >> 30) + " GiB";
+  }
+  return std::to_string(bytes >> 20) + " MiB";
+}
+
+// "SIGKILL" for 9; empty when `sig` is no signal this system knows.
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : std::string();
+}
+
 // The capabilities the reference worker drops from every program.
 const std::vector<std::string>& DroppedCapabilities() {
   static const std::vector<std::string> caps = {
       "AUDIT_WRITE", "CHOWN",  "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",   "MKNOD",
       "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"};
   return caps;
+}
+
+// Detailed results past this are not sent (an HTML page, images inlined).
+constexpr std::uint64_t kMaxDetailedResultsBytes = 256ull << 20;
+
+// Copies what is left to read of `fd` into a new file at `path`, at most
+// `max_bytes`.
+Status CopyFdToFile(int fd, const fs::path& path, std::uint64_t max_bytes) {
+  Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (out.get() < 0) return IoError("cannot create " + path.string() + ": " + ErrnoText(errno));
+  std::vector<char> buffer(64 * 1024);
+  std::uint64_t total = 0;
+  while (total < max_bytes) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("cannot read for " + path.string() + ": " + ErrnoText(errno));
+    if (n == 0) break;
+    CW_RETURN_IF_ERROR(WriteAll(out.get(), buffer.data(), static_cast<std::size_t>(n), path));
+    total += static_cast<std::uint64_t>(n);
+  }
+  if (int err = out.Close(); err != 0) return IoError("cannot write " + path.string() + ": " + ErrnoText(err));
+  return Status::Ok();
 }
 
 // One of a program's two output streams, on its way to a file on disk (which
@@ -80,6 +134,7 @@ struct ProgramRun {
   std::string stdout_url, stderr_url;
   std::unique_ptr<LogFile> out, err;
   ProgramOutcome outcome;
+  bool oom_killed = false;  // the kernel stopped it at its memory limit
   Status error;
   Clock::time_point started;
   Clock::time_point running_since;  // valid once `running` is set
@@ -105,6 +160,10 @@ class Job {
   }
   fs::path Host(const fs::path& p) const { return ToHostPath(p, env_.base_dir, env_.host_dir); }
   const char* Stage() const { return args_.is_scoring ? "scoring" : "prediction"; }
+  std::string HostDetails() const {
+    return std::string(args_.is_scoring ? "scoring_hostname-" : "ingestion_hostname-") +
+           env_.hostname;
+  }
 
   Status Prepare();
   Status FetchBundle(const std::string& url, const std::string& dest, const std::string& what,
@@ -114,7 +173,10 @@ class Job {
   Result<std::unique_ptr<ProgramRun>> CreateProgram(ProgramKind kind);
   void StreamProgram(ProgramRun& run);
   void WatchDetailedResults(std::atomic<bool>& stop);
+  void WatchDisk(std::atomic<bool>& stop);
   std::optional<fs::path> DetailedResultsFile() const;
+  Status ProgramExitStatus(const ProgramRun& run) const;
+  std::string EarlierExitNote() const;
   Status UploadLogs();
   Status Finish();
   void RemoveContainers();
@@ -138,6 +200,11 @@ class Job {
   fs::path root_, output_dir_, input_dir_, logs_dir_;
   std::vector<std::unique_ptr<ProgramRun>> programs_;
   std::string time_limit_error_;  // reported once the logs are up
+  // Set by the disk watcher when the programs wrote more than
+  // MAX_OUTPUT_SIZE_GB; the main loop then stops them.
+  std::atomic<bool> output_too_large_{false};
+  std::atomic<std::uintmax_t> output_bytes_seen_{0};
+  std::uintmax_t prepared_bytes_ = 0;  // unpacked or copied before the programs ran
   std::mutex containers_mu_;
   std::vector<std::string> containers_;
 };
@@ -147,10 +214,10 @@ JobResult Job::Run() {
   Status st = Prepare();
   if (st.ok()) st = CheckCancel();
   if (st.ok()) {
-    std::string details = std::string(args_.is_scoring ? "scoring_hostname-" : "ingestion_hostname-") +
-                          env_.hostname;
-    Status patched = reporter_.UpdateStatus(JobStatus::kRunning, details);
-    if (!patched.ok()) spdlog::warn("could not report Running: {}", patched.ToString());
+    if (!args_.is_scoring) {
+      Status patched = reporter_.UpdateStatus(JobStatus::kRunning, HostDetails());
+      if (!patched.ok()) spdlog::warn("could not report Running: {}", patched.ToString());
+    }
     st = RunPrograms();
   }
   // Logs go up whatever happened to the programs: they are how a participant
@@ -202,12 +269,24 @@ void Job::Fail(const Status& why) {
 }
 
 Status Job::Prepare() {
-  if (!args_.is_scoring) {
-    Status patched = reporter_.UpdateStatus(JobStatus::kPreparing, "");
-    if (!patched.ok()) spdlog::warn("could not report Preparing: {}", patched.ToString());
-  }
+  // The job's first status names this worker (the site records it from any
+  // status whose details do), so a job that fails while preparing is still
+  // traced to its worker. Prediction: Preparing now, Running when the
+  // programs start; scoring: Running now, as the Python worker sends it.
+  JobStatus first = args_.is_scoring ? JobStatus::kRunning : JobStatus::kPreparing;
+  Status patched = reporter_.UpdateStatus(first, HostDetails());
+  if (!patched.ok()) spdlog::warn("could not report {}: {}", JobStatusName(first), patched.ToString());
   std::string prefix = "job-" + std::to_string(args_.id) + "-" + Stage() + "-";
   CW_ASSIGN_OR_RETURN(root_, MakeUniqueDir(env_.base_dir / "jobs", prefix));
+  // What programs leave (a set-uid binary, a participant's data) is for this
+  // job alone: no other user of the host may reach into the jobs folder. The
+  // engine mounts the folders below by path, so programs do not need these
+  // two to be open.
+  for (const fs::path& d : {env_.base_dir / "jobs", root_}) {
+    if (::chmod(d.c_str(), 0700) != 0) {
+      return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
+    }
+  }
   output_dir_ = root_ / "output";
   input_dir_ = root_ / "input";
   logs_dir_ = root_ / "logs";
@@ -258,7 +337,7 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   result_.timings.fetch_s += SecondsSince(t0);
 
   if (dest == "program" && !args_.is_scoring) {
-    auto md5 = Md5FileHex(zip);
+    auto md5 = Md5FileHex(zip, [this] { return cancel_.cancelled(); });
     if (md5.ok()) {
       Status sent = reporter_.ReportMd5(*md5);
       if (!sent.ok()) spdlog::warn("could not report the submission's md5: {}", sent.ToString());
@@ -266,9 +345,15 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   }
 
   auto t1 = Clock::now();
-  auto stats = ExtractZip(zip, root_ / dest);
+  UnpackLimits limits;
+  limits.max_bytes = env_.limits.max_unpacked_bytes;
+  limits.max_entries = env_.limits.max_unpacked_files;
+  limits.min_free_bytes = env_.limits.min_free_bytes;
+  limits.cancelled = [this] { return cancel_.cancelled(); };
+  auto stats = ExtractZip(zip, root_ / dest, limits);
   result_.timings.unzip_s += SecondsSince(t1);
   if (!stats.ok()) return stats.status().Prefixed("The " + what + " could not be unpacked");
+  prepared_bytes_ += stats->bytes;
   if (dest == "program" || dest == "ingestion_program") {
     auto hoisted = HoistSingleTopFolder(root_ / dest);
     if (!hoisted.ok()) return hoisted.status();
@@ -325,6 +410,7 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
     spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
                  run->label);
     CW_RETURN_IF_ERROR(CopyTreeContents(dir, output_dir_));
+    prepared_bytes_ += TreeSize(output_dir_);
     return std::unique_ptr<ProgramRun>();
   }
   if (!meta.command) {
@@ -381,7 +467,13 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   for (const Mount& m : c.extra_mounts) spec.mounts.push_back(m);
 
   spec.cap_drop = DroppedCapabilities();
-  spec.security_opt = {c.podman ? "label=disable" : "no-new-privileges"};
+  // No program may gain privileges (a set-uid binary in the image or the
+  // submission), under podman as under Docker; podman's SELinux labels
+  // would also refuse the job's bind mounts.
+  spec.security_opt = {"no-new-privileges"};
+  if (c.podman) spec.security_opt.push_back("label=disable");
+  spec.pids_limit = c.pids_limit;
+  spec.nofile_limit = c.nofile_limit;
   spec.network_disabled = c.network_disabled;
   spec.device_requests = c.device_requests;
   spec.ipc_mode = c.ipc_mode;
@@ -431,6 +523,16 @@ void Job::StreamProgram(ProgramRun& run) {
   auto code = engine_.Wait(run.container_id, std::chrono::seconds(60));
   if (code.ok()) {
     run.outcome.exit_code = *code;
+    if (*code != 0 && !cancel_.cancelled()) {
+      // Only the engine knows whether the kernel's OOM killer stopped it.
+      auto state = engine_.Inspect(run.container_id, false);
+      if (state.ok()) {
+        run.oom_killed = state->oom_killed;
+      } else {
+        spdlog::warn("{}: cannot inspect the {}'s container: {}", args_.id, run.label,
+                     state.status().ToString());
+      }
+    }
   } else if (run.error.ok()) {
     run.error = code.status().Prefixed("The " + run.label + " did not report an exit code");
   }
@@ -442,12 +544,13 @@ void Job::StreamProgram(ProgramRun& run) {
 }
 
 std::optional<fs::path> Job::DetailedResultsFile() const {
+  // symlink_status: a link the program left is never taken for the file.
   std::error_code ec;
   fs::path preferred = output_dir_ / "detailed_results.html";
-  if (fs::is_regular_file(preferred, ec)) return preferred;
+  if (fs::is_regular_file(fs::symlink_status(preferred, ec))) return preferred;
   std::optional<fs::path> first;
   for (const auto& entry : fs::directory_iterator(output_dir_, ec)) {
-    if (entry.is_regular_file(ec) && entry.path().extension() == ".html" &&
+    if (fs::is_regular_file(entry.symlink_status(ec)) && entry.path().extension() == ".html" &&
         (!first || entry.path() < *first)) {
       first = entry.path();
     }
@@ -456,18 +559,47 @@ std::optional<fs::path> Job::DetailedResultsFile() const {
 }
 
 void Job::WatchDetailedResults(std::atomic<bool>& stop) {
-  std::optional<fs::file_time_type> last_time;
-  std::uintmax_t last_size = 0;
+  // The program may still be writing, or swap in a link or a FIFO between two
+  // looks: the file is opened without following links and copied to a
+  // snapshot outside the output folder, and the snapshot is what is sent.
+  const fs::path snapshot = root_ / "detailed_results.snapshot.html";
+  std::optional<std::pair<std::int64_t, std::int64_t>> last;  // mtime ns, size
+  bool noted = false;
   auto send_if_changed = [&] {
     auto file = DetailedResultsFile();
     if (!file) return;
-    std::error_code ec;
-    auto t = fs::last_write_time(*file, ec);
-    auto size = fs::file_size(*file, ec);
-    if (ec || (last_time && *last_time == t && last_size == size)) return;
-    last_time = t;
-    last_size = size;
-    Status put = storage_.Put(Url(args_.detailed_results_url), *file, "text/html");
+    auto fd = OpenRegularFile(*file);
+    struct stat st;
+    if (!fd.ok() || ::fstat(fd->get(), &st) != 0) {
+      if (!noted) {
+        reporter_.LiveError("Detailed results not sent: " +
+                            (fd.ok() ? std::string("cannot read the file") : fd.status().message()));
+        noted = true;
+      }
+      return;
+    }
+    std::pair<std::int64_t, std::int64_t> seen{
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+        static_cast<std::int64_t>(st.st_size)};
+    if (last && *last == seen) return;
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxDetailedResultsBytes) {
+      if (!noted) {
+        reporter_.LiveError("Detailed results not sent: " + file->filename().string() + " is " +
+                            FormatGb(static_cast<double>(st.st_size) / 1e9) +
+                            " GB, more than the " +
+                            std::to_string(kMaxDetailedResultsBytes >> 20) + " MiB allowed");
+        noted = true;
+      }
+      last = seen;
+      return;
+    }
+    Status copied = CopyFdToFile(fd->get(), snapshot, kMaxDetailedResultsBytes);
+    if (!copied.ok()) {
+      spdlog::warn("{}: cannot snapshot the detailed results: {}", args_.id, copied.ToString());
+      return;
+    }
+    last = seen;
+    Status put = storage_.Put(Url(args_.detailed_results_url), snapshot, "text/html");
     if (put.ok()) {
       reporter_.DetailedResultsUpdated();
     } else {
@@ -493,16 +625,41 @@ Status Job::RunPrograms() {
   CW_RETURN_IF_ERROR(CheckCancel());
 
   const auto deadline = Clock::now() + std::chrono::seconds(args_.execution_time_limit);
+  // An exception must not leave a thread of ours: it would end the process.
   for (auto& run : programs_) {
-    run->thread = std::thread([this, r = run.get()] { StreamProgram(*r); });
+    run->thread = std::thread([this, r = run.get()] {
+      try {
+        StreamProgram(*r);
+      } catch (const std::exception& e) {
+        r->error = Internal("The worker hit an internal error while running the " + r->label +
+                            ": " + e.what());
+        r->done = true;
+      }
+    });
   }
   std::atomic<bool> stop_watch{false};
+  auto guarded = [this](const char* what, auto fn) {
+    return [this, what, fn] {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        spdlog::error("{}: the {} stopped: {}", args_.id, what, e.what());
+      }
+    };
+  };
   std::thread watcher;
   if (!args_.detailed_results_url.empty()) {
-    watcher = std::thread([this, &stop_watch] { WatchDetailedResults(stop_watch); });
+    watcher = std::thread(guarded("detailed results watcher",
+                                  [this, &stop_watch] { WatchDetailedResults(stop_watch); }));
+  }
+  std::thread disk_watcher;
+  if (env_.limits.max_output_bytes > 0 && !programs_.empty()) {
+    disk_watcher =
+        std::thread(guarded("output size watcher", [this, &stop_watch] { WatchDisk(stop_watch); }));
   }
 
   bool timed_out = false;
+  bool too_large = false;
   bool container_start_recorded = false;
   while (true) {
     bool all_done = true;
@@ -520,6 +677,11 @@ Status Job::RunPrograms() {
       KillContainers();
       break;
     }
+    if (output_too_large_) {
+      too_large = true;
+      KillContainers();
+      break;
+    }
     if (Clock::now() >= deadline) {
       timed_out = true;
       KillContainers();
@@ -530,6 +692,7 @@ Status Job::RunPrograms() {
   for (auto& run : programs_) run->thread.join();
   stop_watch = true;
   if (watcher.joinable()) watcher.join();
+  if (disk_watcher.joinable()) disk_watcher.join();
   result_.timings.programs_s = SecondsSince(t0) - result_.timings.container_start_s;
 
   for (auto& run : programs_) {
@@ -545,18 +708,145 @@ Status Job::RunPrograms() {
     reporter_.LiveError(message);
     return Timeout(message);
   }
+  if (too_large) {
+    std::string message = "Job output larger than " + FormatGb(env_.limits.max_output_gb) +
+                          " GB (MAX_OUTPUT_SIZE_GB=" + FormatGb(env_.limits.max_output_gb) +
+                          "): the programs wrote " +
+                          FormatGb(static_cast<double>(output_bytes_seen_.load()) / 1e9) +
+                          " GB and were stopped";
+    reporter_.LiveError(message);
+    return InvalidInput(message);
+  }
   for (auto& run : programs_) {
     if (!run->error.ok()) return run->error;
   }
-  // Ingestion first: when it fails, the program's failure is usually a consequence.
-  for (ProgramKind kind : {ProgramKind::kIngestion, ProgramKind::kProgram}) {
-    for (auto& run : programs_) {
-      if (run->kind != kind || !run->outcome.exit_code || *run->outcome.exit_code == 0) continue;
-      return InvalidInput("The " + run->label + " exited with code " +
-                          std::to_string(*run->outcome.exit_code) + " (see its stderr log)");
+  // Out of memory ends the job in either step: what the program left is cut
+  // short, and only this message says why.
+  for (auto& run : programs_) {
+    if (run->oom_killed) return ProgramExitStatus(*run);
+  }
+  // As the Python worker does: in the prediction step an exit code does not
+  // fail the job (a results-only submission to a CodaLab 1.5 competition
+  // makes its ingestion program exit 1, and the scoring program scores the
+  // copied files); in the scoring step the scoring program's does.
+  for (auto& run : programs_) {
+    if (!run->outcome.exit_code || *run->outcome.exit_code == 0) continue;
+    Status why = ProgramExitStatus(*run);
+    if (args_.is_scoring && run->kind == ProgramKind::kProgram) {
+      std::string earlier = EarlierExitNote();
+      return earlier.empty() ? why : Status(why.code(), why.message() + "; " + earlier);
     }
+    spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id,
+                 why.message());
+    reporter_.LiveError(why.message() + "; the job goes on with what it wrote");
   }
   return Status::Ok();
+}
+
+Status Job::ProgramExitStatus(const ProgramRun& run) const {
+  const int code = run.outcome.exit_code.value_or(-1);
+  if (run.oom_killed) {
+    long long limit = env_.container.memory_bytes;
+    return InvalidInput("The " + run.label + " ran out of memory (limit " +
+                        (limit > 0 ? FormatMiB(limit) : std::string("the host's memory")) +
+                        ") and was stopped (exit code " + std::to_string(code) + ")");
+  }
+  std::string signal = code > 128 ? SignalName(code - 128) : std::string();
+  if (!signal.empty()) {
+    return InvalidInput("The " + run.label + " was killed by " + signal + " (exit code " +
+                        std::to_string(code) + "; see its stderr log)");
+  }
+  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code) +
+                      " (see its stderr log)");
+}
+
+// For a failing scoring step: which program of this job or of the
+// prediction step exited non-zero before (from the prediction output's
+// `metadata`, which the worker wrote).
+std::string Job::EarlierExitNote() const {
+  std::vector<std::string> notes;
+  for (const auto& run : programs_) {
+    if (run->kind == ProgramKind::kIngestion && run->outcome.exit_code &&
+        *run->outcome.exit_code != 0) {
+      notes.push_back("the ingestion program exited with code " +
+                      std::to_string(*run->outcome.exit_code));
+    }
+  }
+  auto text = ReadRegularFile(input_dir_ / "res" / "metadata", 64 * 1024);
+  if (text.ok()) {
+    try {
+      YAML::Node meta = YAML::Load(*text);
+      for (auto [key, who] : {std::pair{"exitCode", "the submission"},
+                              std::pair{"ingestionExitCode", "the ingestion program"}}) {
+        if (!meta.IsMap() || !meta[key] || !meta[key].IsScalar()) continue;
+        int code = 0;
+        if (YAML::convert<int>::decode(meta[key], code) && code != 0) {
+          notes.push_back(std::string(who) + " exited with code " + std::to_string(code) +
+                          " in the prediction step");
+        }
+      }
+    } catch (const std::exception&) {
+      // Not the worker's own metadata: nothing to add.
+    }
+  }
+  std::string out;
+  for (const auto& n : notes) out += (out.empty() ? "" : "; ") + n;
+  return out;
+}
+
+void Job::WatchDisk(std::atomic<bool>& stop) {
+  // Every folder a program can write. What was unpacked or copied into them
+  // before the start is not the programs' doing.
+  std::vector<fs::path> dirs;
+  for (const char* d : {"output", "shared", "program", "ingestion_program", "input",
+                        "input_data"}) {
+    dirs.push_back(root_ / d);
+  }
+  auto measure = [&] {
+    std::uintmax_t bytes = 0;
+    for (const auto& d : dirs) bytes += MeasureTree(d).bytes;
+    return bytes;
+  };
+  const std::uintmax_t baseline = prepared_bytes_;
+  const std::uintmax_t limit = env_.limits.max_output_bytes;
+  auto last_layer_check = Clock::now() - std::chrono::hours(1);
+  std::uintmax_t layers = 0;
+  while (!stop) {
+    auto t0 = Clock::now();
+    std::uintmax_t written = measure();
+    written = written > baseline ? written - baseline : 0;
+    // A program may also write inside its container (/tmp, its home): that
+    // lands in the engine's storage. The engine walks the container's layer
+    // to size it, so this is asked less often.
+    if (Clock::now() - last_layer_check >= 5 * env_.limits.output_check_interval) {
+      last_layer_check = Clock::now();
+      layers = 0;
+      std::vector<std::string> ids;
+      {
+        std::lock_guard<std::mutex> lock(containers_mu_);
+        ids = containers_;
+      }
+      for (const auto& id : ids) {
+        auto state = engine_.Inspect(id, true);
+        if (state.ok() && state->writable_bytes > 0) {
+          layers += static_cast<std::uintmax_t>(state->writable_bytes);
+        }
+      }
+    }
+    output_bytes_seen_ = written + layers;
+    if (written + layers > limit) {
+      spdlog::warn("{}: the programs wrote {} bytes ({} in their containers), more than "
+                   "MAX_OUTPUT_SIZE_GB; stopping them",
+                   args_.id, written + layers, layers);
+      output_too_large_ = true;
+      return;
+    }
+    // A huge tree makes each walk slow: walk at most a fifth of the time.
+    auto walk = Clock::now() - t0;
+    auto until = Clock::now() + std::max<Clock::duration>(env_.limits.output_check_interval,
+                                                          4 * walk);
+    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 Status Job::UploadLogs() {
@@ -578,15 +868,25 @@ Status Job::UploadLogs() {
 }
 
 Status Job::Finish() {
-  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, result_.program, result_.ingestion));
+  // CodaLab 1.5 scoring programs read elapsedTime; with only an ingestion
+  // program it is the ingestion's (as the Python worker writes it).
+  ProgramOutcome program = result_.program;
+  if (!program.elapsed_seconds) program.elapsed_seconds = result_.ingestion.elapsed_seconds;
+  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, program, result_.ingestion));
   auto t0 = Clock::now();
   if (args_.is_scoring) {
-    CW_ASSIGN_OR_RETURN(result_.scores, ReadScores(output_dir_));
+    auto scores = ReadScores(output_dir_);
+    if (!scores.ok()) {
+      std::string earlier = EarlierExitNote();
+      if (earlier.empty()) return scores.status();
+      return Status(scores.status().code(), scores.status().message() + "; " + earlier);
+    }
+    result_.scores = std::move(*scores);
     Status sent = reporter_.ReportScores(result_.scores);
     if (!sent.ok()) return sent.Prefixed("Could not send the scores to the site");
   }
   fs::path zip = root_ / "output.zip";
-  CW_RETURN_IF_ERROR(CreateZip(output_dir_, zip));
+  CW_RETURN_IF_ERROR(CreateZip(output_dir_, zip, [this] { return cancel_.cancelled(); }));
   const std::string& url = args_.is_scoring ? args_.scoring_result : args_.prediction_result;
   Status put = storage_.Put(Url(url), zip, "application/zip");
   result_.timings.upload_s += SecondsSince(t0);
@@ -616,8 +916,31 @@ void Job::RemoveContainers() {
 }  // namespace
 
 JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& cancel) {
-  Job job(env_, storage_, cache_, engine_, args, reporter, cancel);
-  return job.Run();
+  // A bug or an exhausted resource (std::bad_alloc, a filesystem error) in
+  // one job must end that job, never the worker: every slot and the broker
+  // connection live in this process.
+  std::string what;
+  try {
+    Job job(env_, storage_, cache_, engine_, args, reporter, cancel);
+    return job.Run();
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an unknown exception";
+  }
+  JobResult result;
+  if (cancel.cancelled() && !cancel.report()) {
+    result.outcome = JobResult::Outcome::kCancelled;
+    result.failure = Cancelled(cancel.reason());
+    return result;
+  }
+  result.outcome = JobResult::Outcome::kFailed;
+  result.failure = Internal("The worker hit an internal error while running this job: " + what);
+  spdlog::error("submission {} {} job: {}", args.id, args.is_scoring ? "scoring" : "prediction",
+                result.failure.ToString());
+  Status patched = reporter.UpdateStatus(JobStatus::kFailed, result.failure.message());
+  if (!patched.ok()) spdlog::error("could not report Failed: {}", patched.ToString());
+  return result;
 }
 
 }  // namespace cw

@@ -44,7 +44,21 @@ struct ContainerOptions {
   std::string cpuset_cpus;
   std::vector<Mount> extra_mounts;  // host paths, mounted into every program
   std::vector<std::string> env;     // "KEY=value" for every program (a slot's NVIDIA_VISIBLE_DEVICES)
-  bool podman = false;              // podman wants label=disable, not no-new-privileges
+  bool podman = false;              // podman also wants label=disable (SELinux labels on mounts)
+  long long pids_limit = 0;         // CONTAINER_PIDS_LIMIT; 0 = engine default
+  long long nofile_limit = 0;       // CONTAINER_NOFILE_LIMIT; 0 = engine default
+};
+
+// What one job's bundles and programs may take of the host's disk
+// (README "Security"). 0 turns a limit off.
+struct JobLimits {
+  std::uint64_t max_unpacked_bytes = 0;  // MAX_UNPACKED_SIZE_GB, per bundle
+  std::uint64_t max_unpacked_files = 0;  // MAX_UNPACKED_FILES, per bundle
+  std::uint64_t min_free_bytes = 0;      // MIN_FREE_DISK_GB, on HOST_DIRECTORY's disk
+  std::uint64_t max_output_bytes = 0;    // MAX_OUTPUT_SIZE_GB: what the programs write
+  double max_output_gb = 0;              // the same, as the admin wrote it (for messages)
+  // How often the folders the programs write are measured while they run.
+  std::chrono::milliseconds output_check_interval{1000};
 };
 
 struct JobEnvironment {
@@ -64,6 +78,7 @@ struct JobEnvironment {
   std::function<std::string(const std::string&)> rewrite_url;
   // Progress of an image pull, for the operator's terminal or log.
   PullProgressFn on_pull_progress;
+  JobLimits limits;
 };
 
 struct JobTimings {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -555,6 +556,222 @@ TEST_F(JobRunnerTest, StartFailureIsTheParticipantsReason) {
   EXPECT_THAT(r.failure.message(), HasSubstr("The submission could not run"));
   EXPECT_THAT(r.failure.message(), HasSubstr("executable file not found"));
   EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+// As on Codabench's own worker, a prediction step goes on to Scoring whatever
+// its programs' exit codes: a results-only submission to a CodaLab 1.5
+// competition makes the ingestion program exit 1 and is then scored.
+TEST_F(JobRunnerTest, PredictionExitCodesDoNotFailTheStep) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"predictions.txt", "1\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: python ingestion.py\n"}});
+  engine_.programs["ingestion"] = [](const ContainerSpec&, const OutputFn&,
+                                     const std::atomic<bool>&) { return 1; };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kScoring);
+  ASSERT_EQ(reporter_.live_errors.size(), 1u);
+  EXPECT_THAT(reporter_.live_errors[0], HasSubstr("ingestion program exited with code 1"));
+  fs::path out = Unpacked(a.prediction_result);
+  EXPECT_EQ(ReadFile(out / "predictions.txt"), "1\n");
+  EXPECT_THAT(ReadFile(out / "metadata"), HasSubstr("ingestionExitCode: 1"));
+}
+
+TEST_F(JobRunnerTest, ScoringFailureNamesTheEarlierExitCodes) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: exit 2\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"metadata", "exitCode: ~\ningestionExitCode: 1\n"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) { return 2; };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("scoring program exited with code 2"));
+  EXPECT_THAT(r.failure.message(),
+              HasSubstr("the ingestion program exited with code 1 in the prediction step"));
+}
+
+TEST_F(JobRunnerTest, MissingScoresAfterAFailedPredictionSaySo) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: true\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"metadata", "exitCode: 1\n"}});
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Could not find scores file"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("the submission exited with code 1 in the prediction step"));
+}
+
+TEST_F(JobRunnerTest, OutOfMemoryFailsWithTheLimit) {
+  env_.container.memory_bytes = 256LL << 20;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: python eat.py\n"}});
+  engine_.oom_kinds = {"program"};
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) { return 137; };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("The submission ran out of memory (limit 256 MiB)"));
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+}
+
+TEST_F(JobRunnerTest, AScoringProgramKilledByASignalSaysWhichSignal) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: ./crash\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) { return 139; };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("was killed by SIGSEGV (exit code 139"));
+}
+
+TEST_F(JobRunnerTest, OutputPastTheLimitStopsTheProgramsAndFails) {
+  env_.limits.max_output_bytes = 1'000'000;
+  env_.limits.max_output_gb = 0.001;
+  env_.limits.output_check_interval = std::chrono::milliseconds(20);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: fill\n"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>& killed) {
+    fs::path out = FakeEngine::HostPathOf(spec, "/app/output");
+    std::ofstream(fs::path(out) / "big") << std::string(2'000'000, 'x');
+    for (int i = 0; i < 500 && !killed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return killed ? 137 : 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(),
+              HasSubstr("Job output larger than 0.001 GB (MAX_OUTPUT_SIZE_GB=0.001)"));
+  EXPECT_FALSE(engine_.killed_ids.empty());
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+}
+
+TEST_F(JobRunnerTest, WritesInsideTheContainerCountTowardsTheOutputLimit) {
+  env_.limits.max_output_bytes = 1'000'000;
+  env_.limits.max_output_gb = 0.001;
+  env_.limits.output_check_interval = std::chrono::milliseconds(10);
+  engine_.writable_bytes = 5'000'000;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: fill-tmp\n"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>& killed) {
+    for (int i = 0; i < 500 && !killed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return killed ? 137 : 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("MAX_OUTPUT_SIZE_GB"));
+}
+
+TEST_F(JobRunnerTest, UnpackedBundlesDoNotCountAsOutput) {
+  env_.limits.max_output_bytes = 1'000'000;
+  env_.limits.max_output_gb = 0.001;
+  env_.limits.output_check_interval = std::chrono::milliseconds(10);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: sleep\n"},
+                                    {"weights.bin", std::string(3'000'000, 'w')}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return 0;
+  };
+  JobResult r = Run(a);
+  EXPECT_TRUE(r.ok()) << r.failure.ToString();
+}
+
+// A scoring program may leave detailed_results.html as a link to a host file
+// (the worker's .env): it must never be read, nor reach the site.
+TEST_F(JobRunnerTest, ALinkedDetailedResultsFileIsNeverSent) {
+  const std::string marker = "BROKER_URL=pyamqp://secret-marker";
+  WriteFile(tmp_ / "host-secret", marker);
+  RunArgs a = Scoring();
+  a.detailed_results_url = "mem://detailed.html";
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  fs::path secret = tmp_ / "host-secret";
+  engine_.programs["program"] = [secret](const ContainerSpec& spec, const OutputFn&,
+                                         const std::atomic<bool>&) {
+    fs::path out = FakeEngine::HostPathOf(spec, "/app/output");
+    fs::create_symlink(secret, out / "detailed_results.html");
+    std::ofstream(out / "scores.json") << R"({"accuracy": 1})";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return 0;
+  };
+  JobResult r = Run(a);
+  EXPECT_FALSE(storage_->WasPut("mem://detailed.html"));
+  EXPECT_EQ(reporter_.detailed_updates, 0);
+  for (const auto& e : reporter_.live_errors) EXPECT_EQ(e.find("secret-marker"), std::string::npos);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  fs::path out = Unpacked(a.scoring_result);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(out / "detailed_results.html")));
+}
+
+TEST_F(JobRunnerTest, TheJobsFolderIsPrivate) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  fs::perms jobs_perms = fs::perms::unknown;
+  fs::path jobs = env_.base_dir / "jobs";
+  engine_.programs["program"] = [&](const ContainerSpec&, const OutputFn&,
+                                    const std::atomic<bool>&) {
+    jobs_perms = fs::status(jobs).permissions();
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(jobs_perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+}
+
+TEST_F(JobRunnerTest, ContainersGetThePidsAndOpenFileLimitsAndNoNewPrivileges) {
+  env_.container.pids_limit = 4096;
+  env_.container.nofile_limit = 65536;
+  env_.container.podman = true;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  ASSERT_EQ(engine_.created.size(), 1u);
+  EXPECT_EQ(engine_.created[0].pids_limit, 4096);
+  EXPECT_EQ(engine_.created[0].nofile_limit, 65536);
+  EXPECT_THAT(engine_.created[0].security_opt,
+              ElementsAre("no-new-privileges", "label=disable"));
+}
+
+// One job's exception ends that job with a reason, never the worker.
+TEST_F(JobRunnerTest, AnExceptionInAProgramThreadFailsTheJobOnly) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) -> int {
+    throw std::bad_alloc();
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("internal error"));
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+class ThrowingStorage : public FakeStorage {
+ public:
+  using FakeStorage::FakeStorage;
+  Status Fetch(const std::string&, const std::filesystem::path&) override {
+    throw std::runtime_error("boom");
+  }
+};
+
+TEST_F(JobRunnerTest, AnExceptionInThePipelineFailsTheJobWithAReason) {
+  ThrowingStorage storage(tmp_ / "store");
+  RunArgs a = Prediction();
+  a.program_data = "mem://s.zip";
+  JobRunner runner(env_, storage, *cache_, engine_);
+  JobResult r = runner.Run(a, reporter_, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.code(), Code::kInternal);
+  EXPECT_THAT(r.failure.message(), HasSubstr("internal error while running this job: boom"));
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
 }
 
 }  // namespace

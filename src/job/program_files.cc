@@ -1,37 +1,55 @@
 #include "job/program_files.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <sstream>
+#include <new>
+#include <stdexcept>
 
 #include <yaml-cpp/yaml.h>
+
+#include "common/fd.h"
+#include "common/safe_file.h"
 
 namespace cw {
 namespace fs = std::filesystem;
 
 Result<ProgramMetadata> ReadProgramMetadata(const fs::path& dir) {
   ProgramMetadata m;
-  std::error_code ec;
   for (const char* name : {"metadata.yaml", "metadata"}) {
     fs::path p = dir / name;
-    if (fs::is_regular_file(p, ec)) {
+    std::error_code ec;
+    fs::file_status st = fs::symlink_status(p, ec);
+    // A folder of that name is not a metadata file; anything else is, and
+    // ReadRegularFile refuses the kinds it will not read (links, FIFOs, ...).
+    if (fs::exists(st) && !fs::is_directory(st)) {
       m.has_metadata = true;
       m.file = p;
       break;
     }
   }
   if (!m.has_metadata) return m;
-  YAML::Node node;
+  const std::string name = m.file.filename().string();
   try {
-    node = YAML::LoadFile(m.file.string());
-  } catch (const YAML::Exception& e) {
-    return InvalidInput(m.file.filename().string() + " is not valid YAML (line " +
-                        std::to_string(e.mark.line + 1) + ", column " +
-                        std::to_string(e.mark.column + 1) + "): " + e.msg);
-  }
-  if (node.IsMap() && node["command"] && node["command"].IsScalar()) {
-    std::string command = node["command"].as<std::string>();
-    if (!command.empty()) m.command = command;
+    CW_ASSIGN_OR_RETURN(std::string text, ReadRegularFile(m.file, kMaxMetadataBytes));
+    YAML::Node node;
+    try {
+      node = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      return InvalidInput(name + " is not valid YAML (line " + std::to_string(e.mark.line + 1) +
+                          ", column " + std::to_string(e.mark.column + 1) + "): " + e.msg);
+    }
+    // Only `command` is looked at, so aliases elsewhere cannot make this expand.
+    if (node.IsMap()) {
+      const YAML::Node& map = node;
+      YAML::Node command = map["command"];  // invalid, not throwing, until looked into
+      if (command.IsDefined() && command.IsScalar() && !command.Scalar().empty()) m.command = command.Scalar();
+    }
+  } catch (const std::bad_alloc&) {
+    return InvalidInput(name + " is too big to read");
+  } catch (const std::exception& e) {
+    return Internal("reading " + name + ": " + e.what());
   }
   return m;
 }
@@ -83,74 +101,161 @@ std::optional<double> ScoreNumber(const nlohmann::json& v) {
   return std::nullopt;
 }
 
-nlohmann::json YamlToJson(const YAML::Node& node) {
+// Converts a tree CheckYamlBudget has passed, so the recursion is bounded.
+Result<nlohmann::json> YamlToJson(const YAML::Node& node, const std::string& what) {
   if (node.IsMap()) {
     nlohmann::json obj = nlohmann::json::object();
-    for (const auto& kv : node) obj[kv.first.as<std::string>()] = YamlToJson(kv.second);
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        std::string at;
+        if (!kv.first.Mark().is_null()) at = " on line " + std::to_string(kv.first.Mark().line + 1);
+        return InvalidInput(what + ": a key" + at + " is not a plain name");
+      }
+      CW_ASSIGN_OR_RETURN(obj[kv.first.Scalar()], YamlToJson(kv.second, what));
+    }
     return obj;
   }
   if (node.IsSequence()) {
     nlohmann::json arr = nlohmann::json::array();
-    for (const auto& item : node) arr.push_back(YamlToJson(item));
+    for (const auto& item : node) {
+      CW_ASSIGN_OR_RETURN(nlohmann::json value, YamlToJson(item, what));
+      arr.push_back(std::move(value));
+    }
     return arr;
   }
   if (node.IsScalar()) {
-    std::string s = node.Scalar();
-    if (node.Tag() == "!") return s;  // quoted in the file: keep as a string
+    const std::string& s = node.Scalar();
+    if (node.Tag() == "!") return nlohmann::json(s);  // quoted in the file: keep as a string
     try {
       size_t used = 0;
       double d = std::stod(s, &used);
-      if (used == s.size()) return d;
-    } catch (const std::exception&) {
+      if (used == s.size()) return nlohmann::json(d);
+    } catch (const std::invalid_argument&) {
+    } catch (const std::out_of_range&) {
     }
-    return s;
+    return nlohmann::json(s);
   }
-  return nullptr;
+  return nlohmann::json(nullptr);
+}
+
+// The start of parsed content, for a message: ASCII only (so cutting it
+// cannot split a character), invalid UTF-8 replaced, at most 200 characters.
+std::string Excerpt(const nlohmann::json& value) {
+  std::string text = value.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  if (text.size() > 200) text = text.substr(0, 200) + "...";
+  return text;
+}
+
+// Thrown by the parser callback to stop at kMaxJsonDepth.
+struct JsonTooDeep {};
+
+// "line 3, column 5" for a byte offset (1-based, as nlohmann reports it).
+std::string LineAndColumn(const std::string& text, std::size_t byte) {
+  if (byte > 0) --byte;
+  if (byte > text.size()) byte = text.size();
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < byte; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+Result<nlohmann::json> ParseScoresJson(const std::string& text) {
+  const std::string what = "scores.json written by the scoring program";
+  auto depth_limit = [](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+    if ((event == nlohmann::json::parse_event_t::object_start ||
+         event == nlohmann::json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth) {
+      throw JsonTooDeep{};
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text, depth_limit);
+  } catch (const JsonTooDeep&) {
+    return InvalidInput(what + " is nested more than " + std::to_string(kMaxJsonDepth) +
+                        " levels deep");
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() quotes the bytes it stopped at: only the place goes out.
+    return InvalidInput("Could not decode " + what + ": not valid JSON at " +
+                        LineAndColumn(text, e.byte));
+  } catch (const nlohmann::json::exception&) {
+    return InvalidInput("Could not decode " + what + ": not valid JSON");
+  }
+}
+
+}  // namespace
+
+Result<nlohmann::json> YamlToJsonBudgeted(const YAML::Node& node, const std::string& what,
+                                          const YamlBudget& budget) {
+  try {
+    CW_RETURN_IF_ERROR(CheckYamlBudget(node, what, budget));
+    return YamlToJson(node, what);
+  } catch (const std::bad_alloc&) {
+    return InvalidInput(what + " is too big to convert");
+  } catch (const std::exception& e) {
+    return Internal("converting " + what + ": " + e.what());
+  }
+}
+
+namespace {
+
+Result<nlohmann::json> ReadScoresFile(const fs::path& output_dir, std::string& source) {
+  fs::path json_path = output_dir / "scores.json";
+  fs::path txt_path = output_dir / "scores.txt";
+  std::error_code ec;
+  // symlink_status: a link named scores.json counts as there (and is refused).
+  if (fs::exists(fs::symlink_status(json_path, ec))) {
+    source = "scores.json";
+    Result<std::string> text = ReadRegularFile(json_path, kMaxScoresBytes);
+    if (!text.ok()) return text.status().Prefixed("Could not read the scoring program's scores");
+    return ParseScoresJson(*text);
+  }
+  if (fs::exists(fs::symlink_status(txt_path, ec))) {
+    source = "scores.txt";
+    Result<std::string> text = ReadRegularFile(txt_path, kMaxScoresBytes);
+    if (!text.ok()) return text.status().Prefixed("Could not read the scoring program's scores");
+    YAML::Node node;
+    try {
+      node = YAML::Load(*text);
+    } catch (const YAML::Exception& e) {
+      return InvalidInput("Could not read scores.txt written by the scoring program (line " +
+                          std::to_string(e.mark.line + 1) + "): " + e.msg);
+    }
+    return YamlToJsonBudgeted(node, "scores.txt");
+  }
+  return InvalidInput(
+      "Could not find scores file: the scoring program wrote neither scores.json nor "
+      "scores.txt into its output folder");
 }
 
 }  // namespace
 
 Result<nlohmann::json> ReadScores(const fs::path& output_dir) {
-  std::error_code ec;
-  fs::path json_path = output_dir / "scores.json";
-  fs::path txt_path = output_dir / "scores.txt";
-  nlohmann::json raw;
-  std::string source;
-  if (fs::is_regular_file(json_path, ec)) {
-    source = "scores.json";
-    std::ifstream in(json_path);
-    try {
-      raw = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      return InvalidInput("Could not decode scores.json written by the scoring program: " +
-                          std::string(e.what()));
+  try {
+    std::string source;
+    CW_ASSIGN_OR_RETURN(nlohmann::json raw, ReadScoresFile(output_dir, source));
+    if (!raw.is_object()) {
+      return InvalidInput(source + " must hold a mapping of score names to numbers, got: " +
+                          Excerpt(raw));
     }
-  } else if (fs::is_regular_file(txt_path, ec)) {
-    source = "scores.txt";
-    try {
-      raw = YamlToJson(YAML::LoadFile(txt_path.string()));
-    } catch (const YAML::Exception& e) {
-      return InvalidInput("Could not read scores.txt written by the scoring program (line " +
-                          std::to_string(e.mark.line + 1) + "): " + e.msg);
+    nlohmann::json scores = nlohmann::json::object();
+    for (auto& [key, value] : raw.items()) {
+      auto n = ScoreNumber(value);
+      if (n && std::isfinite(*n)) scores[key] = *n;
     }
-  } else {
-    return InvalidInput(
-        "Could not find scores file: the scoring program wrote neither scores.json nor "
-        "scores.txt into its output folder");
+    if (scores.empty()) return InvalidInput(source + " holds no numeric score: " + Excerpt(raw));
+    return scores;
+  } catch (const std::bad_alloc&) {
+    return InvalidInput("the scores written by the scoring program are too big to read");
+  } catch (const std::exception& e) {
+    return Internal(std::string("reading the scores: ") + e.what());
   }
-  if (!raw.is_object()) {
-    return InvalidInput(source + " must hold a mapping of score names to numbers, got: " +
-                        raw.dump().substr(0, 200));
-  }
-  nlohmann::json scores = nlohmann::json::object();
-  for (auto& [key, value] : raw.items()) {
-    auto n = ScoreNumber(value);
-    if (n && std::isfinite(*n)) scores[key] = *n;
-  }
-  if (scores.empty()) {
-    return InvalidInput(source + " holds no numeric score: " + raw.dump().substr(0, 200));
-  }
-  return scores;
 }
 
 namespace {
@@ -176,12 +281,6 @@ void EmitOutcome(YAML::Emitter& out, const char* code_key, const char* time_key,
 Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& program,
                            const ProgramOutcome& ingestion) {
   fs::path path = output_dir / "metadata";
-  std::error_code ec;
-  if (fs::exists(fs::symlink_status(path, ec))) {
-    return InvalidInput(
-        "The program wrote a file named 'metadata' into its output folder; that name is "
-        "reserved for the worker's record of exit codes and run times. Rename the file.");
-  }
   YAML::Emitter out;
   out << YAML::BeginMap;
   // As the Python worker (for v1.5): elapsedTime is the ingestion program's
@@ -194,9 +293,24 @@ Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& pro
   EmitOutcome(out, "exitCode", "elapsedTime", shown);
   EmitOutcome(out, "ingestionExitCode", "ingestionElapsedTime", ingestion);
   out << YAML::EndMap;
-  std::ofstream f(path);
-  f << out.c_str() << "\n";
-  if (!f) return IoError("cannot write " + path.string());
+  std::string text = std::string(out.c_str()) + "\n";
+  // O_EXCL|O_NOFOLLOW: whatever the programs left under this name (a file, a
+  // link to a file of the worker's, a FIFO) is refused, never written through.
+  int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (raw < 0) {
+    int err = errno;
+    if (err == EEXIST || err == ELOOP) {
+      return InvalidInput(
+          "The program wrote a file named 'metadata' into its output folder; that name is "
+          "reserved for the worker's record of exit codes and run times. Rename the file.");
+    }
+    return IoError("cannot create " + path.string() + ": " + ErrnoText(err));
+  }
+  Fd fd(raw);
+  CW_RETURN_IF_ERROR(WriteAll(fd.get(), text.data(), text.size(), path));
+  if (int err = fd.Close(); err != 0) {
+    return IoError("cannot write " + path.string() + ": " + ErrnoText(err));
+  }
   return Status::Ok();
 }
 

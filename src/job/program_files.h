@@ -2,13 +2,16 @@
 // metadata (its command), the scores file, the output `metadata` file.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "common/status.h"
+#include "common/yaml_budget.h"
 
 namespace cw {
 
@@ -18,8 +21,18 @@ struct ProgramMetadata {
   std::optional<std::string> command;  // its `command`, when set and non-empty
 };
 
+// The most a program's metadata file, scores.json or scores.txt may hold.
+inline constexpr std::uint64_t kMaxMetadataBytes = 1 << 20;
+inline constexpr std::uint64_t kMaxScoresBytes = 1 << 20;
+// Deepest nesting accepted in scores.json (the YAML files have YamlBudget's).
+inline constexpr int kMaxJsonDepth = 64;
+
 // Reads `dir/metadata.yaml`, else `dir/metadata`. A file that is not YAML is
-// InvalidInput naming the file and the line.
+// InvalidInput naming the file and the line. The file is read without
+// following links and at most kMaxMetadataBytes of it: a metadata file that
+// is a symbolic link, FIFO, socket or device, or is bigger, is InvalidInput
+// (bundles and submissions come from strangers). A folder of either name is
+// not a metadata file and is passed over, as before.
 Result<ProgramMetadata> ReadProgramMetadata(const std::filesystem::path& dir);
 
 // Zips made by "compress folder" hold one top folder: when `dir` has no
@@ -31,6 +44,16 @@ Result<bool> HoistSingleTopFolder(const std::filesystem::path& dir);
 // (a YAML mapping). Values become numbers; numeric strings are converted;
 // other values are dropped (they cannot be leaderboard scores). No file, a
 // file that does not parse, or no numeric score: InvalidInput for the organizer.
+//
+// The output folder is written by the (untrusted) programs, so: the file is
+// never followed through a link, never opened if it is a FIFO, socket,
+// device or folder, never read past kMaxScoresBytes; JSON deeper than
+// kMaxJsonDepth and YAML past the default YamlBudget are refused. A
+// scores.json that exists but is not a readable regular file is an error
+// naming it; there is no quiet fallback to scores.txt, because the file the
+// scoring program meant is scores.json and reading another would hide that.
+// Messages never quote the file's bytes; a dump of the content appears only
+// once it has parsed (and is cut short).
 Result<nlohmann::json> ReadScores(const std::filesystem::path& output_dir);
 
 struct ProgramOutcome {
@@ -38,10 +61,19 @@ struct ProgramOutcome {
   std::optional<double> elapsed_seconds;
 };
 
+// `node` as JSON, with every alias expanded, within `budget` (see
+// CheckYamlBudget; InvalidInput starting with `what` when past it). Scalars
+// that read as numbers become numbers unless quoted in the file; a list or
+// mapping used as a mapping key is InvalidInput. Throws nothing.
+Result<nlohmann::json> YamlToJsonBudgeted(const YAML::Node& node, const std::string& what,
+                                          const YamlBudget& budget = {});
+
 // Writes `output/metadata` (YAML: exitCode, elapsedTime, ingestionExitCode,
 // ingestionElapsedTime; null for a program that did not run, except that
 // elapsedTime falls back to the ingestion's, as the Python worker does). Fails
-// when the programs already wrote a file of that name.
+// when the programs already wrote a file (or link, or anything) of that name:
+// the file is created with O_CREAT|O_EXCL|O_NOFOLLOW, so a link left there is
+// never written through.
 Status WriteOutputMetadata(const std::filesystem::path& output_dir, const ProgramOutcome& program,
                            const ProgramOutcome& ingestion);
 

@@ -1,5 +1,7 @@
 #include "job/run_args.h"
 
+#include <cmath>
+
 namespace cw {
 namespace {
 
@@ -11,7 +13,11 @@ Result<long long> GetInt(const nlohmann::json& j, const char* key, bool required
     return 0LL;
   }
   if (it->is_number_integer()) return it->get<long long>();
-  if (it->is_number_float()) return static_cast<long long>(it->get<double>());
+  if (it->is_number_float()) {
+    // A float past long long's range would be undefined behaviour to convert.
+    double d = it->get<double>();
+    if (std::isfinite(d) && std::fabs(d) < 9.2e18) return static_cast<long long>(d);
+  }
   if (it->is_string()) {
     try {
       size_t used = 0;
@@ -20,7 +26,10 @@ Result<long long> GetInt(const nlohmann::json& j, const char* key, bool required
     } catch (const std::exception&) {
     }
   }
-  return InvalidInput(std::string("run_args '") + key + "' must be a number, got " + it->dump());
+  // The value's type, never the value: run_args hold the submission's secret
+  // and signed URLs, and this message is logged and sent to the site.
+  return InvalidInput(std::string("run_args '") + key + "' must be a number, got " +
+                      (it->is_string() ? std::string("text") : std::string(it->type_name())));
 }
 
 Result<std::string> GetString(const nlohmann::json& j, const char* key, bool required) {
@@ -31,7 +40,7 @@ Result<std::string> GetString(const nlohmann::json& j, const char* key, bool req
   }
   if (!it->is_string()) {
     return InvalidInput(std::string("run_args '") + key + "' must be a string, got " +
-                        it->dump());
+                        (it->is_number() ? std::string("a number") : std::string(it->type_name())));
   }
   return it->get<std::string>();
 }
@@ -51,7 +60,9 @@ bool GetBool(const nlohmann::json& j, const char* key) {
 }  // namespace
 
 Result<RunArgs> ParseRunArgs(const nlohmann::json& j) {
-  if (!j.is_object()) return InvalidInput("run_args must be a JSON object, got " + j.dump());
+  if (!j.is_object()) {
+    return InvalidInput(std::string("run_args must be a JSON object, got ") + j.type_name());
+  }
   RunArgs a;
   CW_ASSIGN_OR_RETURN(a.id, GetInt(j, "id", true));
   CW_ASSIGN_OR_RETURN(a.user_pk, GetInt(j, "user_pk", false));

@@ -83,4 +83,35 @@ TEST(RunArgs, AcceptsNumbersSentAsStrings) {
 }
 
 }  // namespace
+// Messages about bad run_args are logged and sent to the site: they name
+// the field and its type, never a value (the secret, a signed URL's query).
+TEST(RunArgs, ErrorsNeverQuoteValues) {
+  const std::string marker = "s3cr3t-marker";
+  nlohmann::json j = Prediction();
+  j["secret"] = {{"nested", marker}};
+  auto a = ParseRunArgs(j);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().message().find(marker), std::string::npos) << a.status().message();
+  EXPECT_NE(a.status().message().find("'secret' must be a string, got object"), std::string::npos)
+      << a.status().message();
+
+  j = Prediction();
+  j["execution_time_limit"] = marker;
+  a = ParseRunArgs(j);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().message().find(marker), std::string::npos) << a.status().message();
+
+  a = ParseRunArgs(nlohmann::json::array({Prediction()}));
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().message().find("3fa85f64"), std::string::npos) << a.status().message();
+  EXPECT_NE(a.status().message().find("got array"), std::string::npos) << a.status().message();
+}
+
+TEST(RunArgs, AHugeFloatLimitIsNotUndefinedBehaviour) {
+  nlohmann::json j = Prediction();
+  j["execution_time_limit"] = 1e300;
+  auto a = ParseRunArgs(j);
+  EXPECT_FALSE(a.ok());
+}
+
 }  // namespace cw

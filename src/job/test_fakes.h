@@ -31,6 +31,8 @@ class FakeEngine : public ContainerEngine {
   Status pull_status;            // what a pull returns
   std::map<std::string, FakeProgram> programs;  // by label org.codabench.kind
   Status start_status;           // non-OK: StartAndStream fails like a bad command
+  std::set<std::string> oom_kinds;  // kinds whose containers Inspect reports OOM-killed
+  long long writable_bytes = -1;    // what Inspect(with_size) says of every container
 
   // Recorded calls.
   std::vector<ContainerSpec> created;
@@ -80,6 +82,16 @@ class FakeEngine : public ContainerEngine {
     std::shared_ptr<State> s = Get(id);
     if (!s) return NotFound("no container " + id);
     return s->exit_code;
+  }
+  Result<ContainerState> Inspect(const std::string& id, bool with_size) override {
+    std::shared_ptr<State> s = Get(id);
+    if (!s) return NotFound("no container " + id);
+    ContainerState st;
+    st.running = !s->exited;
+    st.exit_code = s->exit_code;
+    st.oom_killed = oom_kinds.count(s->spec.labels.at("org.codabench.kind")) > 0;
+    if (with_size) st.writable_bytes = writable_bytes;
+    return st;
   }
   Status Kill(const std::string& id) override {
     std::shared_ptr<State> s = Get(id);

@@ -74,6 +74,9 @@ BundleCache::BundleCache(fs::path dir, std::uint64_t max_bytes)
     spdlog::warn("cannot create bundle cache folder {}: {}", dir_.string(), ec.message());
     return;
   }
+  // Reference data is the competition's hidden truth: no other user of the
+  // host may read it here.
+  fs::permissions(dir_, fs::perms::owner_all, ec);
   // Downloads cut short by a crash; a live download keeps touching its file.
   auto cutoff = fs::file_time_type::clock::now() - kStalePartAge;
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {

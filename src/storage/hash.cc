@@ -31,7 +31,8 @@ std::string ToHex(const unsigned char* data, unsigned int size) {
   return out;
 }
 
-Result<std::string> DigestFileHex(const std::filesystem::path& path, const EVP_MD* md) {
+Result<std::string> DigestFileHex(const std::filesystem::path& path, const EVP_MD* md,
+                                  const std::function<bool()>& cancelled = {}) {
   CW_ASSIGN_OR_RETURN(int fd, OpenForReading(path));
   struct FdCloser {
     int fd;
@@ -43,6 +44,7 @@ Result<std::string> DigestFileHex(const std::filesystem::path& path, const EVP_M
   }
   std::vector<unsigned char> buffer(kChunk);
   while (true) {
+    if (cancelled && cancelled()) return Cancelled("stopped while hashing " + path.filename().string());
     ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -62,7 +64,10 @@ Result<std::string> DigestFileHex(const std::filesystem::path& path, const EVP_M
 
 }  // namespace
 
-Result<std::string> Md5FileHex(const std::filesystem::path& path) { return DigestFileHex(path, EVP_md5()); }
+Result<std::string> Md5FileHex(const std::filesystem::path& path,
+                               const std::function<bool()>& cancelled) {
+  return DigestFileHex(path, EVP_md5(), cancelled);
+}
 
 Result<std::string> Sha256FileHex(const std::filesystem::path& path) {
   return DigestFileHex(path, EVP_sha256());

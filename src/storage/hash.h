@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -11,7 +12,10 @@
 namespace cw {
 
 // A missing file is NotFound, an unreadable one PermissionDenied or IoError.
-Result<std::string> Md5FileHex(const std::filesystem::path& path);
+// `cancelled`, when given, is asked between chunks (a submission zip can be
+// gigabytes): true stops with a Cancelled status.
+Result<std::string> Md5FileHex(const std::filesystem::path& path,
+                               const std::function<bool()>& cancelled = {});
 Result<std::string> Sha256FileHex(const std::filesystem::path& path);
 
 std::string Sha256Hex(std::string_view data);

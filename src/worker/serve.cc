@@ -3,8 +3,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +20,7 @@
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
+#include "report/reporter.h"
 #include "site/http_client.h"
 #include "site/http_storage.h"
 #include "site/site_reporter.h"
@@ -27,8 +32,89 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-extern "C" void OnStopSignal(int) { g_stop = true; }
+// SIGTERM/SIGINT: the first asks for a warm shutdown, the second for a cold
+// one; SIGQUIT asks for a cold one at once (Celery's convention).
+std::atomic<int> g_stop_signals{0};
+std::atomic<bool> g_quit{false};
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void OnStopSignal(int) { g_stop_signals.fetch_add(1); }
+extern "C" void OnQuitSignal(int) { g_quit = true; }
+
+// The SiteReporter, noting when the last status update went out: with the
+// broker thread's "ack ... sent N ms after it was queued", the debug log gives
+// the whole window between a job's final report and its ack.
+class TimedReporter : public Reporter {
+ public:
+  explicit TimedReporter(SiteReporter& inner) : inner_(inner) {}
+  Status UpdateStatus(JobStatus status, const std::string& details) override {
+    Status st = inner_.UpdateStatus(status, details);
+    last_status_ = std::chrono::steady_clock::now();
+    return st;
+  }
+  Status ReportMd5(const std::string& md5_hex) override { return inner_.ReportMd5(md5_hex); }
+  Status ReportError(ErrorType type, const std::string& message, bool is_scoring) override {
+    return inner_.ReportError(type, message, is_scoring);
+  }
+  Status ReportScores(const nlohmann::json& scores) override {
+    return inner_.ReportScores(scores);
+  }
+  void Log(ProgramKind kind, LogStream stream, std::string_view chunk) override {
+    inner_.Log(kind, stream, chunk);
+  }
+  void LiveError(const std::string& message) override { inner_.LiveError(message); }
+  void DetailedResultsUpdated() override { inner_.DetailedResultsUpdated(); }
+
+  std::optional<std::chrono::steady_clock::time_point> last_status() const {
+    return last_status_;
+  }
+
+ private:
+  SiteReporter& inner_;
+  std::optional<std::chrono::steady_clock::time_point> last_status_;
+};
+
+// A job's live sockets flush and close (up to close_grace, 3 s) after its
+// final report: done here, on a thread of its own, so that the job's message
+// is acked right after the report instead of after the flush.
+class ReporterCloser {
+ public:
+  ReporterCloser() : thread_([this] { Loop(); }) {}
+  ~ReporterCloser() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Add(std::unique_ptr<SiteReporter> reporter) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(reporter));
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_, and nothing left to close
+      std::unique_ptr<SiteReporter> reporter = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      reporter.reset();  // Finish(): flush and close its sockets
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<SiteReporter>> queue_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is built
+};
 
 std::string Hostname() {
   char host[256] = {0};
@@ -117,6 +203,13 @@ int Serve(const ServeOptions& options) {
   spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
                config->host_directory.string(), *version, address->Redacted(), slot_count);
   for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
+  if (config->base_directory_doubtful) {
+    spdlog::warn("jobs are written to {}: {}", config->base_directory.string(),
+                 config->base_directory_reason);
+  } else {
+    spdlog::info("jobs are written to {}: {}", config->base_directory.string(),
+                 config->base_directory_reason);
+  }
   RemoveOrphans(engine, nodename);
 
   std::error_code ec;
@@ -139,6 +232,7 @@ int Serve(const ServeOptions& options) {
   env.host_dir = config->host_directory;
   env.hostname = Hostname();
   env.keep_job_dir = config->ignore_cleanup;
+  env.limits = JobLimitsFromConfig(*config);
   env.labels["org.codabench.node"] = nodename;
   WorkerConfig cfg = *config;
   env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };
@@ -154,14 +248,27 @@ int Serve(const ServeOptions& options) {
 
   SiteReporterOptions reporter_options;
   reporter_options.socket.ca_bundle = config->site_ca_bundle;
+  ReporterCloser closer;  // outlives the worker: destroyed after it, below
   JobFn run_job = [&](int slot, const RunArgs& args, CancelToken& cancel) {
     // A revoked (or shut down) job reports nothing more: its site calls and
     // transfers stop at once instead of retrying for minutes on its slot.
     // A job stopped by a time limit still reports Failed, so it keeps trying.
     AbandonScope abandon([&cancel] { return cancel.cancelled() && !cancel.report(); });
-    SiteReporter reporter(args.submissions_api_url, args.id, args.user_pk, args.secret,
-                          args.is_scoring, http, reporter_options);
-    return runners.at(static_cast<std::size_t>(slot))->Run(args, reporter, cancel);
+    auto reporter = std::make_unique<SiteReporter>(args.submissions_api_url, args.id,
+                                                   args.user_pk, args.secret, args.is_scoring,
+                                                   http, reporter_options);
+    TimedReporter timed(*reporter);
+    JobResult result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
+    if (auto last = timed.last_status()) {
+      spdlog::debug("submission {} job returned {:.3f} ms after its last status update", args.id,
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                              *last)
+                        .count());
+    }
+    // The final report is out: return to the slot, which acks at once; the
+    // live sockets close meanwhile.
+    closer.Add(std::move(reporter));
+    return result;
   };
   BadJobFn bad_job = [&](const nlohmann::json& raw, const std::string& reason) {
     // Enough of run_args to reach the site: tell it, so the submission does
@@ -195,14 +302,65 @@ int Serve(const ServeOptions& options) {
 
   std::signal(SIGTERM, OnStopSignal);
   std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGQUIT, OnQuitSignal);
   worker.Start();
-  std::thread broker([&] { consumer.Run(g_stop); });
-  while (!g_stop) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::atomic<bool> stop_broker{false};
+  std::thread broker([&] { consumer.Run(stop_broker); });
+
+  using Clock = std::chrono::steady_clock;
+  bool draining = false, cold = false;
+  std::optional<Clock::time_point> drain_deadline;
+  int last_busy = -1;
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     consumer.SetActiveCount(worker.active(), worker.processed());
+    if (g_quit || g_stop_signals >= 2) {
+      cold = true;
+      break;
+    }
+    if (g_stop_signals == 0) continue;
+    if (!draining) {
+      // Warm shutdown: no new deliveries (other workers get the queue at
+      // once), prefetched jobs go back, running jobs finish and are acked.
+      // The pidbox stays: `inspect ping` and revokes still work.
+      draining = true;
+      consumer.StopConsuming();
+      worker.BeginDrain();
+      if (config->shutdown_timeout_s) {
+        drain_deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(
+                                            *config->shutdown_timeout_s * 1000.0));
+      }
+    }
+    const int busy = worker.busy();
+    if (busy == 0) break;
+    if (drain_deadline && Clock::now() >= *drain_deadline) {
+      spdlog::warn("warm shutdown: WORKER_SHUTDOWN_TIMEOUT ({} s) has passed",
+                   *config->shutdown_timeout_s);
+      cold = true;
+      break;
+    }
+    if (busy != last_busy) {
+      const int running = worker.active();
+      const int reports = busy - running;
+      spdlog::warn("warm shutdown: waiting for {} running job{}{} (send SIGTERM again to stop "
+                   "them){}",
+                   running, running == 1 ? "" : "s",
+                   reports > 0 ? fmt::format(" and {} report{} to the site", reports,
+                                             reports == 1 ? "" : "s")
+                               : "",
+                   drain_deadline ? fmt::format("; at most {} s", *config->shutdown_timeout_s)
+                                  : "");
+      last_busy = busy;
+    }
   }
-  spdlog::info("stopping: running jobs are cancelled and left unacked for another worker");
+  if (cold) {
+    spdlog::warn("cold shutdown: running jobs are stopped and left unacked for another worker");
+  } else {
+    spdlog::info("warm shutdown: every job has ended and been acked");
+  }
   worker.Shutdown();
+  consumer.StopConsuming();
+  stop_broker = true;  // the consumer sends the last acks, then closes
   broker.join();
   spdlog::info("stopped");
   return 0;

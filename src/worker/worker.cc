@@ -4,6 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <exception>
+#include <new>
+
+#include "common/abandon.h"
+
 namespace cw {
 
 namespace {
@@ -17,7 +22,9 @@ double UnixNow() {
 
 Worker::Worker(WorkerOptions options, DeliveryAcker& acker, JobFn run_job, BadJobFn bad_job)
     : options_(std::move(options)), acker_(acker), run_job_(std::move(run_job)),
-      bad_job_(std::move(bad_job)) {}
+      bad_job_(std::move(bad_job)) {
+  if (bad_job_) reporter_ = std::thread([this] { ReportLoop(); });
+}
 
 Worker::~Worker() { Shutdown(); }
 
@@ -40,10 +47,91 @@ void Worker::Shutdown() {
   for (auto& t : slots_) t.join();
   slots_.clear();
   if (watchdog_.joinable()) watchdog_.join();
+  {
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    reports_stop_ = true;
+    if (!reports_.empty() || reports_in_flight_ > 0) {
+      spdlog::warn("shutting down: {} bad-job report(s) to the site abandoned",
+                   reports_.size() + static_cast<std::size_t>(reports_in_flight_));
+    }
+    reports_.clear();
+  }
+  reports_abandon_ = true;  // a report retrying against a slow site stops now
+  reports_cv_.notify_all();
+  if (reporter_.joinable()) reporter_.join();
+}
+
+int Worker::BeginDrain() {
+  std::lock_guard<std::mutex> lock(mu_);
+  draining_ = true;
+  // Prefetched, not started: back to the queue, for another worker now.
+  for (const auto& job : queue_) {
+    for (auto [epoch, tag] : job->deliveries) acker_.Reject(epoch, tag, /*requeue=*/true);
+    jobs_.erase(job->task_id);
+    spdlog::info("task {} (submission {}) had not started: handed back to the queue",
+                 job->task_id, job->args.id);
+  }
+  queue_.clear();
+  return active_;
+}
+
+int Worker::busy() const {
+  int running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running = active_ + static_cast<int>(queue_.size());
+  }
+  std::lock_guard<std::mutex> lock(reports_mu_);
+  return running + static_cast<int>(reports_.size()) + reports_in_flight_;
+}
+
+void Worker::QueueBadJob(nlohmann::json raw_args, std::string reason) {
+  if (!bad_job_) return;
+  {
+    std::lock_guard<std::mutex> lock(reports_mu_);
+    if (reports_stop_) return;
+    if (reports_.size() >= options_.max_pending_reports) {
+      spdlog::warn("not telling the site about a bad job ({} reports already waiting): {}",
+                   reports_.size(), reason);
+      return;
+    }
+    reports_.push_back({std::move(raw_args), std::move(reason)});
+  }
+  reports_cv_.notify_one();
+}
+
+void Worker::ReportLoop() {
+  // Its HTTP retries give up once the cold shutdown says so.
+  AbandonScope abandon([this] { return reports_abandon_.load(); });
+  std::unique_lock<std::mutex> lock(reports_mu_);
+  while (true) {
+    reports_cv_.wait(lock, [this] { return reports_stop_ || !reports_.empty(); });
+    if (reports_stop_) return;
+    BadJobReport report = std::move(reports_.front());
+    reports_.pop_front();
+    ++reports_in_flight_;
+    lock.unlock();
+    try {
+      bad_job_(report.raw_args, report.reason);
+    } catch (const std::exception& e) {
+      spdlog::warn("could not report a bad job to the site: {}", e.what());
+    } catch (...) {
+      spdlog::warn("could not report a bad job to the site");
+    }
+    lock.lock();
+    --reports_in_flight_;
+  }
 }
 
 void Worker::OnDelivery(std::uint64_t epoch, Delivery delivery) {
-  auto task = ParseTaskMessage(delivery.props, delivery.body);
+  // Nothing from a message may throw past here (the broker thread): a parse
+  // that fails in an unexpected way is a bad message like any other.
+  Result<TaskMessage> task = Internal("not parsed");
+  try {
+    task = ParseTaskMessage(delivery.props, delivery.body);
+  } catch (const std::exception& e) {
+    task = InvalidInput(std::string("the message could not be read: ") + e.what());
+  }
   if (!task.ok()) {
     spdlog::warn("rejecting a message that is not a Celery task: {}", task.status().message());
     acker_.Reject(epoch, delivery.delivery_tag, false);
@@ -74,16 +162,26 @@ void Worker::OnDelivery(std::uint64_t epoch, Delivery delivery) {
     acker_.Ack(epoch, delivery.delivery_tag);
     return;
   }
+  if (draining_ || stopping_) {
+    // Sent before the broker saw our basic.cancel: another worker takes it.
+    spdlog::info("shutting down: handing task {} back to the queue", task->id);
+    acker_.Reject(epoch, delivery.delivery_tag, /*requeue=*/true);
+    return;
+  }
   const nlohmann::json raw = task->args.is_array() && !task->args.empty() ? task->args[0]
                                                                            : nlohmann::json();
-  auto args = ParseRunArgs(raw);
+  Result<RunArgs> args = Internal("not parsed");
+  try {
+    args = ParseRunArgs(raw);
+  } catch (const std::exception& e) {
+    args = InvalidInput(e.what());
+  }
   if (!args.ok()) {
     spdlog::warn("rejecting task {}: {}", task->id, args.status().message());
+    // Reject first; the site hears about it from the reporting thread.
     acker_.Reject(epoch, delivery.delivery_tag, false);
-    if (bad_job_) {
-      lock.unlock();
-      bad_job_(raw, "The worker could not read this job: " + args.status().message());
-    }
+    lock.unlock();
+    QueueBadJob(raw, "The worker could not read this job: " + args.status().message());
     return;
   }
   auto job = std::make_shared<Job>();
@@ -117,7 +215,7 @@ void Worker::SlotLoop(int slot) {
     }
     spdlog::info("slot {}: submission {} {} job starts (task {})", slot, job->args.id,
                  job->args.is_scoring ? "scoring" : "prediction", job->task_id);
-    JobResult result = run_job_(slot, job->args, job->cancel);
+    JobResult result = RunJobSafely(slot, *job);
     const char* how = result.ok() ? "finished"
                       : result.outcome == JobResult::Outcome::kCancelled ? "was cancelled"
                                                                          : "failed";
@@ -139,6 +237,30 @@ void Worker::SlotLoop(int slot) {
     AckAll(*job);
     RememberFinished(job->task_id);
   }
+}
+
+JobResult Worker::RunJobSafely(int slot, Job& job) {
+  std::string what;
+  try {
+    return run_job_(slot, job.args, job.cancel);
+  } catch (const std::bad_alloc&) {
+    what = "out of memory";
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an unknown exception";
+  }
+  // The job is over: report it Failed (off this thread) and let the slot ack
+  // its message, so a message that trips the worker never comes back.
+  spdlog::error("slot {}: submission {} job (task {}) hit an internal error: {}", slot,
+                job.args.id, job.task_id, what);
+  JobResult result;
+  result.outcome = JobResult::Outcome::kFailed;
+  result.failure = Internal("internal error: " + what);
+  if (!job.cancel.cancelled() || job.cancel.report()) {
+    QueueBadJob(job.raw_args, "The worker hit an internal error while running this job: " + what);
+  }
+  return result;
 }
 
 void Worker::WatchdogLoop() {

@@ -4,6 +4,7 @@
 // (after a broker reconnect) runs and reports once.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -41,8 +42,11 @@ class DeliveryAcker {
 // Runs one job to its end in slot `slot` (0 .. slots-1; the slot decides the
 // job's GPUs and CPUs). The real one reports to the site (serve.cc).
 using JobFn = std::function<JobResult(int slot, const RunArgs&, CancelToken&)>;
-// Tells the site that a message it sent could not be run (bad run_args),
-// when the message says enough to reach the site. Best effort.
+// Tells the site that a message it sent could not be run (bad run_args, or
+// the worker failed on it), when the message says enough to reach the site.
+// Best effort. Called on the worker's own reporting thread, never on the
+// broker thread: it makes HTTP calls with retries. Its retries should give up
+// when AbandonScope::Abandoned() (a cold shutdown).
 using BadJobFn = std::function<void(const nlohmann::json& run_args, const std::string& reason)>;
 
 struct WorkerOptions {
@@ -50,6 +54,9 @@ struct WorkerOptions {
   int slots = 1;
   std::size_t remember_finished = 1000;  // task ids kept to recognise redeliveries
   std::chrono::milliseconds watchdog_interval{500};
+  // Bad-job reports waiting for the reporting thread; more are dropped (and
+  // logged): a flood of bad messages must not grow memory without bound.
+  std::size_t max_pending_reports = 100;
 };
 
 class Worker : public BrokerHandler {
@@ -58,9 +65,18 @@ class Worker : public BrokerHandler {
   ~Worker() override;
 
   void Start();
-  // Stops taking jobs and cancels the running ones without acking them, so
-  // the broker hands their messages to another worker. Returns when the
-  // slots have stopped.
+  // The warm shutdown: no job starts any more. Jobs queued here but not
+  // started are rejected with requeue (the broker gives them to another
+  // worker at once), and so is any delivery still arriving; running jobs go on
+  // to their end, report and are acked. Returns the number still running.
+  int BeginDrain();
+  // Running jobs plus bad-job reports not yet sent: the warm shutdown waits
+  // for this to reach 0.
+  int busy() const;
+  // The cold shutdown: stops taking jobs and cancels the running ones without
+  // acking them, so the broker hands their messages to another worker; a
+  // bad-job report still retrying is abandoned. Returns when the slots and the
+  // reporting thread have stopped.
   void Shutdown();
 
   void OnDelivery(std::uint64_t epoch, Delivery delivery) override;
@@ -85,8 +101,18 @@ class Worker : public BrokerHandler {
     double started_unix = 0;
   };
 
+  struct BadJobReport {
+    nlohmann::json raw_args;
+    std::string reason;
+  };
+
   void SlotLoop(int slot);
+  // Runs the job; any exception is turned into a failed result and a report.
+  JobResult RunJobSafely(int slot, Job& job);
   void WatchdogLoop();
+  void ReportLoop();
+  // Hands a report to the reporting thread; never blocks on the site.
+  void QueueBadJob(nlohmann::json raw_args, std::string reason);
   void AckAll(const Job& job);
   void RememberFinished(const std::string& task_id);
   nlohmann::json Revoke(const nlohmann::json& arguments);
@@ -100,6 +126,7 @@ class Worker : public BrokerHandler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool draining_ = false;
   std::deque<std::shared_ptr<Job>> queue_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;  // queued or running, by task id
   std::set<std::string> finished_;
@@ -110,6 +137,16 @@ class Worker : public BrokerHandler {
   int processed_ = 0;
   std::vector<std::thread> slots_;
   std::thread watchdog_;
+
+  // The reporting thread's queue (bad-job reports), with its own lock so that
+  // nothing on the broker thread ever waits on a report.
+  mutable std::mutex reports_mu_;
+  std::condition_variable reports_cv_;
+  std::deque<BadJobReport> reports_;
+  int reports_in_flight_ = 0;
+  bool reports_stop_ = false;
+  std::atomic<bool> reports_abandon_{false};
+  std::thread reporter_;
 };
 
 }  // namespace cw

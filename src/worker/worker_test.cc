@@ -6,6 +6,8 @@
 #include <chrono>
 #include <thread>
 
+#include "common/abandon.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -154,9 +156,12 @@ TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
   RecordingAcker acker;
   GatedJobs jobs;
   jobs.release = true;
+  std::mutex reasons_mu;
   std::vector<std::string> bad_reasons;
-  Worker w({}, acker, jobs.fn(),
-           [&](const nlohmann::json&, const std::string& reason) { bad_reasons.push_back(reason); });
+  Worker w({}, acker, jobs.fn(), [&](const nlohmann::json&, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(reasons_mu);
+    bad_reasons.push_back(reason);
+  });
   w.Start();
   Delivery garbage;
   garbage.delivery_tag = 1;
@@ -175,8 +180,191 @@ TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
   ASSERT_EQ(acker.rejects.size(), 4u);
   for (const auto& r : acker.rejects) EXPECT_FALSE(r.requeue);
   EXPECT_EQ(acker.acks[0].second, 5u);
-  ASSERT_EQ(bad_reasons.size(), 1u);  // the one with enough run_args to reach the site
+  // The one with enough run_args to reach the site, reported off this thread.
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(reasons_mu);
+    return !bad_reasons.empty();
+  }));
+  std::lock_guard<std::mutex> lock(reasons_mu);
+  ASSERT_EQ(bad_reasons.size(), 1u);
   EXPECT_THAT(bad_reasons[0], HasSubstr("docker_image"));
+}
+
+// Records bad-job reports; each can be held until released, as a slow site would.
+struct SlowSite {
+  std::mutex mu;
+  std::vector<std::pair<long long, std::string>> reports;  // submission id, reason
+  std::set<std::thread::id> threads;
+  std::atomic<bool> hold{false};
+  std::atomic<int> entered{0};
+  bool honour_abandon = true;
+  BadJobFn fn() {
+    return [this](const nlohmann::json& raw, const std::string& reason) {
+      ++entered;
+      while (hold) {
+        if (honour_abandon && AbandonScope::Abandoned()) return;  // as the HTTP retries do
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      reports.emplace_back(raw.value("id", -1LL), reason);
+      threads.insert(std::this_thread::get_id());
+    };
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return reports.size();
+  }
+};
+
+TEST(Worker, AJobThatThrowsIsAckedReportedFailedAndTheSlotServesTheNext) {
+  RecordingAcker acker;
+  SlowSite site;
+  std::atomic<int> calls{0};
+  JobFn run = [&](int, const RunArgs& args, CancelToken&) -> JobResult {
+    ++calls;
+    if (args.id == 1) throw std::runtime_error("boom");
+    if (args.id == 2) throw std::bad_alloc();
+    if (args.id == 3) throw 42;  // not even a std::exception
+    JobResult r;
+    r.outcome = JobResult::Outcome::kSucceeded;
+    return r;
+  };
+  Worker w({}, acker, run, site.fn());  // one slot: every job goes through it
+  w.Start();
+  for (int i = 1; i <= 4; ++i) {
+    w.OnDelivery(1, TaskDelivery(10 + i, "t-" + std::to_string(i), RunArgsJson(i)));
+  }
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 4; }));
+  EXPECT_EQ(calls, 4);
+  {
+    std::lock_guard<std::mutex> lock(acker.mu);
+    std::set<std::uint64_t> tags;
+    for (auto [epoch, tag] : acker.acks) tags.insert(tag);
+    EXPECT_EQ(tags, (std::set<std::uint64_t>{11, 12, 13, 14}));
+    EXPECT_TRUE(acker.rejects.empty());
+  }
+  ASSERT_TRUE(WaitFor([&] { return site.count() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::lock_guard<std::mutex> lock(site.mu);
+  ASSERT_EQ(site.reports.size(), 3u);  // the job that succeeded is not reported
+  std::map<long long, std::string> by_id(site.reports.begin(), site.reports.end());
+  EXPECT_EQ(by_id[1], "The worker hit an internal error while running this job: boom");
+  EXPECT_THAT(by_id[2], HasSubstr("out of memory"));
+  EXPECT_THAT(by_id[3], HasSubstr("internal error"));
+  EXPECT_EQ(w.processed(), 4);
+}
+
+TEST(Worker, BadJobReportsRunOffTheBrokerThreadAndNeverDelayPings) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  jobs.release = true;
+  SlowSite site;
+  site.hold = true;  // the site does not answer
+  Worker w({}, acker, jobs.fn(), site.fn());
+  w.Start();
+  nlohmann::json no_image = RunArgsJson(5);
+  no_image.erase("docker_image");
+  auto t0 = std::chrono::steady_clock::now();
+  w.OnDelivery(1, TaskDelivery(3, "t-3", no_image));
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, std::chrono::milliseconds(100));
+  {
+    std::lock_guard<std::mutex> lock(acker.mu);
+    ASSERT_EQ(acker.rejects.size(), 1u);  // rejected first, without requeue
+    EXPECT_EQ(acker.rejects[0].tag, 3u);
+    EXPECT_FALSE(acker.rejects[0].requeue);
+  }
+  ASSERT_TRUE(WaitFor([&] { return site.entered == 1; }));  // the report is stuck at the site
+  ControlMessage ping;
+  ping.method = "ping";
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(w.OnControl(ping), nlohmann::json({{"ok", "pong"}}));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+  // Deliveries go on too while the report waits.
+  w.OnDelivery(1, TaskDelivery(4, "t-4", RunArgsJson(6)));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  EXPECT_EQ(w.busy(), 1);  // the report still waiting
+  EXPECT_EQ(site.count(), 0u);
+  site.hold = false;
+  ASSERT_TRUE(WaitFor([&] { return site.count() == 1; }));
+  std::lock_guard<std::mutex> lock(site.mu);
+  EXPECT_EQ(site.reports[0].first, 5);
+  EXPECT_THAT(site.reports[0].second, HasSubstr("docker_image"));
+  EXPECT_FALSE(site.threads.count(std::this_thread::get_id()));
+}
+
+TEST(Worker, ShutdownAbandonsAReportStillWaitingOnTheSite) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  SlowSite site;
+  site.hold = true;
+  auto w = std::make_unique<Worker>(WorkerOptions{}, acker, jobs.fn(), site.fn());
+  w->Start();
+  nlohmann::json no_image = RunArgsJson(5);
+  no_image.erase("docker_image");
+  w->OnDelivery(1, TaskDelivery(3, "t-3", no_image));
+  ASSERT_TRUE(WaitFor([&] { return site.entered == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  w->Shutdown();  // joins the reporting thread, which gives up
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(site.count(), 0u);
+}
+
+TEST(Worker, BadJobReportsAreBounded) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  SlowSite site;
+  site.hold = true;
+  WorkerOptions opts;
+  opts.max_pending_reports = 2;
+  Worker w(opts, acker, jobs.fn(), site.fn());
+  w.Start();
+  nlohmann::json no_image = RunArgsJson(5);
+  no_image.erase("docker_image");
+  w.OnDelivery(1, TaskDelivery(1, "t-1", no_image));
+  ASSERT_TRUE(WaitFor([&] { return site.entered == 1; }));
+  for (int i = 2; i <= 6; ++i) w.OnDelivery(1, TaskDelivery(i, "t-" + std::to_string(i), no_image));
+  EXPECT_EQ(acker.rejects.size(), 6u);
+  EXPECT_EQ(w.busy(), 3);  // one at the site, two waiting; the rest dropped
+  site.hold = false;
+  ASSERT_TRUE(WaitFor([&] { return site.count() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(site.count(), 3u);
+}
+
+TEST(Worker, DrainHandsBackQueuedJobsAndLetsTheRunningOneFinish) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  Worker w({}, acker, jobs.fn());
+  w.Start();
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  w.OnDelivery(1, TaskDelivery(8, "t-2", RunArgsJson(43)));  // prefetched, waiting
+  EXPECT_EQ(w.BeginDrain(), 1);
+  {
+    std::lock_guard<std::mutex> lock(acker.mu);
+    ASSERT_EQ(acker.rejects.size(), 1u);
+    EXPECT_EQ(acker.rejects[0].tag, 8u);
+    EXPECT_TRUE(acker.rejects[0].requeue);
+  }
+  EXPECT_EQ(w.queued(), 0);
+  // A delivery sent before the broker saw basic.cancel goes back too.
+  w.OnDelivery(1, TaskDelivery(9, "t-3", RunArgsJson(44)));
+  {
+    std::lock_guard<std::mutex> lock(acker.mu);
+    ASSERT_EQ(acker.rejects.size(), 2u);
+    EXPECT_EQ(acker.rejects[1].tag, 9u);
+    EXPECT_TRUE(acker.rejects[1].requeue);
+  }
+  EXPECT_EQ(w.busy(), 1);
+  ControlMessage ping;
+  ping.method = "ping";
+  EXPECT_EQ(w.OnControl(ping), nlohmann::json({{"ok", "pong"}}));
+  jobs.release = true;
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  EXPECT_EQ(acker.acks[0].second, 7u);
+  EXPECT_TRUE(WaitFor([&] { return w.busy() == 0; }));
+  EXPECT_EQ(jobs.started, 1);  // neither handed-back job ran here
 }
 
 TEST(Worker, RedeliveryWhileRunningRunsOnceAndAcksBothCopies) {

@@ -3,6 +3,8 @@
 // vhost; fresh_vhost.sh makes one. Every test uses its own queue and node
 // name, so they can share the vhost and run in parallel.
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -609,6 +612,119 @@ TEST_F(BrokerIntegration, HeartbeatsKeepAnIdleConnectionAliveOnlyWhileWeKeepRead
   }
   EXPECT_EQ(lost.code(), Code::kUnavailable) << lost.ToString();
   EXPECT_FALSE(client.connected());
+}
+
+TEST_F(BrokerIntegration, AnAckLeavesAtOnceNotAtTheNextPoll) {
+  // Prefetch 1: the broker sends the next message only once it has the ack,
+  // so ack-to-next-delivery is the time the ack took to leave (plus a round
+  // trip). It used to wait for the broker thread's 100 ms poll.
+  RecordingHandler handler;
+  ConsumerOptions options = Options();
+  options.prefetch = 1;
+  RunningConsumer consumer(address_, options, handler);
+  ASSERT_TRUE(consumer.WaitConnected());
+  constexpr int kTasks = 8;
+  for (int i = 0; i < kTasks; ++i) SendTask(options.queue, json{{"id", i}});
+  auto received = handler.NextDelivery();
+  ASSERT_TRUE(received.has_value());
+  std::vector<double> ms;
+  for (int i = 1; i < kTasks; ++i) {
+    std::this_thread::sleep_for(30ms);  // the broker thread is idle, waiting
+    auto t0 = std::chrono::steady_clock::now();
+    consumer->Ack(received->epoch, received->delivery.delivery_tag);
+    received = handler.NextDelivery();
+    ASSERT_TRUE(received.has_value()) << "delivery " << i;
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  consumer->Ack(received->epoch, received->delivery.delivery_tag);
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  std::printf("ack to next delivery: median %.2f ms, max %.2f ms\n", median, ms.back());
+  EXPECT_LT(median, 15.0);
+  std::this_thread::sleep_for(300ms);
+  consumer.Stop();
+  EXPECT_EQ(ReadyMessages(options.queue), 0u);
+}
+
+TEST_F(BrokerIntegration, StopConsumingHandsTheQueueBackButKeepsThePidbox) {
+  RecordingHandler handler;
+  ConsumerOptions options = Options();
+  RunningConsumer consumer(address_, options, handler);
+  ASSERT_TRUE(consumer.WaitConnected());
+  SendTask(options.queue, json{{"id", 1}});
+  auto held = handler.NextDelivery();
+  ASSERT_TRUE(held.has_value());
+
+  consumer->StopConsuming();
+  std::this_thread::sleep_for(300ms);
+  SendTask(options.queue, json{{"id", 2}});
+  EXPECT_FALSE(handler.NextDelivery(2s).has_value()) << "a delivery after basic.cancel";
+  EXPECT_EQ(ReadyMessages(options.queue), 1u);  // waiting for another worker
+
+  // Remote control still answers, and the held message can still be acked.
+  CommandResult ping = RunCommand("/usr/bin/python3 -m celery --broker " + Quote(url_) +
+                                  " inspect ping -d " + Quote(options.nodename) + " --timeout 5");
+  EXPECT_EQ(ping.exit_code, 0) << ping.output;
+  EXPECT_NE(ping.output.find("pong"), std::string::npos) << ping.output;
+  consumer->Ack(held->epoch, held->delivery.delivery_tag);
+  std::this_thread::sleep_for(300ms);
+  consumer.Stop();
+  // Acked: only the second message is left, not requeued the first.
+  EXPECT_EQ(ReadyMessages(options.queue), 1u);
+}
+
+TEST_F(BrokerIntegration, AckQueuedAsTheConsumerStopsStillLeaves) {
+  RecordingHandler handler;
+  ConsumerOptions options = Options();
+  RunningConsumer consumer(address_, options, handler);
+  ASSERT_TRUE(consumer.WaitConnected());
+  SendTask(options.queue, json{{"id", 1}});
+  auto held = handler.NextDelivery();
+  ASSERT_TRUE(held.has_value());
+  consumer->Ack(held->epoch, held->delivery.delivery_tag);
+  consumer.Stop();  // at once: the last acks go out before the connection closes
+  EXPECT_EQ(ReadyMessages(options.queue), 0u);
+}
+
+TEST_F(BrokerIntegration, HeartbeatsGoOutWhileWaitingOnAWakeFd) {
+  int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ASSERT_GE(wake, 0);
+  ConnectOptions options = Quick();
+  options.heartbeat_s = 1;
+  AmqpClient client;
+  ASSERT_TRUE(client.Connect(address_, options).ok());
+  auto until = std::chrono::steady_clock::now() + 4s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto next = client.NextDelivery(100ms, wake);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+  }
+  EXPECT_TRUE(client.connected());
+  // A write to the fd ends the wait at once.
+  std::uint64_t one = 1;
+  ASSERT_EQ(::write(wake, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  auto t0 = std::chrono::steady_clock::now();
+  auto next = client.NextDelivery(5000ms, wake);
+  ASSERT_TRUE(next.ok());
+  EXPECT_FALSE(next->has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms);
+  std::uint64_t count = 0;
+  ASSERT_EQ(::read(wake, &count, sizeof count), static_cast<ssize_t>(sizeof count));
+
+  // Silent for several heartbeat periods: a missed heartbeat is still noticed.
+  std::this_thread::sleep_for(5s);
+  Status lost;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto n = client.NextDelivery(100ms, wake);
+    if (!n.ok()) {
+      lost = n.status();
+      break;
+    }
+  }
+  EXPECT_EQ(lost.code(), Code::kUnavailable) << lost.ToString();
+  EXPECT_FALSE(client.connected());
+  ::close(wake);
 }
 
 }  // namespace

@@ -1,0 +1,225 @@
+"""Hostile programs and bundles against `codabench-worker run` (README "Security").
+
+On a public Codabench server participants and organizers are strangers. Each
+test here plays one of them, through the stand-in, a real RabbitMQ and a real
+Docker engine, and checks three things: the job ends in a final status whose
+reason a person can read, nothing outside the job's folder reaches the site,
+and the same worker then serves an ordinary submission.
+
+Run: /usr/bin/python3 -m unittest tests/e2e/test_hostile.py -v (needs what
+test_queue_worker.py needs).
+"""
+
+import io
+import json
+import sys
+import unittest
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "standin"))
+
+import harness  # noqa: E402
+from harness import missing, summarize, wait_for_status, ws_text  # noqa: E402
+
+DATA = HERE / "data"
+FINAL = {"Finished", "Failed"}
+
+BILLION_LAUGHS = "\n".join(
+    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'] +
+    [f"{cur}: &{cur} [{','.join(['*' + prev] * 9)}]"
+     for prev, cur in zip("abcdefgh", "bcdefghi")]) + "\n"
+
+
+class HostileInputTest(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_worker_and_rabbitmq()
+        if not harness.docker_available():
+            missing("no Docker engine (scripts/start-docker)")
+        if not harness.have_image(harness.BUSYBOX_IMAGE):
+            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        cls.results = harness.make_zip(DATA / "results_submission")
+        cls.reference = harness.make_zip(DATA / "reference_data")
+        cls.scoring = harness.make_zip(DATA / "scoring_program")
+
+    def setUp(self):
+        self.vhost, self.site = harness.fresh_site(self)
+        self.submission_ids = []
+        self.worker = None
+
+    def start_worker(self, **env):
+        worker = harness.Worker(self.vhost, env=env)
+        worker.start()
+        self.addCleanup(self._stop_worker, worker)
+        self.worker = worker
+        return worker
+
+    def _stop_worker(self, worker):
+        worker.stop()
+        for sid in self.submission_ids:
+            harness.remove_submission_containers(sid)
+
+    def submit(self, submission=None, scoring=None, **kw):
+        created = self.site.create_submission(
+            submission=submission or self.results,
+            scoring_program=scoring or self.scoring,
+            reference_data=self.reference, **kw)
+        self.submission_ids.append(created["id"])
+        return created
+
+    def scoring_program(self, script):
+        """A scoring program whose score.sh is `script` (busybox sh)."""
+        return harness.make_zip(DATA / "scoring_program", overrides={"score.sh": script})
+
+    def code_submission(self, script):
+        return harness.make_zip(DATA / "code_submission", overrides={
+            "metadata.yaml": "command: sh /app/program/run.sh\n", "model.sh": None,
+            "run.sh": script})
+
+    def wait_final(self, sid, timeout=120):
+        return wait_for_status(self.site, sid, FINAL, timeout, worker=self.worker)
+
+    def assertFailedWith(self, record, *phrases):
+        self.assertEqual(record["status"], "Failed", summarize(record))
+        for phrase in phrases:
+            self.assertIn(phrase, record["status_details"] or "", summarize(record))
+
+    def assertServesTheNextJob(self):
+        """The worker is alive and scores an ordinary submission."""
+        self.assertTrue(self.worker.alive(), self.worker.log_tail())
+        sub = self.submit()
+        record = self.wait_final(sub["id"])
+        self.assertEqual(record["status"], "Finished", summarize(record))
+        self.assertTrue(self.worker.alive(), self.worker.log_tail())
+
+    def everything_the_site_got(self, record):
+        """API calls, websocket messages and every stored object of the submission, as text."""
+        parts = [json.dumps(record["api_calls"]), json.dumps(record["ws_messages"]),
+                 json.dumps(record["statuses"])]
+        for meta in record["objects"].values():
+            try:
+                data = self.site.object_bytes(meta["key"])
+            except harness.StandInError:
+                continue
+            parts.append(data.decode("latin-1"))
+            if data[:2] == b"PK":
+                with zipfile.ZipFile(io.BytesIO(data)) as z:
+                    for info in z.infolist():
+                        parts.append(info.filename)
+                        if not info.is_dir():
+                            parts.append(z.read(info).decode("latin-1"))
+        return "\n".join(parts)
+
+    # ---------------------------------------------------------------- reading
+    def test_links_to_host_files_are_never_followed(self):
+        marker = "HOST-MARKER-" + harness.secrets.token_hex(8)
+        host_file = harness.write_file(f"BROKER_URL=pyamqp://u:{marker}@x//\n", name=".env")
+        self.start_worker()
+        script = (f"ln -s {host_file} /app/output/detailed_results.html\n"
+                  f"ln -s {host_file} /app/output/scores.json\n"
+                  f"ln -s {host_file} /app/output/scores.txt\n"
+                  f"ln -s {host_file} /app/output/extra.txt\n"
+                  "sleep 1\n")
+        sub = self.submit(scoring=self.scoring_program(script))
+        record = self.wait_final(sub["id"])
+        self.assertFailedWith(record, "scores.json", "link")
+        self.assertNotIn(marker, self.everything_the_site_got(record))
+        self.assertNotIn(marker, self.worker.stderr_text())
+        self.assertServesTheNextJob()
+
+    def test_fifos_in_the_output_do_not_hang_the_job(self):
+        self.start_worker()
+        script = ("mkfifo /app/output/scores.json /app/output/scores.txt "
+                  "/app/output/detailed_results.html /app/output/metadata.fifo\n")
+        sub = self.submit(scoring=self.scoring_program(script))
+        record = self.wait_final(sub["id"], timeout=60)
+        self.assertFailedWith(record, "scores.json", "not a regular file")
+        self.assertServesTheNextJob()
+
+    # ---------------------------------------------------------------- parsing
+    def test_billion_laughs_scores_fail_the_job_not_the_worker(self):
+        self.start_worker()
+        script = f"cat > /app/output/scores.txt <<'EOF'\n{BILLION_LAUGHS}EOF\n"
+        sub = self.submit(scoring=self.scoring_program(script))
+        record = self.wait_final(sub["id"])
+        self.assertFailedWith(record, "scores.txt")
+        self.assertServesTheNextJob()
+
+    def test_self_referencing_scores_fail_the_job_not_the_worker(self):
+        self.start_worker()
+        script = "printf 'a: &a\\n  b: *a\\nc: &c [*c, 1]\\n' > /app/output/scores.txt\n"
+        sub = self.submit(scoring=self.scoring_program(script))
+        record = self.wait_final(sub["id"])
+        self.assertFailedWith(record, "scores.txt")
+        self.assertServesTheNextJob()
+
+    # ---------------------------------------------------------------- unpacking
+    def test_zip_bomb_is_refused_before_it_fills_the_disk(self):
+        bomb = Path(harness._tempdir("cw-e2e-bomb-")) / "bomb.zip"
+        chunk = b"\0" * (1 << 20)
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+            with z.open("predictions.txt", "w", force_zip64=True) as f:
+                for _ in range(1100):  # 1.1 GiB of zeros, about 1 MiB zipped
+                    f.write(chunk)
+        self.assertLess(bomb.stat().st_size, 10 << 20)
+        worker = self.start_worker(MAX_UNPACKED_SIZE_GB="1")
+        sub = self.submit(submission=str(bomb))
+        record = self.wait_final(sub["id"])
+        self.assertFailedWith(record, "MAX_UNPACKED_SIZE_GB=1")
+        jobs = Path(worker.host_dir) / "jobs"
+        left = sum(p.stat().st_size for p in jobs.rglob("*") if p.is_file()) if jobs.exists() else 0
+        self.assertLess(left, 100 << 20, "the bomb's bytes stayed on disk")
+        self.assertServesTheNextJob()
+
+    # ---------------------------------------------------------------- programs
+    def test_a_fork_bomb_meets_the_pids_limit(self):
+        self.start_worker(CONTAINER_PIDS_LIMIT="200")
+        script = ("i=0\nwhile [ $i -lt 5000 ]; do sleep 30 & i=$((i+1)); done\n"
+                  "echo started $i\nexit 0\n")
+        sub = self.submit(scoring=self.scoring_program(script), execution_time_limit=20)
+        record = self.wait_final(sub["id"], timeout=90)
+        self.assertEqual(record["status"], "Failed", summarize(record))
+        err = ws_text(record, "program") + json.dumps(record["ws_messages"])
+        self.assertIn("fork", err, summarize(record))
+        self.assertServesTheNextJob()
+
+    def test_output_past_max_output_size_stops_the_program(self):
+        self.start_worker(MAX_OUTPUT_SIZE_GB="1")
+        script = "dd if=/dev/zero of=/app/output/big bs=1M count=3000 2>&1\nsleep 60\n"
+        sub = self.submit(submission=self.code_submission(script), execution_time_limit=120)
+        record = self.wait_final(sub["id"], timeout=150)
+        self.assertFailedWith(record, "larger than 1 GB (MAX_OUTPUT_SIZE_GB=1)")
+        self.assertServesTheNextJob()
+
+    def test_out_of_memory_says_so(self):
+        self.start_worker(CONTAINER_MEMORY="256m")
+        script = "dd if=/dev/zero of=/dev/null bs=1G count=1\n"
+        sub = self.submit(submission=self.code_submission(script))
+        record = self.wait_final(sub["id"])
+        self.assertFailedWith(record, "ran out of memory (limit 256 MiB)")
+        self.assertServesTheNextJob()
+
+    def test_set_uid_bits_never_leave_the_job(self):
+        self.start_worker()
+        script = ("cp /bin/busybox /app/output/sh && chmod 6755 /app/output/sh\n"
+                  "ls -l /app/output/sh\n"
+                  "cp /app/input_data/numbers.txt /app/output/predictions.txt 2>/dev/null || "
+                  "echo 1 > /app/output/predictions.txt\n")
+        sub = self.submit(submission=self.code_submission(script))
+        record = self.wait_final(sub["id"])
+        self.assertIn("Scoring", [s["status"] for s in record["statuses"]], summarize(record))
+        meta = record["objects"].get("prediction_result")
+        self.assertIsNotNone(meta, summarize(record))
+        with zipfile.ZipFile(io.BytesIO(self.site.object_bytes(meta["key"]))) as z:
+            modes = {i.filename: (i.external_attr >> 16) for i in z.infolist()}
+        self.assertIn("sh", modes)
+        self.assertEqual(modes["sh"] & 0o7000, 0, oct(modes["sh"]))
+        self.assertServesTheNextJob()
+
+
+if __name__ == "__main__":
+    unittest.main()
