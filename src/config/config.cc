@@ -110,6 +110,7 @@ Result<double> NonNegative(const EnvMap& env, const char* key, double fallback,
 
 }  // namespace
 
+namespace {
 constexpr const char* kContainerMount = "/codabench";
 
 std::string NoTrailingSlash(std::string p) {
