@@ -541,7 +541,7 @@ std::string BillionLaughs() {
 }
 
 TEST_F(CompetitionTest, BillionLaughsIsRefusedQuickly) {
-  // The laughs hide in a leaderboard column, which a 1.5 reader walks.
+  // Anchored at the top, used where the 1.5 reader looks: refused before it looks.
   Write(bundle() / "competition.yaml",
         "title: Laughs\n" + BillionLaughs() +
             "leaderboard:\n  columns:\n    score: {label: *i}\nphases:\n  1: {label: *i}\n");
@@ -595,7 +595,8 @@ TEST_F(CompetitionTest, TooBigCompetitionYamlIsRefused) {
   Result<Competition> c = LoadFolder();
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), Code::kInvalidInput);
-  EXPECT_THAT(c.status().message(), HasSubstr("competition.yaml is 5 MB, more than the 4 MB allowed"));
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("competition.yaml is 5 MB, more than the 4 MB allowed"));
 }
 
 }  // namespace

@@ -20,9 +20,9 @@
 namespace cw {
 
 struct YamlBudget {
-  std::uint64_t max_nodes = 100000;            // nodes in the expanded tree, keys included
-  int max_depth = 64;                          // nesting of lists and mappings
-  std::uint64_t max_scalar_bytes = 4u << 20;   // text of all scalars in the expanded tree
+  std::uint64_t max_nodes = 100000;           // nodes in the expanded tree, keys included
+  int max_depth = 64;                         // nesting of lists and mappings
+  std::uint64_t max_scalar_bytes = 4u << 20;  // text of all scalars in the expanded tree
 };
 
 namespace yaml_budget_internal {

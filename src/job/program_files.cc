@@ -44,7 +44,9 @@ Result<ProgramMetadata> ReadProgramMetadata(const fs::path& dir) {
     if (node.IsMap()) {
       const YAML::Node& map = node;
       YAML::Node command = map["command"];  // invalid, not throwing, until looked into
-      if (command.IsDefined() && command.IsScalar() && !command.Scalar().empty()) m.command = command.Scalar();
+      if (command.IsDefined() && command.IsScalar() && !command.Scalar().empty()) {
+        m.command = command.Scalar();
+      }
     }
   } catch (const std::bad_alloc&) {
     return InvalidInput(name + " is too big to read");
@@ -144,6 +146,16 @@ std::string Excerpt(const nlohmann::json& value) {
   std::string text = value.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   if (text.size() > 200) text = text.substr(0, 200) + "...";
   return text;
+}
+
+// Whether `text` is valid UTF-8, as JSON text must be (YAML scalars may not be).
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
 }
 
 // Thrown by the parser callback to stop at kMaxJsonDepth.
@@ -246,6 +258,7 @@ Result<nlohmann::json> ReadScores(const fs::path& output_dir) {
     }
     nlohmann::json scores = nlohmann::json::object();
     for (auto& [key, value] : raw.items()) {
+      if (!IsUtf8(key)) continue;  // it could not be sent on: dump() would throw
       auto n = ScoreNumber(value);
       if (n && std::isfinite(*n)) scores[key] = *n;
     }

@@ -42,8 +42,9 @@ Result<bool> HoistSingleTopFolder(const std::filesystem::path& dir);
 
 // Scores from `output/scores.json` (a JSON object) or else `output/scores.txt`
 // (a YAML mapping). Values become numbers; numeric strings are converted;
-// other values are dropped (they cannot be leaderboard scores). No file, a
-// file that does not parse, or no numeric score: InvalidInput for the organizer.
+// other values, and names that are not valid UTF-8, are dropped (they cannot
+// be leaderboard scores). No file, a file that does not parse, or no numeric
+// score: InvalidInput for the organizer.
 //
 // The output folder is written by the (untrusted) programs, so: the file is
 // never followed through a link, never opened if it is a FIFO, socket,

@@ -229,7 +229,8 @@ TEST_F(ProgramFilesTest, AliasesToBigTextAreRefused) {
   Write("scores.txt", yaml + "]\n");
   auto s = ReadScores(dir_);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().message(), "scores.txt expands to more than 4 MB of text (YAML anchors/aliases?)");
+  EXPECT_EQ(s.status().message(),
+            "scores.txt expands to more than 4 MB of text (YAML anchors/aliases?)");
 }
 
 TEST_F(ProgramFilesTest, SelfReferencingAliasIsRefused) {
@@ -242,6 +243,16 @@ TEST_F(ProgramFilesTest, SelfReferencingAliasIsRefused) {
     EXPECT_NE(s.status().message().find("scores.txt refers to itself"), std::string::npos)
         << s.status().message();
   }
+}
+
+TEST_F(ProgramFilesTest, ScoreNamesThatAreNotUtf8AreDropped) {
+  // yaml-cpp passes the byte through; JSON could not carry it on.
+  Write("scores.txt", "bad\xff: 1\ngood: 2\n");
+  auto s = ReadScores(dir_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->size(), 1u);
+  EXPECT_DOUBLE_EQ((*s)["good"].get<double>(), 2);
+  EXPECT_NO_THROW((void)s->dump());
 }
 
 TEST_F(ProgramFilesTest, SmallAliasesStillWork) {
