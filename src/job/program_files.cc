@@ -296,14 +296,7 @@ Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& pro
   fs::path path = output_dir / "metadata";
   YAML::Emitter out;
   out << YAML::BeginMap;
-  // As the Python worker (for v1.5): elapsedTime is the ingestion program's
-  // when the submission did not run (results only, or code it imports), so
-  // a scoring program's Duration column does not read null.
-  ProgramOutcome shown = program;
-  if (!shown.elapsed_seconds || *shown.elapsed_seconds == 0) {
-    shown.elapsed_seconds = ingestion.elapsed_seconds;
-  }
-  EmitOutcome(out, "exitCode", "elapsedTime", shown);
+  EmitOutcome(out, "exitCode", "elapsedTime", program);
   EmitOutcome(out, "ingestionExitCode", "ingestionElapsedTime", ingestion);
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";

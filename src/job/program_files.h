@@ -70,11 +70,10 @@ Result<nlohmann::json> YamlToJsonBudgeted(const YAML::Node& node, const std::str
                                           const YamlBudget& budget = {});
 
 // Writes `output/metadata` (YAML: exitCode, elapsedTime, ingestionExitCode,
-// ingestionElapsedTime; null for a program that did not run, except that
-// elapsedTime falls back to the ingestion's, as the Python worker does). Fails
-// when the programs already wrote a file (or link, or anything) of that name:
-// the file is created with O_CREAT|O_EXCL|O_NOFOLLOW, so a link left there is
-// never written through.
+// ingestionElapsedTime; null for a program that did not run). Fails when the
+// programs already wrote a file (or link, or anything) of that name: the file
+// is created with O_CREAT|O_EXCL|O_NOFOLLOW, so a link left there is never
+// written through.
 Status WriteOutputMetadata(const std::filesystem::path& output_dir, const ProgramOutcome& program,
                            const ProgramOutcome& ingestion);
 

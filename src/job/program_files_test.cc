@@ -363,17 +363,5 @@ TEST_F(ProgramFilesTest, OutputMetadataIsNotWrittenThroughALink) {
   EXPECT_FALSE(fs::exists(dir_ / "elsewhere/created"));
 }
 
-// The submission did not run (results only, or code the ingestion imports):
-// elapsedTime is the ingestion's, which old scoring programs report as Duration.
-TEST_F(ProgramFilesTest, OutputMetadataElapsedTimeFallsBackToTheIngestions) {
-  ASSERT_TRUE(WriteOutputMetadata(dir_, {std::nullopt, std::nullopt}, {1, 2.5}).ok());
-  std::ifstream in(dir_ / "metadata");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  EXPECT_NE(text.find("exitCode: ~"), std::string::npos);
-  EXPECT_NE(text.find("elapsedTime: 2.5"), std::string::npos);
-  EXPECT_NE(text.find("ingestionExitCode: 1"), std::string::npos);
-  EXPECT_NE(text.find("ingestionElapsedTime: 2.5"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace cw
