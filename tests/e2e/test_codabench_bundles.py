@@ -216,9 +216,9 @@ class CodabenchBundlesTest(unittest.TestCase):
             ["score", "Duration"], phase=2,
             external=[(r"No module named '(filelock|lightgbm|hyperopt)'",
                        "it runs in vergilgxw/autotable:v2, which no registry here serves; "
-                       "its ingestion program imports filelock and its submission lightgbm "
-                       "and hyperopt, which the image here lacks (Debian packages no "
-                       "lightgbm or hyperopt)")])
+                       "its ingestion and scoring programs import filelock, which the image "
+                       "here lacks, and its submission lightgbm and hyperopt, which Debian "
+                       "does not package")])
 
 
 class CodabenchBundlesThroughTheQueueTest(unittest.TestCase):
