@@ -1,5 +1,7 @@
 #include "broker/celery.h"
 
+#include "common/json_parse.h"
+
 #include <fnmatch.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -103,35 +105,12 @@ Result<json> DecodeBody(const MessageProperties& props, std::string_view body) {
       body = decoded;
     }
   }
-  try {
-    // The callback sees every nesting step; past the limit, parsing stops:
-    // nothing the worker does needs deep JSON, and code that walks it
-    // (dump, redaction) recurses.
-    bool too_deep = false;
-    json::parser_callback_t depth_check = [&too_deep](int depth, json::parse_event_t event,
-                                                      json&) {
-      if ((event == json::parse_event_t::object_start ||
-           event == json::parse_event_t::array_start) &&
-          depth >= kMaxJsonDepth) {
-        too_deep = true;
-        throw std::length_error("nested too deep");
-      }
-      return true;
-    };
-    try {
-      return json::parse(body, depth_check);
-    } catch (const std::length_error&) {
-      if (!too_deep) throw;
-      return InvalidInput("the message body nests JSON more than " +
-                          std::to_string(kMaxJsonDepth) + " levels deep");
-    }
-  } catch (const json::exception& e) {
-    if (type.empty()) {
-      return InvalidInput("the message has no content type and its body is not JSON (" +
-                          std::string(e.what()) + ")");
-    }
-    return InvalidInput("the message body is not valid JSON (" + std::string(e.what()) + ")");
+  auto parsed = ParseJsonBounded(body, "the message body");
+  if (!parsed.ok() && type.empty()) {
+    return InvalidInput("the message has no content type and its body is not JSON (" +
+                        parsed.status().message() + ")");
   }
+  return parsed;
 }
 
 Result<std::string> RequiredString(const json& object, const char* key, const char* where) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_parse.h"
 #include "common/status.h"
 
 namespace cw {
@@ -37,7 +38,6 @@ struct TaskMessage {
 // before (or while) parsing, so a hostile message costs neither memory nor
 // stack.
 inline constexpr std::size_t kMaxMessageBytes = 16u << 20;  // 16 MiB
-inline constexpr int kMaxJsonDepth = 64;
 
 // JSON only: a pickle, YAML or msgpack message is InvalidInput (never
 // unpickled), as are bad JSON, a body over the limits above, and a missing id

@@ -108,9 +108,6 @@ Result<double> NonNegative(const EnvMap& env, const char* key, double fallback,
   return InvalidInput(std::string(key) + " must be " + what + " (0 or more), got '" + text + "'");
 }
 
-}  // namespace
-
-namespace {
 constexpr const char* kContainerMount = "/codabench";
 
 std::string NoTrailingSlash(std::string p) {

@@ -75,7 +75,9 @@ struct WorkerConfig {
   // Limits on what one job's programs and bundles may take of the host
   // (README "Security"). 0 turns a limit off.
   long long container_pids_limit = 4096;    // CONTAINER_PIDS_LIMIT: processes per container
-  long long container_nofile_limit = 65536;  // CONTAINER_NOFILE_LIMIT: open files per process
+  // Under the engine's own hard limit on every usual host (raising past it
+  // fails the start), above what data loaders need.
+  long long container_nofile_limit = 16384;  // CONTAINER_NOFILE_LIMIT: open files per process
   double max_unpacked_size_gb = 50;         // MAX_UNPACKED_SIZE_GB: per bundle, once unzipped
   long long max_unpacked_files = 1000000;   // MAX_UNPACKED_FILES: entries per bundle
   double min_free_disk_gb = 2;              // MIN_FREE_DISK_GB: unzipping stops above this reserve

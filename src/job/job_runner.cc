@@ -32,14 +32,12 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// "1", "0.5", "2.25": gigabytes as an admin writes them in the .env.
+// "1", "0.5", "2.25", "0.001", "150": gigabytes as an admin writes them in
+// the .env (three significant digits).
 std::string FormatGb(double gb) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.2f", gb);
-  std::string s = text;
-  while (s.back() == '0') s.pop_back();
-  if (s.back() == '.') s.pop_back();
-  return s;
+  std::snprintf(text, sizeof text, gb >= 100 ? "%.0f" : "%.3g", gb);
+  return text;
 }
 
 std::string FormatMiB(long long bytes) {
@@ -519,6 +517,14 @@ void Job::StreamProgram(ProgramRun& run) {
   Status streamed = engine_.StartAndStream(run.container_id, on_output, on_started);
   if (!streamed.ok()) {
     run.error = streamed.Prefixed("The " + run.label + " could not run");
+    // runc's words for a limit above the engine's own: the admin's to fix.
+    if (streamed.message().find("error setting rlimit type 7") != std::string::npos) {
+      run.error = Status(Code::kUnavailable,
+                         "The " + run.label + " could not start: this worker's CONTAINER_NOFILE_LIMIT (" +
+                             std::to_string(env_.container.nofile_limit) +
+                             ") is above its container engine's own open-file limit; the worker's "
+                             "admin must lower it");
+    }
   }
   auto code = engine_.Wait(run.container_id, std::chrono::seconds(60));
   if (code.ok()) {

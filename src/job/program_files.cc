@@ -1,5 +1,7 @@
 #include "job/program_files.h"
 
+#include "common/json_parse.h"
+
 #include <fcntl.h>
 
 #include <cerrno>
@@ -158,47 +160,10 @@ bool IsUtf8(const std::string& text) {
   }
 }
 
-// Thrown by the parser callback to stop at kMaxJsonDepth.
-struct JsonTooDeep {};
-
-// "line 3, column 5" for a byte offset (1-based, as nlohmann reports it).
-std::string LineAndColumn(const std::string& text, std::size_t byte) {
-  if (byte > 0) --byte;
-  if (byte > text.size()) byte = text.size();
-  std::size_t line = 1, column = 1;
-  for (std::size_t i = 0; i < byte; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(column);
-}
-
 Result<nlohmann::json> ParseScoresJson(const std::string& text) {
-  const std::string what = "scores.json written by the scoring program";
-  auto depth_limit = [](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
-    if ((event == nlohmann::json::parse_event_t::object_start ||
-         event == nlohmann::json::parse_event_t::array_start) &&
-        depth >= kMaxJsonDepth) {
-      throw JsonTooDeep{};
-    }
-    return true;
-  };
-  try {
-    return nlohmann::json::parse(text, depth_limit);
-  } catch (const JsonTooDeep&) {
-    return InvalidInput(what + " is nested more than " + std::to_string(kMaxJsonDepth) +
-                        " levels deep");
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() quotes the bytes it stopped at: only the place goes out.
-    return InvalidInput("Could not decode " + what + ": not valid JSON at " +
-                        LineAndColumn(text, e.byte));
-  } catch (const nlohmann::json::exception&) {
-    return InvalidInput("Could not decode " + what + ": not valid JSON");
-  }
+  auto parsed = ParseJsonBounded(text, "scores.json written by the scoring program");
+  if (!parsed.ok()) return parsed.status().Prefixed("Could not decode scores.json");
+  return parsed;
 }
 
 }  // namespace

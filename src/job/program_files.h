@@ -24,8 +24,6 @@ struct ProgramMetadata {
 // The most a program's metadata file, scores.json or scores.txt may hold.
 inline constexpr std::uint64_t kMaxMetadataBytes = 1 << 20;
 inline constexpr std::uint64_t kMaxScoresBytes = 1 << 20;
-// Deepest nesting accepted in scores.json (the YAML files have YamlBudget's).
-inline constexpr int kMaxJsonDepth = 64;
 
 // Reads `dir/metadata.yaml`, else `dir/metadata`. A file that is not YAML is
 // InvalidInput naming the file and the line. The file is read without
@@ -49,7 +47,7 @@ Result<bool> HoistSingleTopFolder(const std::filesystem::path& dir);
 // The output folder is written by the (untrusted) programs, so: the file is
 // never followed through a link, never opened if it is a FIFO, socket,
 // device or folder, never read past kMaxScoresBytes; JSON deeper than
-// kMaxJsonDepth and YAML past the default YamlBudget are refused. A
+// kMaxJsonDepth (common/json_parse.h) and YAML past the default YamlBudget are refused. A
 // scores.json that exists but is not a readable regular file is an error
 // naming it; there is no quiet fallback to scores.txt, because the file the
 // scoring program meant is scores.json and reading another would hide that.

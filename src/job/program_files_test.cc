@@ -268,7 +268,7 @@ TEST_F(ProgramFilesTest, DeepNestingIsRefused) {
   auto json = ReadScores(dir_);
   ASSERT_FALSE(json.ok());
   EXPECT_EQ(json.status().code(), Code::kInvalidInput);
-  EXPECT_NE(json.status().message().find("nested more than 64 levels"), std::string::npos)
+  EXPECT_NE(json.status().message().find("nests JSON more than 64 levels"), std::string::npos)
       << json.status().message();
 
   fs::remove(dir_ / "scores.json");

@@ -17,6 +17,7 @@
 #include "common/abandon.h"
 #include "broker/consumer.h"
 #include "engine/docker_engine.h"
+#include "gpu/container_options.h"
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
