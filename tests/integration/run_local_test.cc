@@ -139,6 +139,95 @@ TEST_F(RunLocalTest, V15ZipBundleWithResultsOnlySubmission) {
   EXPECT_TRUE(fs::exists(fs::path(Out()) / "prediction/output/metadata"));
 }
 
+// The iris shape (Codabench's competition_15_iris.zip): a v1.5 bundle with
+// numbered phases, programs and data as zips inside it, an anchored
+// leaderboard, `python $ingestion_program/...` commands.
+class V15IngestionBundleTest : public RunLocalTest {
+ protected:
+  void SetUp() override {
+    RunLocalTest::SetUp();
+    bundle_ = tmp_ / "v15_ingestion.zip";
+    std::string make = std::string("bash ") + CW_SOURCE_DIR +
+                       "/tests/fixtures/make_v15_bundle.sh v15_ingestion_bundle " +
+                       bundle_.string();
+    ASSERT_EQ(std::system(make.c_str()), 0);
+  }
+  WorkerRun Run(const std::string& submission, const std::string& phase) {
+    return RunWorker(bundle_.string() + " " + CW_SOURCE_DIR + "/tests/fixtures/" + submission +
+                     " --phase " + phase + " --image " + kPython + " --out " + Out());
+  }
+  std::string OutFile(const std::string& rel) const { return ReadFile(fs::path(Out()) / rel); }
+  fs::path bundle_;
+};
+
+// Results only, as submission_15_iris_result.zip: the ingestion program
+// imports the participant's model, finds none and exits 1. As with the
+// Python worker, the prediction step still ends (the submission's files
+// are its output) and the scoring program scores them.
+TEST_F(V15IngestionBundleTest, ResultsOnlyIsScoredThoughTheIngestionProgramExits1) {
+  WorkerRun r = Run("v15_ingestion_results", "1");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Prediction score  0.8000  (set1_score, higher is better)"));
+  EXPECT_THAT(r.out, HasSubstr("(Duration, higher is better)"));
+  EXPECT_THAT(OutFile("prediction/logs/ingestion_stderr.txt"),
+              HasSubstr("No module named 'model'"));
+  // The exit is shown, and the prediction step still ends in Scoring.
+  EXPECT_THAT(r.out + r.err, HasSubstr("The ingestion program exited with code 1"));
+  EXPECT_THAT(r.out + r.err, HasSubstr("[prediction] Scoring"));
+  EXPECT_THAT(OutFile("prediction/output/metadata"), HasSubstr("ingestionExitCode: 1"));
+  EXPECT_EQ(OutFile("prediction/output/tiny_valid.predict"), "0\n1\n2\n1\n2\n");
+  // The scoring program saw the exit code in input/res/metadata.
+  EXPECT_THAT(OutFile("scoring/logs/stdout.txt"), HasSubstr("ingestionExitCode=1"));
+  EXPECT_THAT(OutFile("scoring/output/scores.txt"), HasSubstr("set1_score: 0.800000\n"));
+
+  // The final phase scores the same files against its own reference data.
+  r = Run("v15_ingestion_results", "2");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Prediction score  0.5000  (set1_score, higher is better)"));
+}
+
+// Code, as submission_15_iris_code.zip: model.py and a `metadata` without a
+// command; the ingestion program imports it and writes the predictions.
+TEST_F(V15IngestionBundleTest, CodeSubmissionIsRunByTheIngestionProgram) {
+  WorkerRun r = Run("v15_ingestion_code", "Development");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Prediction score  1.0000  (set1_score, higher is better)"));
+  EXPECT_THAT(OutFile("prediction/output/metadata"), HasSubstr("ingestionExitCode: 0"));
+  EXPECT_THAT(OutFile("prediction/logs/ingestion_stdout.txt"),
+              HasSubstr("ingestion: tiny: predictions written"));
+  EXPECT_EQ(OutFile("prediction/output/tiny_test.predict"), "0\n1\n2\n2\n");
+
+  r = Run("v15_ingestion_code", "2");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Prediction score  0.7500  (set1_score, higher is better)"));
+}
+
+// The multi-task shape (Codabench's competition_v2_multi_task.zip): v2,
+// `tasks:` sharing program folders, data folders per task, one phase of
+// all tasks; the submission a bare model.py the ingestion program imports.
+TEST_F(RunLocalTest, V2MultiTaskBundleScoresEachTask) {
+  fs::path bundle = tmp_ / "v2_multitask.zip";
+  std::string make = std::string("cd ") + CW_SOURCE_DIR +
+                     "/tests/fixtures/v2_multitask_bundle && zip -qrX " + bundle.string() + " .";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  const std::string submission =
+      std::string(CW_SOURCE_DIR) + "/tests/fixtures/v2_multitask_submission";
+  struct Case {
+    const char* task;
+    const char* score;
+  };
+  for (const Case& c : {Case{"0", "Prediction score  1.0000  (accuracy, higher is better)"},
+                        Case{"1", "Prediction score  0.7500  (accuracy, higher is better)"}}) {
+    SCOPED_TRACE(std::string("task ") + c.task);
+    WorkerRun r = RunWorker(bundle.string() + " " + submission + " --task " + c.task +
+                            " --image " + kPython + " --out " + Out() + "-" + c.task);
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_THAT(r.out, HasSubstr(c.score));
+    EXPECT_THAT(r.out, HasSubstr("(duration, higher is better)"));
+    EXPECT_TRUE(fs::exists(fs::path(Out() + "-" + c.task) / "prediction/output/prediction"));
+  }
+}
+
 TEST_F(RunLocalTest, StdoutAndStderrStaySeparate) {
   fs::path bundle = MakeBundle("echo 'score: 0.5' > /app/output/scores.txt");
   fs::path sub = MakeSubmission("echo to-stdout; echo to-stderr 1>&2; echo more-stdout");
