@@ -221,5 +221,37 @@ class HostileInputTest(unittest.TestCase):
         self.assertServesTheNextJob()
 
 
+    # ---------------------------------------------------------------- secrets
+    def test_serialized_logs_are_json_lines_without_secrets(self):
+        worker = self.start_worker(SERIALIZED="true", LOG_LEVEL="DEBUG")
+        sub = self.submit()
+        record = self.wait_final(sub["id"])
+        self.assertEqual(record["status"], "Finished", summarize(record))
+        worker.stop()
+        secrets_seen = set()
+        for task in record["tasks"]:
+            args = task["run_args"]
+            secrets_seen.add(str(args["secret"]))
+            for value in args.values():
+                if isinstance(value, str) and "sig=" in value:
+                    secrets_seen.add(value.rsplit("sig=", 1)[1])
+        self.assertTrue(secrets_seen)
+        lines = [l for l in worker.stderr_text().splitlines() if l.strip()]
+        self.assertGreater(len(lines), 5)
+        job_lines = 0
+        for line in lines:
+            obj = json.loads(line)  # every line is one JSON object
+            rec = obj["record"]
+            self.assertIn(rec["level"]["name"], {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR",
+                                                 "CRITICAL"})
+            if rec["extra"].get("submission") == sub["id"]:
+                job_lines += 1
+                self.assertIn(rec["extra"]["stage"], {"prediction", "scoring"})
+                self.assertIn("slot", rec["extra"])
+                self.assertIn("task_id", rec["extra"])
+        self.assertGreater(job_lines, 0, "no line carries the job's fields")
+        for secret in secrets_seen:
+            self.assertNotIn(secret, worker.stderr_text())
+
 if __name__ == "__main__":
     unittest.main()
