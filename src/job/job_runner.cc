@@ -294,12 +294,12 @@ Status Job::Prepare() {
   Status patched = reporter_.UpdateStatus(first, HostDetails());
   if (!patched.ok()) spdlog::warn("could not report {}: {}", JobStatusName(first), patched.ToString());
   std::string prefix = "job-" + std::to_string(args_.id) + "-" + Stage() + "-";
-  CW_ASSIGN_OR_RETURN(root_, MakeUniqueDir(env_.base_dir / "jobs", prefix));
+  CW_ASSIGN_OR_RETURN(root_, MakeUniqueDir(JobsFolder(env_), prefix));
   // What programs leave (a set-uid binary, a participant's data) is for this
   // job alone: no other user of the host may reach into the jobs folder. The
   // engine mounts the folders below by path, so programs do not need these
-  // two to be open.
-  for (const fs::path& d : {env_.base_dir / "jobs", root_}) {
+  // to be open.
+  for (const fs::path& d : {env_.base_dir / "jobs", JobsFolder(env_), root_}) {
     if (::chmod(d.c_str(), 0700) != 0) {
       return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
     }
@@ -953,6 +953,28 @@ void Job::RemoveContainers() {
 }
 
 }  // namespace
+
+fs::path JobsFolder(const JobEnvironment& env) {
+  fs::path jobs = env.base_dir / "jobs";
+  return env.jobs_subfolder.empty() ? jobs : jobs / env.jobs_subfolder;
+}
+
+int RemoveLeftoverJobFolders(const JobEnvironment& env) {
+  const fs::path jobs = JobsFolder(env);
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(jobs, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+    if (rm) {
+      spdlog::warn("could not remove {} left by an earlier run: {}", it->path().string(),
+                   rm.message());
+    } else {
+      ++removed;
+    }
+  }
+  return removed;
+}
 
 JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& cancel) {
   // A bug or an exhausted resource (std::bad_alloc, a filesystem error) in

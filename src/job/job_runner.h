@@ -82,7 +82,17 @@ struct JobEnvironment {
   // The queue worker acks first and cleans up after (JobResult::cleanup);
   // otherwise containers and the folder are removed before Run returns.
   bool defer_cleanup = false;
+  // Jobs get their folders under BASE/jobs/<this>/ (the queue worker: its
+  // node name), so a restarted worker can sweep what its killed run left.
+  std::string jobs_subfolder;
 };
+
+// BASE/jobs/<subfolder>: where `env`'s jobs get their folders.
+std::filesystem::path JobsFolder(const JobEnvironment& env);
+
+// Removes the job folders a killed run left under JobsFolder(env); returns
+// how many. Only for a worker that knows no job of its own runs there.
+int RemoveLeftoverJobFolders(const JobEnvironment& env);
 
 struct JobTimings {
   double fetch_s = 0;            // downloading bundles

@@ -810,5 +810,26 @@ TEST_F(JobRunnerTest, AnUnseenJobFolderNamesHostDirectoryAndTheFix) {
   EXPECT_THAT(r.failure.message(), HasSubstr("/srv/codabench/jobs/job-7-prediction-"));
 }
 
+TEST_F(JobRunnerTest, JobsGoUnderTheNodesFolderWhichARestartSweeps) {
+  env_.jobs_subfolder = "compute-worker@a";
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  fs::path seen;
+  engine_.programs["program"] = [&](const ContainerSpec& spec, const OutputFn&,
+                                    const std::atomic<bool>&) {
+    seen = FakeEngine::HostPathOf(spec, "/app/output");
+    return 0;
+  };
+  ASSERT_TRUE(Run(a).ok());
+  EXPECT_EQ(seen.parent_path().parent_path(), env_.base_dir / "jobs" / "compute-worker@a");
+
+  // What a killed run left: swept for this node only.
+  WriteFile(env_.base_dir / "jobs/compute-worker@a/job-1-prediction-x/output/big", "data");
+  WriteFile(env_.base_dir / "jobs/compute-worker@b/job-2-prediction-y/output/big", "data");
+  EXPECT_EQ(RemoveLeftoverJobFolders(env_), 1);
+  EXPECT_TRUE(fs::is_empty(env_.base_dir / "jobs/compute-worker@a"));
+  EXPECT_TRUE(fs::exists(env_.base_dir / "jobs/compute-worker@b/job-2-prediction-y"));
+}
+
 }  // namespace
 }  // namespace cw

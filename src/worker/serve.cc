@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <deque>
@@ -151,6 +152,17 @@ void RemoveOrphans(ContainerEngine& engine, const std::string& nodename) {
   }
 }
 
+// A node name as one folder name: '/' and other odd characters become '_'.
+std::string FolderName(const std::string& nodename) {
+  std::string out;
+  for (char c : nodename) {
+    bool plain = std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' ||
+                 c == '-' || c == '_';
+    out.push_back(plain ? c : '_');
+  }
+  return out.empty() || out == "." || out == ".." ? "node" : out;
+}
+
 }  // namespace
 
 int Serve(const ServeOptions& options) {
@@ -239,6 +251,16 @@ int Serve(const ServeOptions& options) {
   env.limits = JobLimitsFromConfig(*config);
   env.defer_cleanup = true;  // the slot acks first, then removes containers and folder
   env.labels["org.codabench.node"] = nodename;
+  env.jobs_subfolder = FolderName(nodename);
+  // A killed run of this node left its job folders (inputs, outputs, maybe
+  // gigabytes); no job of ours runs yet, so they go. Kept when the admin
+  // keeps job folders (CODALAB_IGNORE_CLEANUP_STEP).
+  if (!env.keep_job_dir) {
+    if (int left = RemoveLeftoverJobFolders(env); left > 0) {
+      spdlog::warn("removed {} job folder(s) an earlier run of {} left in {}", left, nodename,
+                   JobsFolder(env).string());
+    }
+  }
   WorkerConfig cfg = *config;
   env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };
   // One runner per slot: the slot's GPUs, CPUs and labels are in its

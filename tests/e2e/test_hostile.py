@@ -221,6 +221,27 @@ class HostileInputTest(unittest.TestCase):
         self.assertServesTheNextJob()
 
 
+    # ---------------------------------------------------------------- disks
+    def test_a_restart_removes_what_a_killed_run_left(self):
+        worker = self.start_worker()
+        code = self.code_submission("sleep 60\n")
+        sub = self.submit(submission=code, execution_time_limit=120)
+        harness.wait_until(lambda: harness.submission_containers(sub["id"]), 60,
+                           message="the program's container")
+        worker.proc.kill()  # SIGKILL: no cleanup at all
+        worker.proc.wait(10)
+        jobs = Path(worker.host_dir) / "jobs"
+        left = [p for p in jobs.glob("*/job-*") if p.is_dir()]
+        self.assertTrue(left, "the killed worker left no job folder to test with")
+        restarted = harness.Worker(self.vhost, host_dir=worker.host_dir)
+        restarted.start()
+        self.addCleanup(restarted.stop)
+        self.worker = restarted
+        harness.wait_until(lambda: not any(p.exists() for p in left), 30,
+                           message="the leftover job folders to go")
+        self.assertIn("job folder(s) an earlier run of", restarted.stderr_text())
+        self.assertServesTheNextJob()
+
     # ---------------------------------------------------------------- secrets
     def test_serialized_logs_are_json_lines_without_secrets(self):
         worker = self.start_worker(SERIALIZED="true", LOG_LEVEL="DEBUG")
