@@ -224,7 +224,7 @@ class HostileInputTest(unittest.TestCase):
     # ---------------------------------------------------------------- disks
     def test_a_restart_removes_what_a_killed_run_left(self):
         worker = self.start_worker()
-        code = self.code_submission("sleep 60\n")
+        code = self.code_submission("sleep 6\n")
         sub = self.submit(submission=code, execution_time_limit=120)
         harness.wait_until(lambda: harness.submission_containers(sub["id"]), 60,
                            message="the program's container")
