@@ -285,6 +285,18 @@ Result<ContainerState> DockerEngine::Inspect(const std::string& id, bool with_si
   return state;
 }
 
+Result<ContainerStats> DockerEngine::Stats(const std::string& id) {
+  const std::string what = "reading the stats of container " + id;
+  // one-shot: one sample at once, without the engine's 1 s wait for a
+  // second one (CPU percentages, which the worker does not use).
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", ContainerPath(id) +
+                                                                     "/stats?stream=false&one-shot=true")));
+  if (reply.status != 200) return EngineHttpError(reply.status, reply.body, what);
+  auto stats = ParseStatsBody(reply.body);
+  if (!stats.ok()) return stats.status().Prefixed(what);
+  return stats;
+}
+
 Status DockerEngine::Kill(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/kill")));
   if (reply.status == 204 || reply.status == 404) return Status::Ok();

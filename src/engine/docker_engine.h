@@ -40,6 +40,7 @@ class DockerEngine : public ContainerEngine {
   // timeout <= 0 waits without a limit.
   Result<int> Wait(const std::string& id, std::chrono::seconds timeout) override;
   Result<ContainerState> Inspect(const std::string& id, bool with_size) override;
+  Result<ContainerStats> Stats(const std::string& id) override;
   Status Kill(const std::string& id) override;
   Status Remove(const std::string& id, bool force) override;
   Result<std::vector<std::string>> ListByLabel(const std::string& key,

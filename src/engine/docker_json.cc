@@ -141,6 +141,27 @@ Result<ContainerState> ParseInspectBody(std::string_view body) {
   return out;
 }
 
+Result<ContainerStats> ParseStatsBody(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Internal("the engine's container stats are not JSON");
+  ContainerStats out;
+  auto number = [](const json& obj, const char* key) -> long long {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_number() ? it->get<long long>() : -1;
+  };
+  if (auto mem = j.find("memory_stats"); mem != j.end() && mem->is_object()) {
+    out.memory_bytes = number(*mem, "usage");
+    out.memory_peak_bytes = number(*mem, "max_usage");
+  }
+  if (auto cpu = j.find("cpu_stats"); cpu != j.end() && cpu->is_object()) {
+    if (auto usage = cpu->find("cpu_usage"); usage != cpu->end() && usage->is_object()) {
+      long long ns = number(*usage, "total_usage");
+      if (ns >= 0) out.cpu_seconds = static_cast<double>(ns) / 1e9;
+    }
+  }
+  return out;
+}
+
 Status EngineHttpError(long http_status, std::string_view body, const std::string& what) {
   std::string message = what + ": " + EngineErrorMessage(body);
   switch (http_status) {

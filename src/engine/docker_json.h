@@ -35,6 +35,10 @@ Status PullError(std::string_view image, std::string_view engine_message);
 // A body that is not that JSON is Internal.
 Result<ContainerState> ParseInspectBody(std::string_view body);
 
+// The parts of GET /containers/{id}/stats the worker uses. Missing figures
+// stay -1 (cgroup v2 engines report no peak; a stopped container, nothing).
+Result<ContainerStats> ParseStatsBody(std::string_view body);
+
 // Reads the pull response: JSON objects, one a line, in chunks cut anywhere.
 // Only the current line is buffered, and a runaway line is dropped past 1 MiB.
 class PullStreamParser {

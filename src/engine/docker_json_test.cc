@@ -88,6 +88,21 @@ TEST(InspectBodyTest, ReadsStateAndSize) {
   EXPECT_FALSE(ParseInspectBody(R"({"Id": "x"})").ok());
 }
 
+TEST(StatsBodyTest, ReadsMemoryAndCpu) {
+  auto st = ParseStatsBody(R"({"memory_stats": {"usage": 1000, "max_usage": 5000},
+      "cpu_stats": {"cpu_usage": {"total_usage": 2500000000}}})");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->memory_bytes, 1000);
+  EXPECT_EQ(st->memory_peak_bytes, 5000);
+  EXPECT_DOUBLE_EQ(st->cpu_seconds, 2.5);
+  // A stopped container's answer: empty objects, nothing known.
+  auto empty = ParseStatsBody(R"({"memory_stats": {}, "cpu_stats": {"cpu_usage": {}}})");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->memory_bytes, -1);
+  EXPECT_EQ(empty->cpu_seconds, -1);
+  EXPECT_FALSE(ParseStatsBody("[]").ok());
+}
+
 TEST(CreateBodyTest, NvidiaDeviceRequestWithUuids) {
   ContainerSpec spec;
   spec.image = "img";

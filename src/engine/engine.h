@@ -62,6 +62,13 @@ struct ContainerState {
   long long writable_bytes = -1;  // its writable layer's size, when asked for; -1 unknown
 };
 
+// What a running container uses now (GET /containers/{id}/stats).
+struct ContainerStats {
+  long long memory_bytes = -1;       // now; -1 unknown
+  long long memory_peak_bytes = -1;  // the kernel's high-water mark (cgroup v1); -1 unknown
+  double cpu_seconds = -1;           // CPU time used since it started; -1 unknown
+};
+
 enum class StreamKind { kStdout, kStderr };
 
 // Receives a container's output as it is produced. Called from the engine's
@@ -129,6 +136,11 @@ class ContainerEngine {
   virtual Result<ContainerState> Inspect(const std::string& id, bool with_size) {
     (void)with_size;
     return Unavailable("this container engine cannot inspect container " + id);
+  }
+
+  // One sample of what a running container uses.
+  virtual Result<ContainerStats> Stats(const std::string& id) {
+    return Unavailable("this container engine gives no stats for container " + id);
   }
 
   virtual Status Kill(const std::string& id) = 0;

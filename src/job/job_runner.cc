@@ -41,6 +41,20 @@ std::string FormatGb(double gb) {
   return text;
 }
 
+std::string FormatMiB(long long bytes);
+
+// "peak memory 212 MiB, CPU 3.4 s" (or what of it the engine told).
+std::string DescribeUsage(const ProgramOutcome& o) {
+  std::string out;
+  if (o.peak_memory_bytes) out += "peak memory " + FormatMiB(*o.peak_memory_bytes);
+  if (o.cpu_seconds) {
+    char cpu[32];
+    std::snprintf(cpu, sizeof cpu, "CPU %.1f s", *o.cpu_seconds);
+    out += (out.empty() ? "" : ", ") + std::string(cpu);
+  }
+  return out.empty() ? "no usage figures from the engine" : out;
+}
+
 std::string FormatMiB(long long bytes) {
   if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
     return std::to_string(bytes >> 30) + " GiB";
@@ -134,6 +148,9 @@ struct ProgramRun {
   std::unique_ptr<LogFile> out, err;
   ProgramOutcome outcome;
   bool oom_killed = false;  // the kernel stopped it at its memory limit
+  // Highest figures sampled while it ran (-1: none yet).
+  std::atomic<long long> peak_memory{-1};
+  std::atomic<double> cpu_seconds{-1};
   Status error;
   Clock::time_point started;
   Clock::time_point running_since;  // valid once `running` is set
@@ -173,6 +190,7 @@ class Job {
   void StreamProgram(ProgramRun& run);
   void WatchDetailedResults(std::atomic<bool>& stop);
   void WatchDisk(std::atomic<bool>& stop);
+  void WatchUsage(std::atomic<bool>& stop);
   std::optional<fs::path> DetailedResultsFile() const;
   Status ProgramExitStatus(const ProgramRun& run) const;
   std::string EarlierExitNote() const;
@@ -691,6 +709,11 @@ Status Job::RunPrograms() {
     watcher = std::thread(guarded("detailed results watcher",
                                   [this, &stop_watch] { WatchDetailedResults(stop_watch); }));
   }
+  std::thread usage_watcher;
+  if (!programs_.empty()) {
+    usage_watcher =
+        std::thread(guarded("usage sampler", [this, &stop_watch] { WatchUsage(stop_watch); }));
+  }
   std::thread disk_watcher;
   if (env_.limits.max_output_bytes > 0 && !programs_.empty()) {
     disk_watcher =
@@ -732,10 +755,15 @@ Status Job::RunPrograms() {
   stop_watch = true;
   if (watcher.joinable()) watcher.join();
   if (disk_watcher.joinable()) disk_watcher.join();
+  if (usage_watcher.joinable()) usage_watcher.join();
   result_.timings.programs_s = SecondsSince(t0) - result_.timings.container_start_s;
 
   for (auto& run : programs_) {
+    if (run->peak_memory >= 0) run->outcome.peak_memory_bytes = run->peak_memory.load();
+    if (run->cpu_seconds >= 0) run->outcome.cpu_seconds = run->cpu_seconds.load();
     (run->kind == ProgramKind::kIngestion ? result_.ingestion : result_.program) = run->outcome;
+    spdlog::info("{}: the {} ran {:.1f} s: {}", args_.id, run->label,
+                 run->outcome.elapsed_seconds.value_or(0), DescribeUsage(run->outcome));
   }
   CW_RETURN_IF_ERROR(CheckCancel());
   if (timed_out) {
@@ -831,6 +859,35 @@ std::string Job::EarlierExitNote() const {
   std::string out;
   for (const auto& n : notes) out += (out.empty() ? "" : "; ") + n;
   return out;
+}
+
+void Job::WatchUsage(std::atomic<bool>& stop) {
+  auto raise = [](auto& atomic, auto value) {
+    auto seen = atomic.load();
+    while (value > seen && !atomic.compare_exchange_weak(seen, value)) {
+    }
+  };
+  while (!stop) {
+    // Until every running program has a first sample, look again soon: a
+    // short program would otherwise end unmeasured.
+    bool unsampled = false;
+    for (auto& run : programs_) {
+      if (run->done) continue;
+      if (!run->running) {
+        unsampled = true;
+        continue;
+      }
+      auto stats = engine_.Stats(run->container_id);
+      if (!stats.ok()) continue;  // it may just have ended
+      raise(run->peak_memory, std::max(stats->memory_bytes, stats->memory_peak_bytes));
+      raise(run->cpu_seconds, stats->cpu_seconds);
+      unsampled = unsampled || run->peak_memory < 0;
+    }
+    auto until = Clock::now() + (unsampled ? std::min(env_.usage_interval,
+                                                      std::chrono::milliseconds(50))
+                                           : env_.usage_interval);
+    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void Job::WatchDisk(std::atomic<bool>& stop) {

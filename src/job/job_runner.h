@@ -71,6 +71,8 @@ struct JobEnvironment {
   // Labels put on every container, beside the job's own (worker name, slot).
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds detailed_results_interval{5000};
+  // How often each running program's memory and CPU use is sampled.
+  std::chrono::milliseconds usage_interval{1000};
   // Each program's stdout and stderr are kept up to this size on disk (and
   // uploaded); past it the rest is dropped with a note. 0 = no cap.
   std::uint64_t max_log_bytes = 1ull << 30;

@@ -831,5 +831,28 @@ TEST_F(JobRunnerTest, JobsGoUnderTheNodesFolderWhichARestartSweeps) {
   EXPECT_TRUE(fs::exists(env_.base_dir / "jobs/compute-worker@b/job-2-prediction-y"));
 }
 
+TEST_F(JobRunnerTest, WhatEachProgramUsedGoesIntoTheMetadata) {
+  env_.usage_interval = std::chrono::milliseconds(5);
+  engine_.stats.memory_bytes = 100LL << 20;
+  engine_.stats.memory_peak_bytes = 300LL << 20;
+  engine_.stats.cpu_seconds = 2.5;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: work\n"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(r.program.peak_memory_bytes, 300LL << 20);
+  EXPECT_EQ(r.program.cpu_seconds, 2.5);
+  std::string meta = ReadFile(Unpacked(a.prediction_result) / "metadata");
+  EXPECT_THAT(meta, HasSubstr("exitCode: 0"));  // the Python worker's keys stay
+  EXPECT_THAT(meta, HasSubstr("peakMemoryBytes: 314572800"));
+  EXPECT_THAT(meta, HasSubstr("cpuSeconds: 2.5"));
+  EXPECT_THAT(meta, ::testing::Not(HasSubstr("ingestionPeakMemoryBytes")));  // no ingestion ran
+}
+
 }  // namespace
 }  // namespace cw

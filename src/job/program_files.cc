@@ -256,6 +256,16 @@ void EmitOutcome(YAML::Emitter& out, const char* code_key, const char* time_key,
 
 }  // namespace
 
+namespace {
+
+void EmitUsage(YAML::Emitter& out, const char* memory_key, const char* cpu_key,
+               const ProgramOutcome& o) {
+  if (o.peak_memory_bytes) out << YAML::Key << memory_key << YAML::Value << *o.peak_memory_bytes;
+  if (o.cpu_seconds) out << YAML::Key << cpu_key << YAML::Value << *o.cpu_seconds;
+}
+
+}  // namespace
+
 Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& program,
                            const ProgramOutcome& ingestion) {
   fs::path path = output_dir / "metadata";
@@ -263,6 +273,10 @@ Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& pro
   out << YAML::BeginMap;
   EmitOutcome(out, "exitCode", "elapsedTime", program);
   EmitOutcome(out, "ingestionExitCode", "ingestionElapsedTime", ingestion);
+  // Ours, beside the Python worker's keys (which stay as they are): what
+  // each program used, for organizers and participants to read.
+  EmitUsage(out, "peakMemoryBytes", "cpuSeconds", program);
+  EmitUsage(out, "ingestionPeakMemoryBytes", "ingestionCpuSeconds", ingestion);
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";
   // O_EXCL|O_NOFOLLOW: whatever the programs left under this name (a file, a

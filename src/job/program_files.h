@@ -58,6 +58,10 @@ Result<nlohmann::json> ReadScores(const std::filesystem::path& output_dir);
 struct ProgramOutcome {
   std::optional<int> exit_code;           // none: did not run or was killed before exit
   std::optional<double> elapsed_seconds;
+  // What the program's container used, sampled while it ran (about every
+  // second): none when the engine gave no figure.
+  std::optional<long long> peak_memory_bytes;
+  std::optional<double> cpu_seconds;
 };
 
 // `node` as JSON, with every alias expanded, within `budget` (see

@@ -12,6 +12,13 @@
 
 namespace cw {
 namespace {
+
+ProgramOutcome Outcome(int code, double seconds) {
+  ProgramOutcome o;
+  o.exit_code = code;
+  o.elapsed_seconds = seconds;
+  return o;
+}
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -150,13 +157,13 @@ TEST_F(ProgramFilesTest, ScoreFailuresAreClear) {
 }
 
 TEST_F(ProgramFilesTest, OutputMetadataWrittenAndReservedNameRefused) {
-  ASSERT_TRUE(WriteOutputMetadata(dir_, {0, 1.5}, {std::nullopt, std::nullopt}).ok());
+  ASSERT_TRUE(WriteOutputMetadata(dir_, Outcome(0, 1.5), ProgramOutcome{}).ok());
   std::ifstream in(dir_ / "metadata");
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_NE(text.find("exitCode: 0"), std::string::npos);
   EXPECT_NE(text.find("elapsedTime: 1.5"), std::string::npos);
   EXPECT_NE(text.find("ingestionExitCode: ~"), std::string::npos);
-  auto again = WriteOutputMetadata(dir_, {0, 1.0}, {0, 1.0});
+  auto again = WriteOutputMetadata(dir_, Outcome(0, 1.0), Outcome(0, 1.0));
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.message().find("reserved"), std::string::npos);
 }
@@ -349,7 +356,7 @@ TEST_F(ProgramFilesTest, MetadataBillionLaughsAndTooBig) {
 TEST_F(ProgramFilesTest, OutputMetadataIsNotWrittenThroughALink) {
   Write("elsewhere/target", "untouched\n");
   fs::create_symlink(dir_ / "elsewhere/target", dir_ / "metadata");
-  auto s = WriteOutputMetadata(dir_, {0, 1.5}, {0, 1.0});
+  auto s = WriteOutputMetadata(dir_, Outcome(0, 1.5), Outcome(0, 1.0));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("reserved"), std::string::npos);
   std::ifstream in(dir_ / "elsewhere/target");
@@ -359,7 +366,7 @@ TEST_F(ProgramFilesTest, OutputMetadataIsNotWrittenThroughALink) {
   // A dangling link must not create its target either.
   fs::remove(dir_ / "metadata");
   fs::create_symlink(dir_ / "elsewhere/created", dir_ / "metadata");
-  EXPECT_FALSE(WriteOutputMetadata(dir_, {0, 1.5}, {0, 1.0}).ok());
+  EXPECT_FALSE(WriteOutputMetadata(dir_, Outcome(0, 1.5), Outcome(0, 1.0)).ok());
   EXPECT_FALSE(fs::exists(dir_ / "elsewhere/created"));
 }
 

@@ -33,6 +33,7 @@ class FakeEngine : public ContainerEngine {
   Status start_status;           // non-OK: StartAndStream fails like a bad command
   std::set<std::string> oom_kinds;  // kinds whose containers Inspect reports OOM-killed
   long long writable_bytes = -1;    // what Inspect(with_size) says of every container
+  ContainerStats stats;             // what Stats says of every running container
 
   // Recorded calls.
   std::vector<ContainerSpec> created;
@@ -92,6 +93,11 @@ class FakeEngine : public ContainerEngine {
     st.oom_killed = oom_kinds.count(s->spec.labels.at("org.codabench.kind")) > 0;
     if (with_size) st.writable_bytes = writable_bytes;
     return st;
+  }
+  Result<ContainerStats> Stats(const std::string& id) override {
+    std::shared_ptr<State> s = Get(id);
+    if (!s || s->exited) return NotFound("no running container " + id);
+    return stats;
   }
   Status Kill(const std::string& id) override {
     std::shared_ptr<State> s = Get(id);
