@@ -233,6 +233,9 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice&
   CW_ASSIGN_OR_RETURN(c.max_output_size_gb, NonNegative(env, "MAX_OUTPUT_SIZE_GB",
                                                         c.max_output_size_gb,
                                                         "a number of gigabytes"));
+  CW_ASSIGN_OR_RETURN(c.max_image_store_gb, NonNegative(env, "MAX_IMAGE_STORE_GB",
+                                                        c.max_image_store_gb,
+                                                        "a number of gigabytes"));
   CW_ASSIGN_OR_RETURN(double files, NonNegative(env, "MAX_UNPACKED_FILES",
                                                 static_cast<double>(c.max_unpacked_files),
                                                 "a whole number"));

@@ -82,6 +82,9 @@ struct WorkerConfig {
   long long max_unpacked_files = 1000000;   // MAX_UNPACKED_FILES: entries per bundle
   double min_free_disk_gb = 2;              // MIN_FREE_DISK_GB: unzipping stops above this reserve
   double max_output_size_gb = 20;           // MAX_OUTPUT_SIZE_GB: what a job's programs may write
+  // MAX_IMAGE_STORE_GB: the engine's image store is kept under this by
+  // removing competition images this worker used least recently (0: off).
+  double max_image_store_gb = 0;
   // WORKER_SHUTDOWN_TIMEOUT (`run --shutdown-timeout`): seconds a warm
   // shutdown waits for running jobs before stopping them; none: wait.
   std::optional<double> shutdown_timeout_s;

@@ -295,6 +295,38 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
     fs::remove(marker, ec);
   }
 
+  // --- what fills the disks: the engine's images and the bundle cache
+  if (deps.engine) {
+    auto fmt_gb = [](double bytes) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.1f GB", bytes / 1e9);
+      return std::string(text);
+    };
+    std::string detail;
+    Level level = Level::kOk;
+    std::string fix;
+    auto store = deps.engine->ImageStoreBytes();
+    if (!store.ok()) {
+      detail = "image store: unknown (" + store.status().message() + ")";
+    } else {
+      detail = "image store " + fmt_gb(static_cast<double>(*store));
+      if (config.max_image_store_gb > 0) {
+        detail += " of MAX_IMAGE_STORE_GB=" + fmt_gb(config.max_image_store_gb * 1e9);
+        if (static_cast<double>(*store) > config.max_image_store_gb * 1e9) {
+          detail += " (over: the next job's cleanup removes least recently used competition "
+                    "images)";
+        }
+      } else {
+        level = Level::kWarn;
+        detail += ", no budget";
+        fix = "set MAX_IMAGE_STORE_GB so competition images never fill the engine's disk";
+      }
+    }
+    detail += "; cache " + fmt_gb(static_cast<double>(TreeSize(config.base_directory / "cache"))) +
+              " of MAX_CACHE_DIR_SIZE_GB=" + fmt_gb(config.max_cache_dir_size_gb * 1e9);
+    out.push_back(Check("disk budgets", level, detail, fix));
+  }
+
   // --- the broker
   if (config.broker_url.empty()) {
     out.push_back(Check("broker", Level::kFail, "BROKER_URL is not set",

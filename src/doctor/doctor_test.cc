@@ -31,6 +31,11 @@ class DoctorEngine : public testing::FakeEngine {
     return std::string("Docker 28.2.2 (API 1.50)");
   }
   Result<EngineInfo> Info() override { return info; }
+  long long store_bytes = -1;  // -1: the engine cannot say
+  Result<long long> ImageStoreBytes() override {
+    if (store_bytes < 0) return Unavailable("no disk usage here");
+    return store_bytes;
+  }
   Status CheckRegistry(const std::string& image) override {
     registry_asked.push_back(image);
     return registry_status;
@@ -167,6 +172,22 @@ TEST_F(DoctorTest, NoIpcWarningForOneSlot) {
   config_.container_ipc = "host";
   auto checks = Run();
   for (const DoctorCheck& c : checks) EXPECT_NE(c.name, "ipc") << FormatCheck(c);
+}
+
+TEST_F(DoctorTest, ShowsTheImageStoreAndCacheAgainstTheirBudgets) {
+  engine_.store_bytes = 12'500'000'000;
+  auto checks = Run();
+  const DoctorCheck& unbudgeted = Find(checks, "disk budgets");
+  EXPECT_EQ(unbudgeted.level, Level::kWarn);
+  EXPECT_THAT(unbudgeted.detail, HasSubstr("image store 12.5 GB, no budget"));
+  EXPECT_THAT(unbudgeted.detail, HasSubstr("MAX_CACHE_DIR_SIZE_GB=10.0 GB"));
+  EXPECT_THAT(unbudgeted.fix, HasSubstr("MAX_IMAGE_STORE_GB"));
+
+  config_.max_image_store_gb = 10;
+  auto budgeted = Run();
+  const DoctorCheck& over = Find(budgeted, "disk budgets");
+  EXPECT_EQ(over.level, Level::kOk);
+  EXPECT_THAT(over.detail, HasSubstr("of MAX_IMAGE_STORE_GB=10.0 GB (over"));
 }
 
 TEST_F(DoctorTest, EightGpuHostWithOneGpuPerSlot) {

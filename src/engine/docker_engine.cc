@@ -297,6 +297,30 @@ Result<ContainerStats> DockerEngine::Stats(const std::string& id) {
   return stats;
 }
 
+Result<std::vector<ImageInfo>> DockerEngine::ListImages() {
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", "/images/json?shared-size=1")));
+  if (reply.status != 200) return EngineHttpError(reply.status, reply.body, "listing images");
+  return ParseImagesBody(reply.body);
+}
+
+Result<long long> DockerEngine::ImageStoreBytes() {
+  // type=image (API 1.42+; older engines answer everything, which is slower
+  // but holds the same LayersSize).
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", "/system/df?type=image")));
+  if (reply.status != 200) {
+    return EngineHttpError(reply.status, reply.body, "asking the engine's disk usage");
+  }
+  return ParseLayersSize(reply.body);
+}
+
+Status DockerEngine::RemoveImage(const std::string& image) {
+  // No force: an image a container uses (ours or anyone's) stays.
+  CW_ASSIGN_OR_RETURN(HttpReply reply,
+                      http_.Do(ShortCall("DELETE", "/images/" + PathEncode(image))));
+  if (reply.status == 200 || reply.status == 404) return Status::Ok();
+  return EngineHttpError(reply.status, reply.body, "removing image " + image);
+}
+
 Status DockerEngine::Kill(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/kill")));
   if (reply.status == 204 || reply.status == 404) return Status::Ok();

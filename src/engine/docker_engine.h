@@ -41,6 +41,9 @@ class DockerEngine : public ContainerEngine {
   Result<int> Wait(const std::string& id, std::chrono::seconds timeout) override;
   Result<ContainerState> Inspect(const std::string& id, bool with_size) override;
   Result<ContainerStats> Stats(const std::string& id) override;
+  Result<std::vector<ImageInfo>> ListImages() override;
+  Result<long long> ImageStoreBytes() override;
+  Status RemoveImage(const std::string& image) override;
   Status Kill(const std::string& id) override;
   Status Remove(const std::string& id, bool force) override;
   Result<std::vector<std::string>> ListByLabel(const std::string& key,

@@ -162,6 +162,38 @@ Result<ContainerStats> ParseStatsBody(std::string_view body) {
   return out;
 }
 
+Result<std::vector<ImageInfo>> ParseImagesBody(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_array()) return Internal("the engine's list of images is not a JSON list");
+  std::vector<ImageInfo> out;
+  for (const json& item : j) {
+    if (!item.is_object()) continue;
+    ImageInfo info;
+    info.id = StringOrEmpty(item, "Id");
+    if (info.id.empty()) continue;
+    if (auto tags = item.find("RepoTags"); tags != item.end() && tags->is_array()) {
+      for (const json& t : *tags) {
+        // Untagged images list "<none>:<none>".
+        if (t.is_string() && t.get<std::string>() != "<none>:<none>") info.repo_tags.push_back(t);
+      }
+    }
+    info.size_bytes = NumberOr0(item, "Size");
+    auto shared = item.find("SharedSize");
+    info.shared_bytes = shared != item.end() && shared->is_number() ? shared->get<long long>() : -1;
+    info.created_unix = NumberOr0(item, "Created");
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<long long> ParseLayersSize(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("LayersSize") || !j["LayersSize"].is_number()) {
+    return Internal("the engine's disk usage answer has no LayersSize");
+  }
+  return j["LayersSize"].get<long long>();
+}
+
 Status EngineHttpError(long http_status, std::string_view body, const std::string& what) {
   std::string message = what + ": " + EngineErrorMessage(body);
   switch (http_status) {

@@ -39,6 +39,11 @@ Result<ContainerState> ParseInspectBody(std::string_view body);
 // stay -1 (cgroup v2 engines report no peak; a stopped container, nothing).
 Result<ContainerStats> ParseStatsBody(std::string_view body);
 
+// GET /images/json's answer; an entry without an Id is skipped.
+Result<std::vector<ImageInfo>> ParseImagesBody(std::string_view body);
+// GET /system/df's LayersSize: bytes the image store takes.
+Result<long long> ParseLayersSize(std::string_view body);
+
 // Reads the pull response: JSON objects, one a line, in chunks cut anywhere.
 // Only the current line is buffered, and a runaway line is dropped past 1 MiB.
 class PullStreamParser {

@@ -62,6 +62,15 @@ struct ContainerState {
   long long writable_bytes = -1;  // its writable layer's size, when asked for; -1 unknown
 };
 
+// An image in the engine's store (GET /images/json).
+struct ImageInfo {
+  std::string id;                      // "sha256:..."
+  std::vector<std::string> repo_tags;  // "python:3.12", ...; empty for a dangling image
+  long long size_bytes = 0;            // with the layers it shares with others
+  long long shared_bytes = -1;         // of those, shared; -1 unknown
+  long long created_unix = 0;
+};
+
 // What a running container uses now (GET /containers/{id}/stats).
 struct ContainerStats {
   long long memory_bytes = -1;       // now; -1 unknown
@@ -136,6 +145,19 @@ class ContainerEngine {
   virtual Result<ContainerState> Inspect(const std::string& id, bool with_size) {
     (void)with_size;
     return Unavailable("this container engine cannot inspect container " + id);
+  }
+
+  // The images in the store, and the bytes all their layers take on disk.
+  virtual Result<std::vector<ImageInfo>> ListImages() {
+    return Unavailable("this container engine cannot list its images");
+  }
+  virtual Result<long long> ImageStoreBytes() {
+    return Unavailable("this container engine cannot size its image store");
+  }
+  // Removes an image (by id or name) unless a container uses it: then
+  // FailedPrecondition-like InvalidInput, and the image stays.
+  virtual Status RemoveImage(const std::string& image) {
+    return Unavailable("this container engine cannot remove image " + image);
   }
 
   // One sample of what a running container uses.

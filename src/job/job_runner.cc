@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
@@ -166,7 +167,10 @@ class Job {
       : env_(env), storage_(storage), cache_(cache), engine_(engine), args_(args),
         reporter_(reporter), cancel_(cancel) {}
 
-  ~Job() { RemoveContainers(); }
+  ~Job() {
+    RemoveContainers();
+    if (image_held_) env_.images->Release(args_.docker_image);  // an exception ended Run
+  }
 
   JobResult Run();
 
@@ -224,6 +228,7 @@ class Job {
   std::atomic<bool> output_too_large_{false};
   std::atomic<std::uintmax_t> output_bytes_seen_{0};
   std::uintmax_t prepared_bytes_ = 0;  // unpacked or copied before the programs ran
+  bool image_held_ = false;            // Acquired from env_.images
   std::mutex containers_mu_;
   std::vector<std::string> containers_;
 };
@@ -283,15 +288,29 @@ std::function<void()> Job::Cleanup() {
   }
   fs::path folder = env_.keep_job_dir ? fs::path() : root_;
   ContainerEngine& engine = engine_;
-  return [&engine, ids, folder] {
+  std::shared_ptr<ImageBudget> images = image_held_ ? env_.images : nullptr;
+  image_held_ = false;
+  std::string image = args_.docker_image;
+  return [&engine, ids, folder, images, image] {
     for (const auto& id : ids) {
       Status st = engine.Remove(id, true);
       if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
     }
-    if (folder.empty()) return;
-    std::error_code ec;
-    fs::remove_all(folder, ec);
-    if (ec) spdlog::warn("could not remove job folder {}: {}", folder.string(), ec.message());
+    if (!folder.empty()) {
+      std::error_code ec;
+      fs::remove_all(folder, ec);
+      if (ec) spdlog::warn("could not remove job folder {}: {}", folder.string(), ec.message());
+    }
+    if (!images) return;
+    images->Release(image);
+    auto swept = images->Enforce();
+    if (!swept.ok()) {
+      spdlog::warn("image store not checked against MAX_IMAGE_STORE_GB: {}", swept.status().message());
+    } else if (!swept->removed.empty()) {
+      spdlog::info("image store {:.2f} GB -> {:.2f} GB (MAX_IMAGE_STORE_GB): removed {}",
+                   swept->before_bytes / 1e9, swept->after_bytes / 1e9,
+                   fmt::join(swept->removed, ", "));
+    }
   };
 }
 
@@ -349,7 +368,12 @@ Status Job::Prepare() {
         FetchBundle(args_.prediction_result, "input/res", "prediction output", false));
   }
   CW_RETURN_IF_ERROR(CheckCancel());
-  return PullImage();
+  CW_RETURN_IF_ERROR(PullImage());
+  if (env_.images) {
+    env_.images->Acquire(args_.docker_image);
+    image_held_ = true;
+  }
+  return Status::Ok();
 }
 
 Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 
 #include "common/status.h"
 #include "engine/engine.h"
+#include "engine/image_budget.h"
 #include "job/cancel.h"
 #include "job/program_files.h"
 #include "job/run_args.h"
@@ -87,6 +89,9 @@ struct JobEnvironment {
   // Jobs get their folders under BASE/jobs/<this>/ (the queue worker: its
   // node name), so a restarted worker can sweep what its killed run left.
   std::string jobs_subfolder;
+  // MAX_IMAGE_STORE_GB: the job's image is held while it runs; after the job
+  // (in its cleanup) the store is brought back under budget. Null: no budget.
+  std::shared_ptr<ImageBudget> images;
 };
 
 // BASE/jobs/<subfolder>: where `env`'s jobs get their folders.

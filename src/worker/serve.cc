@@ -252,6 +252,11 @@ int Serve(const ServeOptions& options) {
   env.defer_cleanup = true;  // the slot acks first, then removes containers and folder
   env.labels["org.codabench.node"] = nodename;
   env.jobs_subfolder = FolderName(nodename);
+  if (config->max_image_store_gb > 0) {
+    env.images = std::make_shared<ImageBudget>(
+        engine, static_cast<std::uint64_t>(config->max_image_store_gb * 1e9),
+        config->base_directory / "image-use.json");
+  }
   // A killed run of this node left its job folders (inputs, outputs, maybe
   // gigabytes); no job of ours runs yet, so they go. Kept when the admin
   // keeps job folders (CODALAB_IGNORE_CLEANUP_STEP).

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/docker_engine.h"
+#include "engine/image_budget.h"
 
 namespace cw {
 namespace {
@@ -312,6 +313,64 @@ TEST_F(EngineTest, NoEngineAtTheSocketIsUnavailableWithAHint) {
   EXPECT_LT(Clock::now() - t0, seconds(6));
   EXPECT_EQ(nowhere.Create(Spec("true")).status().code(), Code::kUnavailable);
   EXPECT_EQ(nowhere.StartAndStream("x", nullptr, nullptr).code(), Code::kUnavailable);
+}
+
+// Makes a small image of its own content (so it has its own layer) with the
+// docker CLI, as an admin's store would hold competition images.
+std::string MakeImage(const std::string& tag, const fs::path& dir) {
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "payload");
+    std::string chunk(1 << 20, static_cast<char>('a' + tag.size() % 26));
+    for (int i = 0; i < 2; ++i) f << chunk << tag << i;
+  }
+  std::string cmd = "tar -C " + dir.string() + " -cf - payload | docker import - " + tag +
+                    " >/dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return tag;
+}
+
+TEST_F(EngineTest, ImageBudgetRemovesTheLeastRecentlyUsedOfItsOwnImagesOnly) {
+  fs::path tmp = fs::temp_directory_path() / ("cw-images-" + label_);
+  const std::string old_image = MakeImage("cw-budget-test/old:" + std::to_string(getpid()), tmp / "a");
+  const std::string new_image = MakeImage("cw-budget-test/new:" + std::to_string(getpid()), tmp / "b");
+  auto before = engine_->ImageStoreBytes();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  auto images = engine_->ListImages();
+  ASSERT_TRUE(images.ok()) << images.status().ToString();
+
+  long long clock = 1000;
+  // Over budget by about half of one test image: one removal is enough.
+  ImageBudget budget(*engine_, static_cast<std::uint64_t>(*before - (1 << 20)), tmp / "use.json",
+                     [&clock] { return clock; });
+  budget.Acquire(old_image);
+  budget.Release(old_image);
+  clock = 2000;
+  budget.Acquire(new_image);
+  budget.Release(new_image);
+  auto swept = budget.Enforce();
+  ASSERT_TRUE(swept.ok()) << swept.status().ToString();
+  EXPECT_EQ(swept->removed, std::vector<std::string>{old_image});
+  EXPECT_LT(swept->after_bytes, swept->before_bytes);
+  EXPECT_FALSE(*engine_->ImageExists(old_image));
+  EXPECT_TRUE(*engine_->ImageExists(new_image));
+  EXPECT_TRUE(*engine_->ImageExists(kImage));  // never recorded: never touched
+
+  // An image a job holds stays, whatever the budget.
+  ImageBudget tight(*engine_, 1, tmp / "use2.json", [&clock] { return clock; });
+  tight.Acquire(new_image);
+  auto held = tight.Enforce();
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_TRUE(held->removed.empty());
+  EXPECT_TRUE(*engine_->ImageExists(new_image));
+  tight.Release(new_image);
+  // The record outlives the process: a new budget reads it and may remove.
+  ImageBudget reloaded(*engine_, 1, tmp / "use2.json", [&clock] { return clock; });
+  auto freed = reloaded.Enforce();
+  ASSERT_TRUE(freed.ok()) << freed.status().ToString();
+  EXPECT_EQ(freed->removed, std::vector<std::string>{new_image});
+  EXPECT_TRUE(*engine_->ImageExists(kImage));
+  fs::remove_all(tmp);
 }
 
 }  // namespace

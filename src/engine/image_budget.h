@@ -1,0 +1,68 @@
+// Keeps the engine's image store under MAX_IMAGE_STORE_GB, so no admin needs a
+// `docker system prune` cron job: after a job, the least recently used
+// competition images that no running job uses are removed until the store
+// fits.
+//
+// Only images this worker has run jobs in are ever removed: they are
+// recorded, with when each was last used, in a small file under
+// HOST_DIRECTORY, so the record outlives restarts. Other images on the host
+// (the worker's own, anything else) are never touched, and the engine itself
+// refuses to remove an image a container uses.
+//
+// Thread-safety: every method may be called from any slot at once.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/engine.h"
+
+namespace cw {
+
+// "python:3.12" for "python:3.12", "docker.io/library/python:3.12" and
+// "python@..."-less "python" (":latest"): the form the engine lists tags in.
+std::string NormalizeImageName(const std::string& image);
+
+class ImageBudget {
+ public:
+  // max_bytes 0: never remove anything (the record is still kept).
+  ImageBudget(ContainerEngine& engine, std::uint64_t max_bytes, std::filesystem::path record,
+              std::function<long long()> now_unix = {});
+
+  // A job starts using `image`: it is recorded as used now and never removed
+  // until the matching Release.
+  void Acquire(const std::string& image);
+  void Release(const std::string& image);
+
+  struct Outcome {
+    long long before_bytes = 0;
+    long long after_bytes = 0;
+    std::vector<std::string> removed;  // names, least recently used first
+  };
+  // Removes least recently used, unused, recorded images until the store
+  // fits. Unavailable when the engine cannot say how big its store is.
+  Result<Outcome> Enforce();
+
+  std::uint64_t max_bytes() const { return max_bytes_; }
+
+ private:
+  void Load();
+  void SaveLocked();
+
+  ContainerEngine& engine_;
+  const std::uint64_t max_bytes_;
+  const std::filesystem::path record_;
+  std::function<long long()> now_;
+  std::mutex mu_;
+  std::map<std::string, long long> last_used_;  // normalized name -> unix seconds
+  std::map<std::string, int> in_use_;           // normalized name -> running jobs
+  std::mutex enforce_mu_;                       // one sweep at a time
+};
+
+}  // namespace cw
