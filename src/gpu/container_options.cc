@@ -56,7 +56,10 @@ Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config) 
   c.https_proxy = config.container_https_proxy;
   c.podman = config.container_engine == "podman";
   c.pids_limit = config.container_pids_limit;
-  c.nofile_limit = config.container_nofile_limit;
+  // Podman's Docker API adds an nproc limit of its own to any ulimit it is
+  // given, which its runc then refuses ("error setting rlimit type 6"):
+  // under podman, containers.conf's default_ulimits sets open files.
+  c.nofile_limit = c.podman ? 0 : config.container_nofile_limit;
   CW_ASSIGN_OR_RETURN(GpuDriverMode driver, GpuDriverFromConfig(config));
   if (config.use_gpu) {
     auto requests = DeviceRequestsFromGpuDevice(config.gpu_device);

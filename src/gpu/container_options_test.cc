@@ -18,6 +18,16 @@ TEST(ContainerOptionsFromConfig, CarriesTheSettings) {
   EXPECT_EQ(o->https_proxy, "http://p:2");
   EXPECT_TRUE(o->podman);
   EXPECT_TRUE(o->device_requests.empty());  // USE_GPU is off
+  EXPECT_EQ(o->pids_limit, 4096);
+  EXPECT_EQ(o->nofile_limit, 0);  // podman's runc refuses the nproc limit it would add
+}
+
+TEST(ContainerOptionsFromConfig, DockerGetsThePidsAndOpenFileLimits) {
+  WorkerConfig c;
+  auto o = ContainerOptionsFromConfig(c);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->pids_limit, 4096);
+  EXPECT_EQ(o->nofile_limit, 16384);
 }
 
 TEST(ContainerOptionsFromConfig, GpuDeviceBecomesACdiRequest) {
