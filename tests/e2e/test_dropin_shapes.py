@@ -18,37 +18,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import missing, status_names, summarize, wait_for_status  # noqa: E402
+from harness import status_names, summarize, wait_for_status  # noqa: E402
 
 FIXTURES = HERE.parent / "fixtures"
 IRIS_SHAPE = FIXTURES / "v15_ingestion_bundle" / "src"
 FINAL = {"Finished", "Failed"}
 
 
-class DropInShapesTest(unittest.TestCase):
-    maxDiff = None
-
+class DropInShapesTest(harness.WorkerTestCase):
     @classmethod
     def setUpClass(cls):
-        harness.require_worker_and_rabbitmq()
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.PYTHON_IMAGE):
-            missing(f"no image {harness.PYTHON_IMAGE} (scripts/build-python-image)")
+        cls.require_services(harness.PYTHON_IMAGE, "scripts/build-python-image")
         cls.zips = {name: harness.make_zip(IRIS_SHAPE / name) for name in (
             "ingestion_program", "scoring_program", "input_data", "reference_data_1")}
 
     def setUp(self):
-        self.vhost, self.site = harness.fresh_site(self)
-        self.worker = harness.Worker(self.vhost)
-        self.worker.start()
-        self.submission_ids = []
-        self.addCleanup(self._stop_worker)
-
-    def _stop_worker(self):
-        self.worker.stop()
-        for sid in self.submission_ids:
-            harness.remove_submission_containers(sid)
+        super().setUp()
+        self.start_worker()
 
     def submit_iris_shape(self, submission_folder):
         created = self.site.create_submission(

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import missing, summarize, wait_for_status, ws_text  # noqa: E402
+from harness import summarize, wait_for_status, ws_text  # noqa: E402
 
 DATA = HERE / "data"
 FINAL = {"Finished", "Failed"}
@@ -32,36 +32,13 @@ BILLION_LAUGHS = "\n".join(
      for prev, cur in zip("abcdefgh", "bcdefghi")]) + "\n"
 
 
-class HostileInputTest(unittest.TestCase):
-    maxDiff = None
-
+class HostileInputTest(harness.WorkerTestCase):
     @classmethod
     def setUpClass(cls):
-        harness.require_worker_and_rabbitmq()
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.BUSYBOX_IMAGE):
-            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        cls.require_services()
         cls.results = harness.make_zip(DATA / "results_submission")
         cls.reference = harness.make_zip(DATA / "reference_data")
         cls.scoring = harness.make_zip(DATA / "scoring_program")
-
-    def setUp(self):
-        self.vhost, self.site = harness.fresh_site(self)
-        self.submission_ids = []
-        self.worker = None
-
-    def start_worker(self, **env):
-        worker = harness.Worker(self.vhost, env=env)
-        worker.start()
-        self.addCleanup(self._stop_worker, worker)
-        self.worker = worker
-        return worker
-
-    def _stop_worker(self, worker):
-        worker.stop()
-        for sid in self.submission_ids:
-            harness.remove_submission_containers(sid)
 
     def submit(self, submission=None, scoring=None, **kw):
         created = self.site.create_submission(

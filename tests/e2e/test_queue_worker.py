@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import missing, status_names, summarize, wait_for_status, wait_until, ws_text  # noqa: E402
+from harness import status_names, summarize, wait_for_status, wait_until, ws_text  # noqa: E402
 
 DATA = HERE / "data"
 FINAL = {"Finished", "Failed"}
@@ -47,37 +47,15 @@ def sigs_of(record):
 
 
 
-class QueueWorkerTest(unittest.TestCase):
-    maxDiff = None
-
+class QueueWorkerTest(harness.WorkerTestCase):
     @classmethod
     def setUpClass(cls):
-        harness.require_worker_and_rabbitmq()
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.BUSYBOX_IMAGE):
-            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        cls.require_services()
         cls.zips = {name: harness.make_zip(DATA / name) for name in (
             "code_submission", "results_submission", "ingestion_program", "scoring_program",
             "input_data", "reference_data")}
 
-    def setUp(self):
-        self.vhost, self.site = harness.fresh_site(self)
-        self.submission_ids = []
-        self.worker = None
-
     # ------------------------------------------------------------------ helpers
-    def start_worker(self, args=(), **env):
-        worker = harness.Worker(self.vhost, env=env, args=args)
-        worker.start()
-        self.addCleanup(self._stop_worker, worker)
-        self.worker = worker
-        return worker
-
-    def _stop_worker(self, worker):
-        worker.stop()  # warm, then cold after 2 s: running jobs are stopped
-        for sid in self.submission_ids:
-            harness.remove_submission_containers(sid)
 
     def ping(self, node, timeout=1.0):
         """`celery inspect ping` for one node: (answered, seconds it took)."""

@@ -470,6 +470,42 @@ class Worker:
         return self.stderr_text()[-n:]
 
 
+# --------------------------------------------------------------------- test cases
+class WorkerTestCase(unittest.TestCase):
+    """A test with a fresh vhost and stand-in, and workers it starts itself.
+
+    Subclasses call require_services() from setUpClass, start workers with
+    start_worker(), and list the submissions they create in
+    self.submission_ids so their containers are removed at the end.
+    """
+    maxDiff = None
+
+    @classmethod
+    def require_services(cls, image=BUSYBOX_IMAGE, image_hint="scripts/make-test-images"):
+        require_worker_and_rabbitmq()
+        if not docker_available():
+            missing("no Docker engine (scripts/start-docker)")
+        if not have_image(image):
+            missing(f"no image {image} ({image_hint})")
+
+    def setUp(self):
+        self.vhost, self.site = fresh_site(self)
+        self.submission_ids = []
+        self.worker = None
+
+    def start_worker(self, args=(), **env):
+        worker = Worker(self.vhost, env=env, args=args)
+        worker.start()
+        self.addCleanup(self._stop_worker, worker)
+        self.worker = worker
+        return worker
+
+    def _stop_worker(self, worker):
+        worker.stop()  # warm, then cold after 2 s: running jobs are stopped
+        for sid in self.submission_ids:
+            remove_submission_containers(sid)
+
+
 # --------------------------------------------------------------------- waiting
 def wait_until(predicate, timeout, interval=0.25, message="condition"):
     deadline = time.time() + timeout
