@@ -41,7 +41,9 @@ CW_E2E_FLEET_KILL_S (how long the killing lasts, default 75).
 import os
 import random
 import re
+import socket
 import sys
+import threading
 import time
 import unittest
 from collections import Counter, defaultdict
@@ -62,6 +64,8 @@ SUBMIT_OVER_S = 60.0             # submissions are spread over the first seconds
 KILL_EVERY_S = (1.5, 4.0)        # a kill every uniform(a, b) seconds
 RESTART_AFTER_S = (0.2, 1.5)     # the restart policy's delay
 DRAIN_TIMEOUT_S = 150
+HELD_KILLS = (4, 11, 18)         # these kills hold the worker's acks back first (see AmqpRelay)
+HOLD_TIMEOUT_S = 20
 
 RE_START = re.compile(r"slot \d+: submission (\d+) (prediction|scoring) job starts \(task ([0-9a-f-]+)\)")
 RE_STATUS = re.compile(r"submission (\d+) \((prediction|scoring)\): status update \((\w+)\) sent")
@@ -78,6 +82,7 @@ class Incarnation:
         self.started = time.time()
         self.ended = None
         self.fate = None  # "killed" or "stopped"
+        self.hold_offset = None  # where its log was when its relay began holding its acks
 
     @property
     def name(self):
@@ -87,7 +92,9 @@ class Incarnation:
         """The jobs this process started, from its debug log (one slot, so in order)."""
         out = []
         current = None
-        for line in self.worker.stderr_text().splitlines():
+        offset = 0
+        for line in self.worker.stderr_text().splitlines(keepends=True):
+            offset += len(line)
             m = RE_START.search(line)
             if m:
                 current = dict(inc=self, sid=int(m.group(1)), stage=m.group(2), task=m.group(3),
@@ -104,12 +111,103 @@ class Incarnation:
                 current["done"] = True
                 continue
             if RE_ACK.search(line):
+                if self.hold_offset is not None and offset > self.hold_offset:
+                    continue  # written to the relay, which never passed it on
                 # With one slot (prefetch 1) the only unacked message is the last job's.
                 for a in reversed(out):
                     if a["done"] and not a["acked"]:
                         a["acked"] = True
                         break
         return out
+
+
+class AmqpRelay:
+    """A TCP relay between one node's worker processes and RabbitMQ.
+
+    `hold()` keeps what the worker sends from reaching the broker (its acks,
+    its heartbeats) while the broker's frames still reach the worker: an ack
+    "in flight". When the worker's socket closes, held bytes are dropped and
+    the broker side is closed, as a crash would leave it. So a worker that
+    finishes a job while held and is then SIGKILLed has sent its final
+    report to the site, but the broker never got its ack.
+    """
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held = threading.Event()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, vhost_url):
+        return vhost_url.replace(f"@{harness.AMQP_HOST}:{harness.AMQP_PORT}/",
+                                 f"@127.0.0.1:{self.port}/")
+
+    def hold(self):
+        self.held.set()
+
+    def release(self):
+        self.held.clear()
+
+    def close(self):
+        self.closed = True
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection((harness.AMQP_HOST, harness.AMQP_PORT), 10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _close(*socks):
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _up(self, client, upstream):
+        held = []
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                if self.held.is_set():
+                    held.append(data)
+                    continue
+                for chunk in held:
+                    upstream.sendall(chunk)
+                held.clear()
+                upstream.sendall(data)
+        except OSError:
+            pass
+        self._close(client, upstream)  # whatever was held dies with the worker
+
+    def _down(self, upstream, client):
+        try:
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        self._close(client, upstream)
 
 
 class FleetTest(unittest.TestCase):
@@ -137,13 +235,15 @@ class FleetTest(unittest.TestCase):
         self.fleet_id = harness.secrets.token_hex(3)
         self.incarnations = []
         self.live = {}  # node -> Incarnation
-        self.decoy = None
+        self.relays = {node: AmqpRelay() for node in self.nodes()}
         self.addCleanup(self._cleanup)
 
     def _cleanup(self):
         for inc in self.incarnations:
             if inc.worker.alive():
                 inc.worker.stop(timeout=20, warm_wait=1.0)
+        for relay in self.relays.values():
+            relay.close()
         for node in self.nodes() + [self.decoy_node()]:
             ids = self.node_containers(node)
             if ids:
@@ -162,7 +262,7 @@ class FleetTest(unittest.TestCase):
 
     def start(self, node, host_dir):
         gen = sum(1 for inc in self.incarnations if inc.node == node)
-        worker = harness.Worker(self.vhost, env={"LOG_LEVEL": "debug"},
+        worker = harness.Worker(self.relays[node].url(self.vhost), env={"LOG_LEVEL": "debug"},
                                 args=["--nodename", node], host_dir=host_dir)
         # One log per process, so each job is traced to the process that ran it.
         worker.stdout_path = os.path.join(host_dir, f"worker.{gen}.stdout")
@@ -218,10 +318,12 @@ class FleetTest(unittest.TestCase):
         pending_restarts = []  # (when, node)
         t0 = time.time()
         next_kill = t0 + rng.uniform(*KILL_EVERY_S)
+        holding = None  # (node, since): a kill waiting for that worker to end a job
+        held_kills = 0
         todo = list(plan)
         while True:
             now = time.time()
-            if now - t0 >= kill_s and not todo:
+            if now - t0 >= kill_s and not todo and not holding:
                 break
             while todo and now - t0 >= todo[0][0]:
                 _, spec, kind, accuracy = todo.pop(0)
@@ -232,12 +334,33 @@ class FleetTest(unittest.TestCase):
                 if now >= when:
                     pending_restarts.remove((when, node))
                     self.start(node, host_dirs[node])
-            if now >= next_kill and now - t0 < kill_s and self.live:
+            if holding:
+                node, since = holding
+                inc = self.live[node]
+                done = RE_DONE.search(inc.worker.stderr_text()[inc.hold_offset:])
+                if done or now - since > HOLD_TIMEOUT_S:
+                    time.sleep(0.2)  # the ack leaves the worker, into the relay
+                    self.kill(node)
+                    self.relays[node].release()
+                    held_kills += bool(done)
+                    kills.append((round(now - t0, 1), inc.name + (" (ack held)" if done else
+                                                                  " (held, idle)")))
+                    pending_restarts.append((now + rng.uniform(*RESTART_AFTER_S), node))
+                    next_kill = now + rng.uniform(*KILL_EVERY_S)
+                    holding = None
+            elif now >= next_kill and now - t0 < kill_s and self.live:
                 node = rng.choice(sorted(self.live))
-                inc = self.kill(node)
-                kills.append((round(now - t0, 1), inc.name))
-                pending_restarts.append((now + rng.uniform(*RESTART_AFTER_S), node))
-                next_kill = now + rng.uniform(*KILL_EVERY_S)
+                if len(kills) + 1 in HELD_KILLS:
+                    # Its next final report reaches the site, its ack never the broker.
+                    inc = self.live[node]
+                    inc.hold_offset = len(inc.worker.stderr_text())
+                    self.relays[node].hold()
+                    holding = (node, now)
+                else:
+                    inc = self.kill(node)
+                    kills.append((round(now - t0, 1), inc.name))
+                    pending_restarts.append((now + rng.uniform(*RESTART_AFTER_S), node))
+                    next_kill = now + rng.uniform(*KILL_EVERY_S)
             time.sleep(0.05)
         for _, node in pending_restarts:
             self.start(node, host_dirs[node])
@@ -374,10 +497,10 @@ class FleetTest(unittest.TestCase):
                         if a is kept:
                             continue
                         if a["acked"]:
-                            causes[f"{stage}: killed right after its ack was written"] += 1
+                            causes[f"{stage}: killed right after its ack was sent"] += 1
                         elif a["finals"]:
-                            causes[f"{stage}: killed after its final report ({a['finals'][-1]}) "
-                                   f"and before its ack"] += 1
+                            causes[f"{stage}: killed after its final report ({a['finals'][-1]}), "
+                                   f"before its ack reached the broker"] += 1
                         else:
                             causes[f"{stage}: killed mid-job"] += 1
             # A second scoring task comes from a second `Scoring` report of the prediction.
@@ -391,13 +514,17 @@ class FleetTest(unittest.TestCase):
                                        f"show {reported_scoring} Scoring report(s)")
         left_job_dirs = sum(len(list((Path(d) / "jobs").glob("job-*"))) if (Path(d) / "jobs").exists()
                             else 0 for d in host_dirs.values())
+        swept_at_restart = sum(inc.worker.stderr_text().count("left by an earlier run of")
+                               for inc in self.incarnations)
         elapsed = time.time() - t_begin
-        print(f"fleet: seed {seed}: {len(kills)} kills, {len(subs)} submissions all Finished; "
+        print(f"fleet: seed {seed}: {len(kills)} kills ({held_kills} with the ack held), "
+              f"{len(subs)} submissions all Finished; "
               f"prediction runs {pred_runs} ({dup_pred} submissions ran it more than once), "
               f"scoring runs {score_runs} ({dup_score} more than once, {extra_tasks} extra "
               f"scoring tasks sent); causes: "
               + (", ".join(f"{n} x {c}" for c, n in sorted(causes.items())) or "none")
-              + f"; unexplained {len(unexplained)}; containers left by crashes before the sweep "
+              + f"; unexplained {len(unexplained)}; containers of killed processes removed by "
+              f"the next start {swept_at_restart}, left at the end before the sweep "
               f"{sum(left_before_sweep.values())}; job folders left in HOST_DIRECTORY "
               f"{left_job_dirs}; killing {t_killing_over - t0:.0f} s, drain "
               f"{t_drained - t_killing_over:.0f} s, total {elapsed:.0f} s", file=sys.stderr)
