@@ -452,6 +452,7 @@ class FleetTest(unittest.TestCase):
         causes = Counter()
         unexplained = []
         dup_pred = dup_score = pred_runs = score_runs = extra_tasks = 0
+        refinished = 0  # submissions the site was told "Finished" more than once
         for sid, (kind, _) in sorted(subs.items()):
             rec = records[sid]
             st = rec["statuses"]
@@ -469,6 +470,7 @@ class FleetTest(unittest.TestCase):
             self.assertGreaterEqual(site_pred, 1, summarize(rec))
             self.assertGreaterEqual(site_score, 1, summarize(rec))
             extra_tasks += len(scoring_tasks) - 1
+            refinished += sum(1 for s in st if s["status"] == "Finished") > 1
             dup_pred += site_pred > 1
             dup_score += site_score > 1
             logged = {stage: attempts.get((sid, stage), []) for stage in ("prediction", "scoring")}
@@ -521,7 +523,7 @@ class FleetTest(unittest.TestCase):
               f"{len(subs)} submissions all Finished; "
               f"prediction runs {pred_runs} ({dup_pred} submissions ran it more than once), "
               f"scoring runs {score_runs} ({dup_score} more than once, {extra_tasks} extra "
-              f"scoring tasks sent); causes: "
+              f"scoring tasks sent, {refinished} told Finished more than once); causes: "
               + (", ".join(f"{n} x {c}" for c, n in sorted(causes.items())) or "none")
               + f"; unexplained {len(unexplained)}; containers of killed processes removed by "
               f"the next start {swept_at_restart}, left at the end before the sweep "
