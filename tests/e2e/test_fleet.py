@@ -30,7 +30,25 @@ leaves each submission `Finished`. Containers of a killed process keep
 running until a worker with the same node name starts: it removes every
 container labelled with its own `org.codabench.node` (and only those; a
 container of another node name is left alone, since a sibling worker on the
-same engine may be running it).
+same engine may be running it). The folders of killed jobs stay in
+HOST_DIRECTORY/jobs (no start removes them): counted and printed, not asserted.
+
+A kill between the final PATCH and the ack is a window of about a
+millisecond, which random kills rarely hit, so a few kills (HELD_KILLS) make it happen: the node's AmqpRelay
+holds back what the worker sends to RabbitMQ, the worker ends a job (final
+PATCH to the site, ack written to its socket), and only then is it killed;
+the broker never got the ack and gives the job to another worker.
+
+What is asserted: every submission `Finished` (no `Failed` on the way) with
+its expected score, every upload accepted, the queue empty with no
+consumer, no container of the fleet's node names left after the sweep (and a
+container labelled with another node name left alone), one prediction task
+per submission and one scoring task per `Scoring` report. Runs that
+happened more than once are printed, not limited: each must be a run of a
+task whose other runs were all on killed processes (mid-job, after the final
+report, or right after the ack was sent), and each extra scoring task must
+come from a prediction that reported `Scoring` more than once. A task that
+ran to its end on two processes that were not killed fails the test.
 
 Run: CW_WORKER_BINARY=build/src/cli/codabench-worker \
        /usr/bin/python3 -m unittest tests/e2e/test_fleet.py -v
