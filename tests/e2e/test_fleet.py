@@ -34,10 +34,11 @@ same engine may be running it). The folders of killed jobs stay in
 HOST_DIRECTORY/jobs (no start removes them): counted and printed, not asserted.
 
 A kill between the final PATCH and the ack is a window of about a
-millisecond, which random kills rarely hit, so a few kills (HELD_KILLS) make it happen: the node's AmqpRelay
-holds back what the worker sends to RabbitMQ, the worker ends a job (final
-PATCH to the site, ack written to its socket), and only then is it killed;
-the broker never got the ack and gives the job to another worker.
+millisecond, which random kills rarely hit, so a few kills (HELD_KILLS) make
+it happen: the node's AmqpRelay holds back what the worker sends to
+RabbitMQ, the worker ends a job (final PATCH to the site, ack written to its
+socket), and only then is it killed; the broker never got the ack and gives
+the job to another worker.
 
 What is asserted: every submission `Finished` (no `Failed` on the way) with
 its expected score, every upload accepted, the queue empty with no
@@ -85,7 +86,8 @@ DRAIN_TIMEOUT_S = 150
 HELD_KILLS = (4, 11, 18)         # these kills hold the worker's acks back first (see AmqpRelay)
 HOLD_TIMEOUT_S = 20
 
-RE_START = re.compile(r"slot \d+: submission (\d+) (prediction|scoring) job starts \(task ([0-9a-f-]+)\)")
+RE_START = re.compile(r"slot \d+: submission (\d+) (prediction|scoring) job starts "
+                      r"\(task ([0-9a-f-]+)\)")
 RE_STATUS = re.compile(r"submission (\d+) \((prediction|scoring)\): status update \((\w+)\) sent")
 RE_DONE = re.compile(r"slot \d+: submission (\d+) job (finished|failed|was cancelled) in")
 RE_ACK = re.compile(r"\back of delivery \d+ sent")
@@ -532,8 +534,8 @@ class FleetTest(unittest.TestCase):
                 else:
                     unexplained.append(f"{sid}: {len(scoring_tasks)} scoring tasks, but the logs "
                                        f"show {reported_scoring} Scoring report(s)")
-        left_job_dirs = sum(len(list((Path(d) / "jobs").glob("job-*"))) if (Path(d) / "jobs").exists()
-                            else 0 for d in host_dirs.values())
+        left_job_dirs = sum(len(list((Path(d) / "jobs").glob("job-*")))
+                            for d in host_dirs.values() if (Path(d) / "jobs").exists())
         swept_at_restart = sum(inc.worker.stderr_text().count("left by an earlier run of")
                                for inc in self.incarnations)
         elapsed = time.time() - t_begin
