@@ -299,6 +299,13 @@ class FleetTest(unittest.TestCase):
         inc.ended, inc.fate = time.time(), "killed"
         return inc
 
+    @staticmethod
+    def busy(inc):
+        """Whether the process's last job has started and not ended."""
+        starts = [m.start() for m in RE_START.finditer(inc.worker.stderr_text())]
+        ends = [m.start() for m in RE_DONE.finditer(inc.worker.stderr_text())]
+        return bool(starts) and (not ends or starts[-1] > ends[-1])
+
     def queue_drained(self):
         counts = harness.queue_counts(self.vhost)
         return counts is not None and counts["messages"] == 0
@@ -363,14 +370,22 @@ class FleetTest(unittest.TestCase):
                     self.kill(node)
                     self.relays[node].release()
                     held_kills += bool(done)
-                    kills.append((round(now - t0, 1), inc.name + (" (ack held)" if done else
-                                                                  " (held, idle)")))
+                    got = len(RE_START.findall(inc.worker.stderr_text()[inc.hold_offset:]))
+                    kills.append((round(now - t0, 1), inc.name + (
+                        " (ack held)" if done else f" (held {HOLD_TIMEOUT_S} s, {got} job(s) "
+                                                   f"started, none ended)")))
                     pending_restarts.append((now + rng.uniform(*RESTART_AFTER_S), node))
                     next_kill = now + rng.uniform(*KILL_EVERY_S)
                     holding = None
             elif now >= next_kill and now - t0 < kill_s and self.live:
                 node = rng.choice(sorted(self.live))
                 if len(kills) + 1 in HELD_KILLS:
+                    # A connected worker, in the middle of a job if there is one, so it
+                    # ends one soon (holding a worker's handshake would only keep it out).
+                    up = sorted(n for n, i in self.live.items()
+                                if "consuming compute-worker" in i.worker.stderr_text())
+                    busy = [n for n in up if self.busy(self.live[n])]
+                    node = rng.choice(busy or up or [node])
                     # Its next final report reaches the site, its ack never the broker.
                     inc = self.live[node]
                     inc.hold_offset = len(inc.worker.stderr_text())
