@@ -346,7 +346,7 @@ class FleetTest(unittest.TestCase):
         t0 = time.time()
         next_kill = t0 + rng.uniform(*KILL_EVERY_S)
         holding = None  # (node, since): a kill waiting for that worker to end a job
-        held_kills = 0
+        held_kills = held_owed = 0
         todo = list(plan)
         while True:
             now = time.time()
@@ -379,13 +379,13 @@ class FleetTest(unittest.TestCase):
                     holding = None
             elif now >= next_kill and now - t0 < kill_s and self.live:
                 node = rng.choice(sorted(self.live))
-                if len(kills) + 1 in HELD_KILLS:
-                    # A connected worker, in the middle of a job if there is one, so it
-                    # ends one soon (holding a worker's handshake would only keep it out).
-                    up = sorted(n for n, i in self.live.items()
-                                if "consuming compute-worker" in i.worker.stderr_text())
-                    busy = [n for n in up if self.busy(self.live[n])]
-                    node = rng.choice(busy or up or [node])
+                held_owed += len(kills) + 1 in HELD_KILLS
+                # A held kill goes to a worker in the middle of a job, so it ends one
+                # soon; with none busy, this kill is a plain one and the next tries.
+                busy = sorted(n for n, i in self.live.items() if self.busy(i))
+                if held_owed and busy:
+                    held_owed -= 1
+                    node = rng.choice(busy)
                     # Its next final report reaches the site, its ack never the broker.
                     inc = self.live[node]
                     inc.hold_offset = len(inc.worker.stderr_text())
@@ -549,8 +549,9 @@ class FleetTest(unittest.TestCase):
                 else:
                     unexplained.append(f"{sid}: {len(scoring_tasks)} scoring tasks, but the logs "
                                        f"show {reported_scoring} Scoring report(s)")
-        left_job_dirs = sum(len(list((Path(d) / "jobs").glob("job-*")))
-                            for d in host_dirs.values() if (Path(d) / "jobs").exists())
+        # jobs/job-* (or jobs/<node>/job-*, where the worker keeps one folder per node)
+        left_job_dirs = sum(len(list((Path(d) / "jobs").glob(pattern)))
+                            for d in host_dirs.values() for pattern in ("job-*", "*/job-*"))
         swept_at_restart = sum(inc.worker.stderr_text().count("left by an earlier run of")
                                for inc in self.incarnations)
         elapsed = time.time() - t_begin
