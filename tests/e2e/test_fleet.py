@@ -30,8 +30,8 @@ leaves each submission `Finished`. Containers of a killed process keep
 running until a worker with the same node name starts: it removes every
 container labelled with its own `org.codabench.node` (and only those; a
 container of another node name is left alone, since a sibling worker on the
-same engine may be running it). The folders of killed jobs stay in
-HOST_DIRECTORY/jobs (no start removes them): counted and printed, not asserted.
+same engine may be running it). Folders of killed jobs still in
+HOST_DIRECTORY/jobs at the end are counted and printed, not asserted.
 
 A kill between the final PATCH and the ack is a window of about a
 millisecond, which random kills rarely hit, so a few kills (HELD_KILLS) make
