@@ -454,6 +454,19 @@ class Worker:
                 f.close()
         return self.proc.returncode
 
+    def kill(self, sig=signal.SIGKILL, timeout=10):
+        """Sends `sig` (SIGKILL: a crash, no shutdown at all), waits for the
+        process and closes its output files; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout)
+        for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
+            if f:
+                f.close()
+        return self.proc.returncode
+
     def stderr_text(self):
         try:
             return Path(self.stderr_path).read_text(errors="replace")
