@@ -152,6 +152,43 @@ void RemoveOrphans(ContainerEngine& engine, const std::string& nodename) {
   }
 }
 
+// True when no live worker listens as `nodename` (its Celery mailbox queue
+// has no consumer). When the broker cannot tell, false: sweeping a live
+// worker's containers would kill its jobs, leaving leftovers only costs disk
+// until the next start.
+bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, bool tls_verify,
+                     const std::string& ca_file) {
+  AmqpClient client;
+  ConnectOptions connect;
+  connect.connect_timeout = std::chrono::seconds(10);
+  connect.rpc_timeout = std::chrono::seconds(10);
+  connect.tls_verify = tls_verify;
+  connect.ca_file = ca_file;
+  connect.connection_name = "codabench-worker start-up check";
+  Status connected = client.Connect(address, connect);
+  if (!connected.ok()) {
+    spdlog::warn("leftovers of an earlier run of {} are not removed this time: cannot ask the "
+                 "broker whether another worker uses that name ({})",
+                 nodename, connected.message());
+    return false;
+  }
+  auto mailbox = client.InspectQueue(nodename + ".celery.pidbox");
+  client.Close();
+  if (!mailbox.ok()) {
+    if (mailbox.status().code() == Code::kNotFound) return true;
+    spdlog::warn("leftovers of an earlier run of {} are not removed this time: {}", nodename,
+                 mailbox.status().message());
+    return false;
+  }
+  if (mailbox->consumers > 0) {
+    spdlog::warn("another worker already runs as {}: its containers and job folders are left "
+                 "alone; give each worker its own --nodename",
+                 nodename);
+    return false;
+  }
+  return true;
+}
+
 // A node name as one folder name: '/' and other odd characters become '_'.
 std::string FolderName(const std::string& nodename) {
   std::string out;
@@ -226,7 +263,13 @@ int Serve(const ServeOptions& options) {
     spdlog::info("jobs are written to {}: {}", config->base_directory.string(),
                  config->base_directory_reason);
   }
-  RemoveOrphans(engine, nodename);
+  // What an earlier run of this node name left (containers, job folders)
+  // goes, unless another live worker uses the same name: the default is
+  // compute-worker@<hostname>, which two workers on one host share, and its
+  // running jobs carry the same labels.
+  const bool sweep = NoOtherLiveNode(*address, nodename, options.tls_verify,
+                                     config->broker_ssl_ca_certs);
+  if (sweep) RemoveOrphans(engine, nodename);
 
   std::error_code ec;
   fs::create_directories(config->base_directory, ec);
@@ -260,7 +303,7 @@ int Serve(const ServeOptions& options) {
   // A killed run of this node left its job folders (inputs, outputs, maybe
   // gigabytes); no job of ours runs yet, so they go. Kept when the admin
   // keeps job folders (CODALAB_IGNORE_CLEANUP_STEP).
-  if (!env.keep_job_dir) {
+  if (sweep && !env.keep_job_dir) {
     if (int left = RemoveLeftoverJobFolders(env); left > 0) {
       spdlog::warn("removed {} job folder(s) an earlier run of {} left in {}", left, nodename,
                    JobsFolder(env).string());
