@@ -296,6 +296,24 @@ class QueueWorkerTest(harness.WorkerTestCase):
         self.assertLess(stopped_after, 15)
         self.check_worker_log()
 
+    def test_a_second_worker_of_the_same_name_leaves_the_first_ones_jobs_alone(self):
+        node = f"compute-worker@same-{uuid.uuid4().hex[:6]}"
+        first = self.start_worker(args=["--nodename", node])
+        created = self.submit(self.slow_zip(8), ingestion=False)
+        sid = created["id"]
+        self.wait_running_container(sid)
+        before = harness.submission_containers(sid)
+        second = harness.Worker(self.vhost, args=["--nodename", node])
+        second.start()
+        self.addCleanup(second.stop)
+        wait_until(lambda: "another worker already runs as" in second.stderr_text(), 30,
+                   message="the second worker to see the first")
+        self.assertEqual(harness.submission_containers(sid), before,
+                         "the second worker's start-up sweep touched the first one's job")
+        rec = self.wait_final(sid)
+        self.assertFinished(rec)
+        self.assertTrue(first.alive(), first.log_tail())
+
     def test_revoke_while_the_site_is_down_frees_the_slot_at_once(self):
         worker = self.start_worker()
         created = self.submit(self.slow_zip(2), ingestion=False, execution_time_limit=600)
