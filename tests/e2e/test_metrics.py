@@ -184,6 +184,12 @@ class MetricsTest(unittest.TestCase):
         self.assertGreater(scraped_value(text, "codabench_worker_process_resident_memory_bytes"),
                            1e6, text)
         self.assertIn('codabench_worker_build_info{version="', text)
+        # Prometheus' own linter passes the exposition (format, names, HELP/TYPE).
+        promtool = shutil.which("promtool") or "/usr/bin/promtool"
+        if os.access(promtool, os.X_OK):
+            lint = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                                  capture_output=True, timeout=30)
+            self.assertEqual((lint.returncode, lint.stdout + lint.stderr), (0, ""), text)
 
         # A real Prometheus scrapes it, and its query API has the counters.
         prom = Prometheus(self.address)
