@@ -84,10 +84,17 @@ void WorkerMetrics::EngineCheck(bool ok, const std::string& reason, Clock::time_
   registry_.Set(engine_up_, ok ? 1 : 0);
 }
 
+void WorkerMetrics::ShuttingDown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  shutting_down_ = true;
+}
+
 bool WorkerMetrics::Ready(std::string* reason, Clock::time_point now) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string why;
-  if (!broker_connected_now_) {
+  if (shutting_down_) {
+    why = "shutting down: no new jobs";
+  } else if (!broker_connected_now_) {
     why = broker_ever_connected_ ? "the broker connection is down"
                                  : "not connected to the broker yet";
   } else if (!engine_ok_) {

@@ -46,7 +46,10 @@ class WorkerMetrics {
   void EngineCheck(bool ok, const std::string& reason, Clock::time_point now = Clock::now());
   void set_engine_max_age(std::chrono::milliseconds age) { engine_max_age_ = age; }
 
-  // Ready: the broker is connected and the engine answered its last check,
+  // A warm shutdown began: no new jobs, so not ready any more.
+  void ShuttingDown();
+
+  // Ready: not shutting down, the broker is connected and the engine answered its last check,
   // recently. Otherwise the one-line reason.
   bool Ready(std::string* reason, Clock::time_point now = Clock::now()) const;
 
@@ -64,6 +67,7 @@ class WorkerMetrics {
   std::atomic<int> busy_count_{0};
 
   mutable std::mutex mu_;
+  bool shutting_down_ = false;
   bool broker_connected_now_ = false;
   bool broker_ever_connected_ = false;
   bool engine_ok_ = false;

@@ -73,6 +73,9 @@ TEST(WorkerMetrics, ReadyNeedsTheBrokerAndAFreshEngineCheck) {
   EXPECT_TRUE(m.Ready(&why, now));
   EXPECT_TRUE(Has(m.Render(), "codabench_worker_broker_connected 1"));
   EXPECT_TRUE(Has(m.Render(), "codabench_worker_broker_reconnects_total 1"));
+  m.ShuttingDown();
+  EXPECT_FALSE(m.Ready(&why, now));
+  EXPECT_EQ(why, "shutting down: no new jobs");
 }
 
 TEST(WorkerMetrics, ServesHealthAndReadiness) {

@@ -444,6 +444,7 @@ int Serve(const ServeOptions& options) {
       // once), prefetched jobs go back, running jobs finish and are acked.
       // The pidbox stays: `inspect ping` and revokes still work.
       draining = true;
+      if (metrics) metrics->ShuttingDown();
       consumer.StopConsuming();
       worker.BeginDrain();
       if (config->shutdown_timeout_s) {
