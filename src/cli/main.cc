@@ -138,6 +138,11 @@ int main(int argc, char** argv) {
       "on SIGTERM/SIGINT, wait at most SECONDS for running jobs to finish before stopping them "
       "(default: wait; a second SIGTERM or SIGQUIT stops them at once) "
       "(env WORKER_SHUTDOWN_TIMEOUT)");
+  run->add_option_function<std::string>(
+      "--metrics-address",
+      [&run_settings](const std::string& v) { run_settings.values["METRICS_ADDRESS"] = v; },
+      "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT, e.g. 127.0.0.1:9464 "
+      "(default: off) (env METRICS_ADDRESS)");
 
   cw::DoctorCommandOptions doctor_options;
   std::string doctor_env_file;

@@ -269,6 +269,7 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice&
   c.container_memory = Trim(Get(env, "CONTAINER_MEMORY"));
   c.container_cpus = Trim(Get(env, "CONTAINER_CPUS"));
   c.extra_mounts = Trim(Get(env, "EXTRA_MOUNTS"));
+  c.metrics_address = Trim(Get(env, "METRICS_ADDRESS"));
   std::string shutdown = Lower(Trim(Get(env, "WORKER_SHUTDOWN_TIMEOUT")));
   if (!shutdown.empty() && shutdown != "none") {
     try {

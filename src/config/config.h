@@ -88,6 +88,9 @@ struct WorkerConfig {
   // WORKER_SHUTDOWN_TIMEOUT (`run --shutdown-timeout`): seconds a warm
   // shutdown waits for running jobs before stopping them; none: wait.
   std::optional<double> shutdown_timeout_s;
+  // METRICS_ADDRESS (`run --metrics-address`): HOST:PORT for /metrics,
+  // /healthz and /readyz (README "Metrics and health"); "": off.
+  std::string metrics_address;
 };
 
 // What LoadConfig sees of the machine when it decides where the worker's own

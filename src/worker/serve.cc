@@ -23,6 +23,8 @@
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
+#include "metrics/http_server.h"
+#include "metrics/worker_metrics.h"
 #include "report/reporter.h"
 #include "site/http_client.h"
 #include "site/http_storage.h"
@@ -48,18 +50,22 @@ extern "C" void OnQuitSignal(int) { g_quit = true; }
 // the whole window between a job's final report and its ack.
 class TimedReporter : public Reporter {
  public:
-  explicit TimedReporter(SiteReporter& inner) : inner_(inner) {}
+  // `metrics` (may be null) counts the calls that failed for good.
+  TimedReporter(SiteReporter& inner, metrics::WorkerMetrics* metrics)
+      : inner_(inner), metrics_(metrics) {}
   Status UpdateStatus(JobStatus status, const std::string& details) override {
-    Status st = inner_.UpdateStatus(status, details);
+    Status st = Counted("status", inner_.UpdateStatus(status, details));
     last_status_ = std::chrono::steady_clock::now();
     return st;
   }
-  Status ReportMd5(const std::string& md5_hex) override { return inner_.ReportMd5(md5_hex); }
+  Status ReportMd5(const std::string& md5_hex) override {
+    return Counted("md5", inner_.ReportMd5(md5_hex));
+  }
   Status ReportError(ErrorType type, const std::string& message, bool is_scoring) override {
-    return inner_.ReportError(type, message, is_scoring);
+    return Counted("error", inner_.ReportError(type, message, is_scoring));
   }
   Status ReportScores(const nlohmann::json& scores) override {
-    return inner_.ReportScores(scores);
+    return Counted("scores", inner_.ReportScores(scores));
   }
   void Log(ProgramKind kind, LogStream stream, std::string_view chunk) override {
     inner_.Log(kind, stream, chunk);
@@ -72,7 +78,15 @@ class TimedReporter : public Reporter {
   }
 
  private:
+  // A call given up because the job was revoked or the worker stops is not
+  // the site's failure.
+  Status Counted(const char* call, Status st) {
+    if (!st.ok() && metrics_ && !AbandonScope::Abandoned()) metrics_->SiteError(call);
+    return st;
+  }
+
   SiteReporter& inner_;
+  metrics::WorkerMetrics* metrics_;
   std::optional<std::chrono::steady_clock::time_point> last_status_;
 };
 
@@ -189,6 +203,44 @@ bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, 
   return true;
 }
 
+// Checks the container engine every `interval` for /readyz, on a thread of
+// its own (a hung engine must not hold up anything else).
+class EngineChecker {
+ public:
+  EngineChecker(std::string socket, metrics::WorkerMetrics& metrics,
+                std::chrono::milliseconds interval)
+      : socket_(std::move(socket)), metrics_(metrics), interval_(interval),
+        thread_([this] { Loop(); }) {}
+  ~EngineChecker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    DockerEngine engine(socket_);
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
+      lock.unlock();
+      auto version = engine.Version();
+      metrics_.EngineCheck(version.ok(), version.ok() ? "" : version.status().message());
+      lock.lock();
+    }
+  }
+
+  std::string socket_;
+  metrics::WorkerMetrics& metrics_;
+  std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is built
+};
+
 // A node name as one folder name: '/' and other odd characters become '_'.
 std::string FolderName(const std::string& nodename) {
   std::string out;
@@ -256,6 +308,27 @@ int Serve(const ServeOptions& options) {
   spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
                config->host_directory.string(), *version, address->Redacted(), slot_count);
   for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
+
+  // METRICS_ADDRESS: /metrics, /healthz, /readyz (README "Metrics and
+  // health"). Off unless set; listens only where told.
+  std::unique_ptr<metrics::WorkerMetrics> metrics;
+  std::unique_ptr<metrics::HttpServer> metrics_server;
+  std::unique_ptr<EngineChecker> engine_checker;
+  if (!config->metrics_address.empty()) {
+    metrics = std::make_unique<metrics::WorkerMetrics>(slot_count);
+    metrics->EngineCheck(true, "");  // it answered just above
+    metrics->set_engine_max_age(std::chrono::seconds(35));
+    metrics_server = std::make_unique<metrics::HttpServer>(metrics->Handlers());
+    Status st = metrics_server->Start(config->metrics_address);
+    if (!st.ok()) {
+      spdlog::error("{}", st.message());
+      return st.code() == Code::kInvalidInput ? 2 : 1;
+    }
+    spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz",
+                 config->metrics_address);
+    engine_checker = std::make_unique<EngineChecker>(config->container_socket, *metrics,
+                                                     std::chrono::seconds(10));
+  }
   if (config->base_directory_doubtful) {
     spdlog::warn("jobs are written to {}: {}", config->base_directory.string(),
                  config->base_directory_reason);
@@ -332,8 +405,25 @@ int Serve(const ServeOptions& options) {
     auto reporter = std::make_unique<SiteReporter>(args.submissions_api_url, args.id,
                                                    args.user_pk, args.secret, args.is_scoring,
                                                    http, reporter_options);
-    TimedReporter timed(*reporter);
-    JobResult result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
+    TimedReporter timed(*reporter, metrics.get());
+    const std::string stage = args.is_scoring ? "scoring" : "prediction";
+    if (metrics) metrics->JobStarted(stage);
+    JobResult result;
+    try {
+      result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
+    } catch (...) {
+      if (metrics) metrics->JobFinished(stage, "failed", {});
+      throw;  // the worker reports it (RunJobSafely)
+    }
+    if (metrics) {
+      const JobTimings& t = result.timings;
+      metrics->JobFinished(stage,
+                           result.ok() ? "succeeded"
+                           : result.outcome == JobResult::Outcome::kCancelled ? "cancelled"
+                                                                               : "failed",
+                           {t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.programs_s,
+                            t.upload_s, t.total_s});
+    }
     if (auto last = timed.last_status()) {
       spdlog::debug("submission {} job returned {:.3f} ms after its last status update", args.id,
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
@@ -365,6 +455,9 @@ int Serve(const ServeOptions& options) {
   WorkerOptions wopts;
   wopts.nodename = nodename;
   wopts.slots = slot_count;
+  if (metrics) {
+    wopts.on_connection_state = [m = metrics.get()](bool connected) { m->BrokerState(connected); };
+  }
   Worker worker(wopts, acker, run_job, bad_job);
 
   ConsumerOptions copts;
@@ -399,6 +492,7 @@ int Serve(const ServeOptions& options) {
       // once), prefetched jobs go back, running jobs finish and are acked.
       // The pidbox stays: `inspect ping` and revokes still work.
       draining = true;
+      if (metrics) metrics->ShuttingDown();
       consumer.StopConsuming();
       worker.BeginDrain();
       if (config->shutdown_timeout_s) {
@@ -437,6 +531,7 @@ int Serve(const ServeOptions& options) {
   consumer.StopConsuming();
   stop_broker = true;  // the consumer sends the last acks, then closes
   broker.join();
+  if (metrics_server) metrics_server->Stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -412,6 +412,7 @@ void Worker::OnConnectionState(bool connected, const std::string& detail) {
   } else {
     spdlog::warn("broker connection lost: {}", detail);
   }
+  if (options_.on_connection_state) options_.on_connection_state(connected);
 }
 
 int Worker::active() const {

@@ -57,6 +57,9 @@ struct WorkerOptions {
   // Bad-job reports waiting for the reporting thread; more are dropped (and
   // logged): a flood of bad messages must not grow memory without bound.
   std::size_t max_pending_reports = 100;
+  // Told of every change of the broker connection (on the broker thread; must
+  // not block): the metrics and /readyz follow it.
+  std::function<void(bool connected)> on_connection_state;
 };
 
 class Worker : public BrokerHandler {

@@ -1,0 +1,67 @@
+// A tiny HTTP/1.1 server for /metrics, /healthz and /readyz, on a thread of its
+// own. One connection at a time, GET only, a bounded request, a timeout on
+// every socket operation, "Connection: close" on every answer: enough for a
+// Prometheus scrape and a health probe, and nothing a stranger could use to
+// hold the worker up.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+
+namespace cw::metrics {
+
+struct HttpResponse {
+  int code = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+// Answers GET on one path.
+using HttpHandler = std::function<HttpResponse()>;
+
+struct HttpServerOptions {
+  std::size_t max_request_bytes = 8192;  // the request line and headers
+  std::chrono::milliseconds io_timeout{5000};  // reading the request, writing the answer
+};
+
+// "HOST:PORT" or "[IPv6]:PORT" (port 0: any free port).
+struct ListenAddress {
+  std::string host;
+  std::string port;
+};
+Result<ListenAddress> ParseListenAddress(const std::string& address);
+
+class HttpServer {
+ public:
+  explicit HttpServer(std::map<std::string, HttpHandler> handlers, HttpServerOptions options = {});
+  ~HttpServer();
+
+  // Binds and listens on `address`, then serves on its own thread.
+  Status Start(const std::string& address);
+  void Stop();
+  // The port it listens on (after Start; useful with port 0).
+  int port() const { return port_; }
+
+  // One request's answer (the request line and headers, without the body):
+  // the server's routing, for tests.
+  HttpResponse Answer(const std::string& request) const;
+
+ private:
+  void Loop();
+  void Serve(int fd);
+
+  std::map<std::string, HttpHandler> handlers_;
+  HttpServerOptions options_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace cw::metrics

@@ -1,0 +1,79 @@
+// The worker's own metrics (prefix codabench_worker_) and the answers of
+// /metrics, /healthz and /readyz. serve.cc feeds it: jobs from the slots'
+// job function, the broker connection from Worker's hook, the engine from a
+// periodic check, failed site calls from the job's reporter.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "metrics/http_server.h"
+#include "metrics/registry.h"
+
+namespace cw::metrics {
+
+// A job's time per step, in seconds (job/job_runner.h's JobTimings).
+struct StepSeconds {
+  double fetch = 0, unzip = 0, pull = 0, start = 0, programs = 0, upload = 0, total = 0;
+};
+
+// The worker's version (the project's, from CMake).
+std::string BuildVersion();
+
+class WorkerMetrics {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit WorkerMetrics(int slots, const std::string& version = BuildVersion());
+
+  // stage: "prediction" or "scoring"; outcome: "succeeded", "failed",
+  // "cancelled".
+  void JobStarted(const std::string& stage);
+  // Each step's time goes into the histogram when the job reached it (its
+  // time is above 0); "total" always does.
+  void JobFinished(const std::string& stage, const std::string& outcome, const StepSeconds& t);
+  // A call to the site that failed for good (after its retries); call:
+  // "status", "md5", "error", "scores".
+  void SiteError(const std::string& call);
+
+  // Broker connection changes; a connection after the first is a reconnect.
+  void BrokerState(bool connected);
+  // The result of a check of the container engine; `max_age`: how long the
+  // answer counts for readiness (a check that hangs makes it stale).
+  void EngineCheck(bool ok, const std::string& reason, Clock::time_point now = Clock::now());
+  void set_engine_max_age(std::chrono::milliseconds age) { engine_max_age_ = age; }
+
+  // A warm shutdown began: no new jobs, so not ready any more.
+  void ShuttingDown();
+
+  // Ready: not shutting down, the broker is connected and the engine answered its last check,
+  // recently. Otherwise the one-line reason.
+  bool Ready(std::string* reason, Clock::time_point now = Clock::now()) const;
+
+  std::string Render() const { return registry_.Render(); }
+  const Registry& registry() const { return registry_; }
+  int jobs_finished_family() const { return finished_; }
+
+  // /metrics, /healthz, /readyz.
+  std::map<std::string, HttpHandler> Handlers() const;
+
+ private:
+  Registry registry_;
+  int started_, finished_, stage_seconds_, slots_, broker_connected_, reconnects_,
+      site_errors_, engine_up_, build_info_;
+  std::atomic<int> busy_count_{0};
+
+  mutable std::mutex mu_;
+  bool shutting_down_ = false;
+  bool broker_connected_now_ = false;
+  bool broker_ever_connected_ = false;
+  bool engine_ok_ = false;
+  std::string engine_reason_ = "the container engine has not been checked yet";
+  Clock::time_point engine_checked_{};
+  std::chrono::milliseconds engine_max_age_{std::chrono::seconds(60)};
+};
+
+}  // namespace cw::metrics
