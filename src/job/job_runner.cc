@@ -640,35 +640,52 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
   // The program may still be writing, or swap in a link or a FIFO between two
   // looks: the file is opened without following links and copied to a
   // snapshot outside the output folder, and the snapshot is what is sent.
+  // Looks are cheap (an lstat), so they are frequent and a change reaches
+  // the site within about a second; uploads are at most one a second, and
+  // never of an unchanged file.
   const fs::path snapshot = root_ / "detailed_results.snapshot.html";
-  std::optional<std::pair<std::int64_t, std::int64_t>> last;  // mtime ns, size
+  using Seen = std::pair<std::int64_t, std::int64_t>;  // mtime ns, size
+  std::optional<Seen> last;
+  std::optional<Clock::time_point> last_upload;
+  std::optional<fs::path> file;
+  Clock::time_point last_search = Clock::now() - std::chrono::hours(1);
   bool noted = false;
-  auto send_if_changed = [&] {
-    auto file = DetailedResultsFile();
-    if (!file) return;
-    auto fd = OpenRegularFile(*file);
+  auto note = [&](const std::string& why) {
+    if (!noted) reporter_.LiveError("Detailed results not sent: " + why);
+    noted = true;
+  };
+  auto look = [&](bool final) {
+    // detailed_results.html is looked for every time; without it, finding
+    // "the first *.html" lists the output folder, which may be big: not more
+    // than every 2 s.
+    const fs::path preferred = output_dir_ / "detailed_results.html";
+    std::error_code ec;
+    if (fs::is_regular_file(fs::symlink_status(preferred, ec))) {
+      file = preferred;
+    } else if (!file || !fs::is_regular_file(fs::symlink_status(*file, ec))) {
+      if (!final && Clock::now() - last_search < std::chrono::seconds(2)) return;
+      last_search = Clock::now();
+      file = DetailedResultsFile();
+      if (!file) return;
+    }
     struct stat st;
-    if (!fd.ok() || ::fstat(fd->get(), &st) != 0) {
-      if (!noted) {
-        reporter_.LiveError("Detailed results not sent: " +
-                            (fd.ok() ? std::string("cannot read the file") : fd.status().message()));
-        noted = true;
-      }
+    if (::lstat(file->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    Seen seen{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+              static_cast<std::int64_t>(st.st_size)};
+    if (last && *last == seen) return;
+    if (!final && last_upload && Clock::now() - *last_upload < env_.detailed_results_min_gap) {
+      return;  // changed again too soon: a later look sends it
+    }
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxDetailedResultsBytes) {
+      note(file->filename().string() + " is " + FormatGb(static_cast<double>(st.st_size) / 1e9) +
+           " GB, more than the " + std::to_string(kMaxDetailedResultsBytes >> 20) +
+           " MiB allowed");
+      last = seen;
       return;
     }
-    std::pair<std::int64_t, std::int64_t> seen{
-        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-        static_cast<std::int64_t>(st.st_size)};
-    if (last && *last == seen) return;
-    if (static_cast<std::uint64_t>(st.st_size) > kMaxDetailedResultsBytes) {
-      if (!noted) {
-        reporter_.LiveError("Detailed results not sent: " + file->filename().string() + " is " +
-                            FormatGb(static_cast<double>(st.st_size) / 1e9) +
-                            " GB, more than the " +
-                            std::to_string(kMaxDetailedResultsBytes >> 20) + " MiB allowed");
-        noted = true;
-      }
-      last = seen;
+    auto fd = OpenRegularFile(*file);
+    if (!fd.ok()) {
+      note(fd.status().message());
       return;
     }
     Status copied = CopyFdToFile(fd->get(), snapshot, kMaxDetailedResultsBytes);
@@ -677,6 +694,7 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
       return;
     }
     last = seen;
+    last_upload = Clock::now();
     Status put = storage_.Put(Url(args_.detailed_results_url), snapshot, "text/html");
     if (put.ok()) {
       reporter_.DetailedResultsUpdated();
@@ -685,11 +703,11 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
     }
   };
   while (!stop) {
-    send_if_changed();
+    look(false);
     auto until = Clock::now() + env_.detailed_results_interval;
-    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  send_if_changed();  // always the final version
+  look(true);  // always the final version
 }
 
 Status Job::RunPrograms() {

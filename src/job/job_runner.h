@@ -72,7 +72,10 @@ struct JobEnvironment {
   bool keep_job_dir = false;
   // Labels put on every container, beside the job's own (worker name, slot).
   std::map<std::string, std::string> labels;
-  std::chrono::milliseconds detailed_results_interval{5000};
+  // How often the scoring output is looked at for new detailed results
+  // (an lstat), and the least time between two uploads of them.
+  std::chrono::milliseconds detailed_results_interval{250};
+  std::chrono::milliseconds detailed_results_min_gap{1000};
   // How often each running program's memory and CPU use is sampled.
   std::chrono::milliseconds usage_interval{1000};
   // Each program's stdout and stderr are kept up to this size on disk (and

@@ -854,5 +854,33 @@ TEST_F(JobRunnerTest, WhatEachProgramUsedGoesIntoTheMetadata) {
   EXPECT_THAT(meta, ::testing::Not(HasSubstr("ingestionPeakMemoryBytes")));  // no ingestion ran
 }
 
+// Detailed results reach the site soon after each change, at most once per
+// min_gap, never twice unchanged, and always in their final version.
+TEST_F(JobRunnerTest, DetailedResultsAreSentOnChangeRateLimitedAndFinal) {
+  env_.detailed_results_interval = std::chrono::milliseconds(5);
+  env_.detailed_results_min_gap = std::chrono::milliseconds(150);
+  RunArgs a = Scoring();
+  a.detailed_results_url = "mem://detailed.html";
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    fs::path out = FakeEngine::HostPathOf(spec, "/app/output");
+    for (int i = 0; i < 30; ++i) {  // a rewrite every 10 ms for 300 ms
+      std::ofstream(out / "detailed_results.html") << "<p>" << i << "</p>";
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // then unchanged
+    std::ofstream(out / "scores.json") << R"({"accuracy": 1})";
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(storage_->Read("mem://detailed.html"), "<p>29</p>");
+  int uploads = reporter_.detailed_updates;
+  EXPECT_GE(uploads, 2);  // while it ran, not only at the end
+  EXPECT_LE(uploads, 5);  // 300 ms of changes at one upload per 150 ms, plus the last
+}
+
 }  // namespace
 }  // namespace cw

@@ -219,6 +219,27 @@ class HostileInputTest(harness.WorkerTestCase):
         self.assertIn("job folder(s) an earlier run of", restarted.stderr_text())
         self.assertServesTheNextJob()
 
+    # ---------------------------------------------------------------- latency
+    def test_detailed_results_reach_the_site_within_a_second_or_so(self):
+        self.start_worker()
+        # Written once the container runs, then left alone for 5 s.
+        script = ("echo '<p>live</p>' > /app/output/detailed_results.html\n"
+                  "date +%s > /app/output/written_at\nsleep 5\n"
+                  'echo \'{"accuracy": 1}\' > /app/output/scores.json\n')
+        sub = self.submit(scoring=self.scoring_program(script))
+        record = self.wait_final(sub["id"])
+        self.assertEqual(record["status"], "Finished", summarize(record))
+        detailed = [p for p in record["puts"] if p["role"] == "detailed_results" and p["code"] == 200]
+        self.assertTrue(detailed, summarize(record))
+        with zipfile.ZipFile(io.BytesIO(self.site.object_bytes(
+                record["objects"]["scoring_result"]["key"]))) as z:
+            written_at = float(z.read("written_at"))
+        latency = detailed[0]["t"] - written_at
+        print(f"\ndetailed results reached the site {latency:.2f} s after they were written")
+        # written_at has whole seconds: up to 1 s of the figure is that.
+        self.assertLess(latency, 2.5)  # the Python worker polls every 5 s
+        self.assertEqual(len(detailed), 1, "an unchanged file was sent again")
+
     # ---------------------------------------------------------------- secrets
     def test_serialized_logs_are_json_lines_without_secrets(self):
         worker = self.start_worker(SERIALIZED="true", LOG_LEVEL="DEBUG")
