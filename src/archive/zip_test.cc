@@ -1,4 +1,5 @@
 #include "archive/zip.h"
+#include <random>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -905,6 +906,45 @@ TEST_F(ZipTest, CreateZipCanBeCancelled) {
   status = CreateZip(src, zips / "out.zip", [&] { return !Listing(zips).empty(); });
   EXPECT_EQ(status.code(), Code::kCancelled) << status.ToString();
   EXPECT_EQ(Listing(zips), std::vector<std::string>{});
+}
+
+// What does not compress is stored, what does is deflated: zipping random
+// data (model weights, images) costs a copy, not a deflate.
+TEST(CreateZipCompression, IncompressibleFilesAreStoredTextIsDeflated) {
+  fs::path dir = fs::temp_directory_path() / ("cw-zip-store-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "src");
+  {
+    std::ofstream random(dir / "src/weights.bin", std::ios::binary);
+    std::mt19937_64 rng(42);
+    for (int i = 0; i < (1 << 20) / 8; ++i) {
+      std::uint64_t v = rng();
+      random.write(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    std::ofstream text(dir / "src/log.txt");
+    for (int i = 0; i < 20000; ++i) text << "line " << i % 10 << " of a very regular log\n";
+    std::ofstream(dir / "src/small.txt") << "tiny";
+  }
+  ASSERT_TRUE(CreateZip(dir / "src", dir / "out.zip").ok());
+  int error = 0;
+  zip_t* za = zip_open((dir / "out.zip").c_str(), ZIP_RDONLY, &error);
+  ASSERT_NE(za, nullptr);
+  std::map<std::string, zip_stat_t> stats;
+  for (zip_int64_t i = 0; i < zip_get_num_entries(za, 0); ++i) {
+    zip_stat_t st;
+    ASSERT_EQ(zip_stat_index(za, static_cast<zip_uint64_t>(i), 0, &st), 0);
+    stats[st.name] = st;
+  }
+  zip_discard(za);
+  EXPECT_EQ(stats.at("weights.bin").comp_method, ZIP_CM_STORE);
+  EXPECT_EQ(stats.at("log.txt").comp_method, ZIP_CM_DEFLATE);
+  EXPECT_LT(stats.at("log.txt").comp_size * 10, stats.at("log.txt").size);
+  EXPECT_EQ(stats.count("small.txt"), 1u);  // (libzip stores what deflate would grow)
+  // And it all comes back.
+  auto back = ExtractZip(dir / "out.zip", dir / "back");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(fs::file_size(dir / "back/weights.bin"), 1u << 20);
+  fs::remove_all(dir);
 }
 
 }  // namespace
