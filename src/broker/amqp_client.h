@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "broker/broker_url.h"
 #include "broker/celery.h"
@@ -27,6 +28,19 @@ struct ConnectOptions {
   std::string ca_file;                           // empty: the system's CA bundle
   std::string connection_name;  // shown by `rabbitmqctl list_connections client_properties`
 };
+
+// Options for a short look at the broker (doctor, the start-up check):
+// 10 s to connect and for each request.
+inline ConnectOptions ProbeConnectOptions(bool tls_verify, std::string ca_file,
+                                          std::string connection_name) {
+  ConnectOptions connect;
+  connect.connect_timeout = std::chrono::seconds(10);
+  connect.rpc_timeout = std::chrono::seconds(10);
+  connect.tls_verify = tls_verify;
+  connect.ca_file = std::move(ca_file);
+  connect.connection_name = std::move(connection_name);
+  return connect;
+}
 
 struct Delivery {
   std::string consumer_tag, exchange, routing_key;

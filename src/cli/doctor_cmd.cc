@@ -31,13 +31,8 @@ int RunDoctorCommand(const DoctorCommandOptions& options) {
   const std::string ca_file = config->broker_ssl_ca_certs;
   deps.probe_broker = [tls_verify, ca_file](const BrokerAddress& address) -> Result<BrokerProbe> {
     AmqpClient client;
-    ConnectOptions connect;
-    connect.connect_timeout = std::chrono::seconds(10);
-    connect.rpc_timeout = std::chrono::seconds(10);
-    connect.tls_verify = tls_verify;
-    connect.ca_file = ca_file;
-    connect.connection_name = "codabench-worker doctor";
-    CW_RETURN_IF_ERROR(client.Connect(address, connect));
+    CW_RETURN_IF_ERROR(
+        client.Connect(address, ProbeConnectOptions(tls_verify, ca_file, "codabench-worker doctor")));
     BrokerProbe probe;
     auto queue = client.InspectQueue("compute-worker");
     if (queue.ok()) {

@@ -173,13 +173,8 @@ void RemoveOrphans(ContainerEngine& engine, const std::string& nodename) {
 bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, bool tls_verify,
                      const std::string& ca_file) {
   AmqpClient client;
-  ConnectOptions connect;
-  connect.connect_timeout = std::chrono::seconds(10);
-  connect.rpc_timeout = std::chrono::seconds(10);
-  connect.tls_verify = tls_verify;
-  connect.ca_file = ca_file;
-  connect.connection_name = "codabench-worker start-up check";
-  Status connected = client.Connect(address, connect);
+  Status connected = client.Connect(
+      address, ProbeConnectOptions(tls_verify, ca_file, "codabench-worker start-up check"));
   if (!connected.ok()) {
     spdlog::warn("leftovers of an earlier run of {} are not removed this time: cannot ask the "
                  "broker whether another worker uses that name ({})",
