@@ -1,6 +1,7 @@
 #include "archive/zip.h"
 
 #include "common/fd.h"
+#include "common/units.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -56,31 +57,14 @@ bool IsUnderDir(const fs::path& candidate, const fs::path& dir) {
 
 bool IsCancelled(const std::function<bool()>& cancelled) { return cancelled && cancelled(); }
 
-// Decimal gigabytes, compact: 1, 0.5, 2.25, 0.001, 1000000.
-std::string FormatGB(std::uint64_t bytes) {
-  double gb = static_cast<double>(bytes) / 1e9;
-  char text[64];
-  if (gb >= 1000) {
-    std::snprintf(text, sizeof text, "%.0f", gb);
-  } else if (gb >= 0.01 || gb == 0) {
-    std::snprintf(text, sizeof text, "%.2f", gb);
-    std::string out = text;
-    while (out.back() == '0') out.pop_back();
-    if (out.back() == '.') out.pop_back();
-    return out;
-  } else {
-    std::snprintf(text, sizeof text, "%.3g", gb);
-  }
-  return text;
-}
 
 std::string TooBigMessage(const UnpackLimits& limits) {
-  std::string gb = FormatGB(limits.max_bytes);
+  std::string gb = FormatGb(limits.max_bytes);
   return "the zip unpacks to more than " + gb + " GB (" + limits.bytes_setting + "=" + gb + ")";
 }
 
 std::string LowSpaceMessage(const UnpackLimits& limits, const fs::path& dest) {
-  std::string gb = FormatGB(limits.min_free_bytes);
+  std::string gb = FormatGb(limits.min_free_bytes);
   return "unpacking would leave less than " + gb + " GB free on " + dest.string() + " (" +
          limits.free_setting + "=" + gb + ")";
 }
@@ -932,14 +916,14 @@ Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_d
                    : declared + entry.size;
   }
   if (limits.max_bytes != 0 && declared > limits.max_bytes) {
-    return InvalidInput(TooBigMessage(limits) + "; its entries add up to " + FormatGB(declared) + " GB");
+    return InvalidInput(TooBigMessage(limits) + "; its entries add up to " + FormatGb(declared) + " GB");
   }
   Budget budget{limits, dest, 0, std::numeric_limits<std::uint64_t>::max(), 0};
   if (limits.min_free_bytes != 0) {
     CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(dest));
     if (free_now < limits.min_free_bytes || free_now - limits.min_free_bytes < declared) {
-      return IoError(LowSpaceMessage(limits, dest) + "; the zip needs " + FormatGB(declared) + " GB and " +
-                     FormatGB(free_now) + " GB are free");
+      return IoError(LowSpaceMessage(limits, dest) + "; the zip needs " + FormatGb(declared) + " GB and " +
+                     FormatGb(free_now) + " GB are free");
     }
     budget.free_room = free_now - limits.min_free_bytes;
     budget.next_free_check = 64u << 20;

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/units.h"
 #include "gpu/slot_options.h"
 #include "gpu/text.h"
 
@@ -112,13 +113,11 @@ Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config) 
 }
 
 JobLimits JobLimitsFromConfig(const WorkerConfig& config) {
-  auto bytes = [](double gb) { return static_cast<std::uint64_t>(gb * 1e9); };
   JobLimits limits;
-  limits.max_unpacked_bytes = bytes(config.max_unpacked_size_gb);
+  limits.max_unpacked_bytes = GbToBytes(config.max_unpacked_size_gb);
   limits.max_unpacked_files = static_cast<std::uint64_t>(config.max_unpacked_files);
-  limits.min_free_bytes = bytes(config.min_free_disk_gb);
-  limits.max_output_bytes = bytes(config.max_output_size_gb);
-  limits.max_output_gb = config.max_output_size_gb;
+  limits.min_free_bytes = GbToBytes(config.min_free_disk_gb);
+  limits.max_output_bytes = GbToBytes(config.max_output_size_gb);
   return limits;
 }
 

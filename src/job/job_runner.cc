@@ -21,6 +21,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "common/safe_file.h"
+#include "common/units.h"
 #include "job/legacy.h"
 #include "storage/hash.h"
 
@@ -32,14 +33,6 @@ namespace {
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// "1", "0.5", "2.25", "0.001", "150": gigabytes as an admin writes them in
-// the .env (three significant digits).
-std::string FormatGb(double gb) {
-  char text[32];
-  std::snprintf(text, sizeof text, gb >= 100 ? "%.0f" : "%.3g", gb);
-  return text;
 }
 
 std::string FormatMiB(long long bytes);
@@ -677,7 +670,7 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
       return;  // changed again too soon: a later look sends it
     }
     if (static_cast<std::uint64_t>(st.st_size) > kMaxDetailedResultsBytes) {
-      note(file->filename().string() + " is " + FormatGb(static_cast<double>(st.st_size) / 1e9) +
+      note(file->filename().string() + " is " + FormatGb(static_cast<std::uint64_t>(st.st_size)) +
            " GB, more than the " + std::to_string(kMaxDetailedResultsBytes >> 20) +
            " MiB allowed");
       last = seen;
@@ -818,10 +811,10 @@ Status Job::RunPrograms() {
     return Timeout(message);
   }
   if (too_large) {
-    std::string message = "Job output larger than " + FormatGb(env_.limits.max_output_gb) +
-                          " GB (MAX_OUTPUT_SIZE_GB=" + FormatGb(env_.limits.max_output_gb) +
+    const std::string limit = FormatGb(env_.limits.max_output_bytes);
+    std::string message = "Job output larger than " + limit + " GB (MAX_OUTPUT_SIZE_GB=" + limit +
                           "): the programs wrote " +
-                          FormatGb(static_cast<double>(output_bytes_seen_.load()) / 1e9) +
+                          FormatGb(output_bytes_seen_.load()) +
                           " GB and were stopped";
     reporter_.LiveError(message);
     return InvalidInput(message);

@@ -58,7 +58,6 @@ struct JobLimits {
   std::uint64_t max_unpacked_files = 0;  // MAX_UNPACKED_FILES, per bundle
   std::uint64_t min_free_bytes = 0;      // MIN_FREE_DISK_GB, on HOST_DIRECTORY's disk
   std::uint64_t max_output_bytes = 0;    // MAX_OUTPUT_SIZE_GB: what the programs write
-  double max_output_gb = 0;              // the same, as the admin wrote it (for messages)
   // How often the folders the programs write are measured while they run.
   std::chrono::milliseconds output_check_interval{1000};
 };

@@ -626,7 +626,6 @@ TEST_F(JobRunnerTest, AScoringProgramKilledByASignalSaysWhichSignal) {
 
 TEST_F(JobRunnerTest, OutputPastTheLimitStopsTheProgramsAndFails) {
   env_.limits.max_output_bytes = 1'000'000;
-  env_.limits.max_output_gb = 0.001;
   env_.limits.output_check_interval = std::chrono::milliseconds(20);
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: fill\n"}});
@@ -649,7 +648,6 @@ TEST_F(JobRunnerTest, OutputPastTheLimitStopsTheProgramsAndFails) {
 
 TEST_F(JobRunnerTest, WritesInsideTheContainerCountTowardsTheOutputLimit) {
   env_.limits.max_output_bytes = 1'000'000;
-  env_.limits.max_output_gb = 0.001;
   env_.limits.output_check_interval = std::chrono::milliseconds(10);
   engine_.writable_bytes = 5'000'000;
   RunArgs a = Prediction();
@@ -668,7 +666,6 @@ TEST_F(JobRunnerTest, WritesInsideTheContainerCountTowardsTheOutputLimit) {
 
 TEST_F(JobRunnerTest, UnpackedBundlesDoNotCountAsOutput) {
   env_.limits.max_output_bytes = 1'000'000;
-  env_.limits.max_output_gb = 0.001;
   env_.limits.output_check_interval = std::chrono::milliseconds(10);
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: sleep\n"},

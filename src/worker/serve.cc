@@ -17,6 +17,7 @@
 #include "broker/broker_url.h"
 #include "common/abandon.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "broker/consumer.h"
 #include "engine/docker_engine.h"
 #include "gpu/container_options.h"
@@ -365,7 +366,7 @@ int Serve(const ServeOptions& options) {
   env.jobs_subfolder = FolderName(nodename);
   if (config->max_image_store_gb > 0) {
     env.images = std::make_shared<ImageBudget>(
-        engine, static_cast<std::uint64_t>(config->max_image_store_gb * 1e9),
+        engine, GbToBytes(config->max_image_store_gb),
         config->base_directory / "image-use.json");
   }
   // A killed run of this node left its job folders (inputs, outputs, maybe
