@@ -35,7 +35,19 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string FormatMiB(long long bytes);
+// Sleeps for `d`, or less once `stop` turns true (looked at every 20 ms):
+// how the job's watcher threads wait between two looks.
+void SleepUnlessStopped(const std::atomic<bool>& stop, Clock::duration d) {
+  const auto until = Clock::now() + d;
+  while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+std::string FormatMiB(long long bytes) {
+  if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
+    return std::to_string(bytes >> 30) + " GiB";
+  }
+  return std::to_string(bytes >> 20) + " MiB";
+}
 
 // "peak memory 212 MiB, CPU 3.4 s" (or what of it the engine told).
 std::string DescribeUsage(const ProgramOutcome& o) {
@@ -47,13 +59,6 @@ std::string DescribeUsage(const ProgramOutcome& o) {
     out += (out.empty() ? "" : ", ") + std::string(cpu);
   }
   return out.empty() ? "no usage figures from the engine" : out;
-}
-
-std::string FormatMiB(long long bytes) {
-  if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
-    return std::to_string(bytes >> 30) + " GiB";
-  }
-  return std::to_string(bytes >> 20) + " MiB";
 }
 
 // "SIGKILL" for 9; empty when `sig` is no signal this system knows.
@@ -697,8 +702,7 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
   };
   while (!stop) {
     look(false);
-    auto until = Clock::now() + env_.detailed_results_interval;
-    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    SleepUnlessStopped(stop, env_.detailed_results_interval);
   }
   look(true);  // always the final version
 }
@@ -918,10 +922,8 @@ void Job::WatchUsage(std::atomic<bool>& stop) {
       raise(run->cpu_seconds, stats->cpu_seconds);
       unsampled = unsampled || run->peak_memory < 0;
     }
-    auto until = Clock::now() + (unsampled ? std::min(env_.usage_interval,
-                                                      std::chrono::milliseconds(50))
-                                           : env_.usage_interval);
-    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    SleepUnlessStopped(stop, unsampled ? std::min(env_.usage_interval, std::chrono::milliseconds(50))
+                                       : env_.usage_interval);
   }
 }
 
@@ -974,9 +976,7 @@ void Job::WatchDisk(std::atomic<bool>& stop) {
     }
     // A huge tree makes each walk slow: walk at most a fifth of the time.
     auto walk = Clock::now() - t0;
-    auto until = Clock::now() + std::max<Clock::duration>(env_.limits.output_check_interval,
-                                                          4 * walk);
-    while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    SleepUnlessStopped(stop, std::max<Clock::duration>(env_.limits.output_check_interval, 4 * walk));
   }
 }
 
