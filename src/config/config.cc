@@ -270,17 +270,11 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice&
   c.container_cpus = Trim(Get(env, "CONTAINER_CPUS"));
   c.extra_mounts = Trim(Get(env, "EXTRA_MOUNTS"));
   c.metrics_address = Trim(Get(env, "METRICS_ADDRESS"));
-  std::string shutdown = Lower(Trim(Get(env, "WORKER_SHUTDOWN_TIMEOUT")));
-  if (!shutdown.empty() && shutdown != "none") {
-    try {
-      size_t used = 0;
-      double seconds = std::stod(shutdown, &used);
-      if (used != shutdown.size() || !(seconds >= 0)) throw std::invalid_argument("");
-      c.shutdown_timeout_s = seconds;
-    } catch (const std::exception&) {
-      return InvalidInput("WORKER_SHUTDOWN_TIMEOUT must be a number of seconds (or none), got '" +
-                          shutdown + "'");
-    }
+  // Unset or "none": a warm shutdown waits as long as its jobs run.
+  if (Lower(Trim(Get(env, "WORKER_SHUTDOWN_TIMEOUT"))) != "none") {
+    CW_ASSIGN_OR_RETURN(double seconds, NonNegative(env, "WORKER_SHUTDOWN_TIMEOUT", -1,
+                                                    "a number of seconds, or none"));
+    if (seconds >= 0) c.shutdown_timeout_s = seconds;
   }
   return c;
 }
