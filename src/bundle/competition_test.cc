@@ -13,6 +13,7 @@
 #include <future>
 
 #include "archive/zip.h"
+#include "common/test_yaml.h"
 
 namespace cw {
 namespace {
@@ -528,17 +529,7 @@ TEST_F(CompetitionTest, ExampleCompetition) {
   EXPECT_EQ(c->columns[1].sorting, "asc");
 }
 
-// Nine lines of anchors, each nine of the one before: 9^9 values once expanded.
-std::string BillionLaughs() {
-  std::string yaml = "a: &a [x,x,x,x,x,x,x,x,x]\n";
-  for (char c = 'b'; c <= 'i'; ++c) {
-    std::string prev(1, static_cast<char>(c - 1));
-    yaml += std::string(1, c) + ": &" + c + " [";
-    for (int i = 0; i < 9; ++i) yaml += (i ? ",*" : "*") + prev;
-    yaml += "]\n";
-  }
-  return yaml;
-}
+using testing::BillionLaughs;
 
 TEST_F(CompetitionTest, BillionLaughsIsRefusedQuickly) {
   // Anchored at the top, used where the 1.5 reader looks: refused before it looks.

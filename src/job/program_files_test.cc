@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/test_yaml.h"
+
 namespace cw {
 namespace {
 
@@ -22,17 +24,7 @@ ProgramOutcome Outcome(int code, double seconds) {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Nine lines of anchors, each nine of the one before: 9^9 values once expanded.
-std::string BillionLaughs() {
-  std::string yaml = "a: &a [x,x,x,x,x,x,x,x,x]\n";
-  for (char c = 'b'; c <= 'i'; ++c) {
-    std::string prev(1, static_cast<char>(c - 1));
-    yaml += std::string(1, c) + ": &" + c + " [";
-    for (int i = 0; i < 9; ++i) yaml += (i ? ",*" : "*") + prev;
-    yaml += "]\n";
-  }
-  return yaml;
-}
+using testing::BillionLaughs;
 
 // Runs `f` on another thread; fails the test instead of hanging it when it has
 // not returned within two seconds (a reader stuck on the FIFO `fifo` is then
