@@ -1,6 +1,5 @@
 #include "job/job_runner.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "common/safe_file.h"
 #include "common/units.h"
 #include "job/legacy.h"
+#include "storage/file_util.h"
 #include "storage/hash.h"
 
 namespace cw {
@@ -78,24 +78,6 @@ const std::vector<std::string>& DroppedCapabilities() {
 // Detailed results past this are not sent (an HTML page, images inlined).
 constexpr std::uint64_t kMaxDetailedResultsBytes = 256ull << 20;
 
-// Copies what is left to read of `fd` into a new file at `path`, at most
-// `max_bytes`.
-Status CopyFdToFile(int fd, const fs::path& path, std::uint64_t max_bytes) {
-  Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (out.get() < 0) return IoError("cannot create " + path.string() + ": " + ErrnoText(errno));
-  std::vector<char> buffer(64 * 1024);
-  std::uint64_t total = 0;
-  while (total < max_bytes) {
-    ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError("cannot read for " + path.string() + ": " + ErrnoText(errno));
-    if (n == 0) break;
-    CW_RETURN_IF_ERROR(WriteAll(out.get(), buffer.data(), static_cast<std::size_t>(n), path));
-    total += static_cast<std::uint64_t>(n);
-  }
-  if (int err = out.Close(); err != 0) return IoError("cannot write " + path.string() + ": " + ErrnoText(err));
-  return Status::Ok();
-}
 
 // One of a program's two output streams, on its way to a file on disk (which
 // is uploaded when the program ends) and to the live reporter.
@@ -686,7 +668,7 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
       note(fd.status().message());
       return;
     }
-    Status copied = CopyFdToFile(fd->get(), snapshot, kMaxDetailedResultsBytes);
+    Status copied = CopyFdToFile(fd->get(), *file, snapshot, kMaxDetailedResultsBytes);
     if (!copied.ok()) {
       spdlog::warn("{}: cannot snapshot the detailed results: {}", args_.id, copied.ToString());
       return;

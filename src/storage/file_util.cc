@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <random>
 #include <system_error>
@@ -19,20 +20,39 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest) {
+Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest, std::uint64_t max_bytes) {
   std::vector<char> buffer(kChunk);
-  while (true) {
-    ssize_t n = ::read(in, buffer.data(), buffer.size());
+  std::uint64_t total = 0;
+  while (total < max_bytes) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), max_bytes - total));
+    ssize_t n = ::read(in, buffer.data(), want);
     if (n < 0) {
       if (errno == EINTR) continue;
       return IoError("cannot read " + src.string() + ": " + ErrnoText(errno));
     }
     if (n == 0) return Status::Ok();
     CW_RETURN_IF_ERROR(WriteAll(out, buffer.data(), static_cast<std::size_t>(n), dest));
+    total += static_cast<std::uint64_t>(n);
   }
+  return Status::Ok();
 }
 
 }  // namespace
+
+Status CopyFdToFile(int in, const fs::path& src, const fs::path& dest, std::uint64_t max_bytes) {
+  // O_NOFOLLOW: a link already sitting at `dest` must not redirect the write.
+  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (out.get() < 0) return IoError("cannot create " + dest.string() + ": " + ErrnoText(errno));
+  Status status = CopyFd(in, src, out.get(), dest, max_bytes);
+  if (status.ok()) {
+    if (int err = out.Close(); err != 0) status = IoError("cannot write " + dest.string() + ": " + ErrnoText(err));
+  }
+  if (!status.ok()) {
+    std::error_code ec;
+    fs::remove(dest, ec);
+  }
+  return status;
+}
 
 Result<int> OpenForReading(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -58,17 +78,7 @@ Result<int> OpenForReading(const fs::path& path) {
 Status CopyFileStreaming(const fs::path& src, const fs::path& dest) {
   CW_ASSIGN_OR_RETURN(int in_fd, OpenForReading(src));
   Fd in(in_fd);
-  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (out.get() < 0) return IoError("cannot create " + dest.string() + ": " + ErrnoText(errno));
-  Status status = CopyFd(in.get(), src, out.get(), dest);
-  if (status.ok()) {
-    if (int err = out.Close(); err != 0) status = IoError("cannot write " + dest.string() + ": " + ErrnoText(err));
-  }
-  if (!status.ok()) {
-    std::error_code ec;
-    fs::remove(dest, ec);
-  }
-  return status;
+  return CopyFdToFile(in.get(), src, dest);
 }
 
 Status CopyFileAtomically(const fs::path& src, const fs::path& dest) {

@@ -1,6 +1,7 @@
 // File helpers shared by the storage back ends and the bundle cache.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -11,6 +12,13 @@ namespace cw {
 // Opens `path` for reading; the error names the path and says why
 // (NotFound, PermissionDenied or IoError). Returns the descriptor.
 Result<int> OpenForReading(const std::filesystem::path& path);
+
+// Copies what is left to read of the open file `in` (`src` names it in
+// messages) into `dest`, created (never through a link) or truncated, in
+// 64 KiB chunks and at most `max_bytes`. On failure `dest` is removed, so no
+// half file stays behind.
+Status CopyFdToFile(int in, const std::filesystem::path& src, const std::filesystem::path& dest,
+                    std::uint64_t max_bytes = UINT64_MAX);
 
 // Copies `src` into `dest` (created or truncated) in 64 KiB chunks. On failure
 // `dest` is removed, so no half file stays behind.
