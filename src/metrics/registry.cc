@@ -14,49 +14,37 @@ std::vector<double> DurationBuckets() {
   return {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200};
 }
 
-int Registry::Add(Family family) {
+int Registry::Add(std::string name, std::string help, Kind kind, std::vector<std::string> labels,
+                  std::vector<double> buckets, std::function<double()> read) {
+  Family f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.kind = kind;
+  f.labels = std::move(labels);
+  std::sort(buckets.begin(), buckets.end());
+  f.buckets = std::move(buckets);
+  f.read = std::move(read);
   std::lock_guard<std::mutex> lock(mu_);
-  families_.push_back(std::move(family));
+  families_.push_back(std::move(f));
   return static_cast<int>(families_.size()) - 1;
 }
 
 int Registry::Counter(std::string name, std::string help, std::vector<std::string> labels) {
-  Family f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.kind = Kind::kCounter;
-  f.labels = std::move(labels);
-  return Add(std::move(f));
+  return Add(std::move(name), std::move(help), Kind::kCounter, std::move(labels));
 }
 
 int Registry::Gauge(std::string name, std::string help, std::vector<std::string> labels) {
-  Family f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.kind = Kind::kGauge;
-  f.labels = std::move(labels);
-  return Add(std::move(f));
+  return Add(std::move(name), std::move(help), Kind::kGauge, std::move(labels));
 }
 
 int Registry::Histogram(std::string name, std::string help, std::vector<std::string> labels,
                         std::vector<double> buckets) {
-  Family f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.kind = Kind::kHistogram;
-  f.labels = std::move(labels);
-  std::sort(buckets.begin(), buckets.end());
-  f.buckets = std::move(buckets);
-  return Add(std::move(f));
+  return Add(std::move(name), std::move(help), Kind::kHistogram, std::move(labels),
+             std::move(buckets));
 }
 
 void Registry::GaugeFn(std::string name, std::string help, std::function<double()> read) {
-  Family f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.kind = Kind::kGauge;
-  f.read = std::move(read);
-  Add(std::move(f));
+  Add(std::move(name), std::move(help), Kind::kGauge, {}, {}, std::move(read));
 }
 
 Registry::Series* Registry::Find(int family, const LabelValues& values, Kind kind) {

@@ -62,7 +62,8 @@ class Registry {
     std::function<double()> read;  // GaugeFn
     std::map<LabelValues, Series> series;
   };
-  int Add(Family family);
+  int Add(std::string name, std::string help, Kind kind, std::vector<std::string> labels = {},
+          std::vector<double> buckets = {}, std::function<double()> read = {});
   Series* Find(int family, const LabelValues& values, Kind kind);
 
   mutable std::mutex mu_;
