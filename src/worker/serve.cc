@@ -404,13 +404,8 @@ int Serve(const ServeOptions& options) {
     TimedReporter timed(*reporter, metrics.get());
     const std::string stage = args.is_scoring ? "scoring" : "prediction";
     if (metrics) metrics->JobStarted(stage);
-    JobResult result;
-    try {
-      result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
-    } catch (...) {
-      if (metrics) metrics->JobFinished(stage, "failed", {});
-      throw;  // the worker reports it (RunJobSafely)
-    }
+    // Run never throws: a job's exception is already its Failed result.
+    JobResult result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
     if (metrics) {
       const JobTimings& t = result.timings;
       metrics->JobFinished(stage,
