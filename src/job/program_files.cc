@@ -254,10 +254,6 @@ void EmitOutcome(YAML::Emitter& out, const char* code_key, const char* time_key,
   }
 }
 
-}  // namespace
-
-namespace {
-
 void EmitUsage(YAML::Emitter& out, const char* memory_key, const char* cpu_key,
                const ProgramOutcome& o) {
   if (o.peak_memory_bytes) out << YAML::Key << memory_key << YAML::Value << *o.peak_memory_bytes;
