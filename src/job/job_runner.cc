@@ -363,7 +363,13 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   const std::string url = Url(raw_url);
   auto t0 = Clock::now();
   fs::path zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
-  if (cached) {
+  Result<std::optional<fs::path>> kept = std::optional<fs::path>();
+  if (dest == "input/res") kept = cache_.Claim(url, zip);
+  if (!kept.ok()) spdlog::warn("{}: {}; downloading it", args_.id, kept.status().ToString());
+  if (kept.ok() && kept->has_value()) {
+    spdlog::info("{}: the {} is the one this worker uploaded; not downloaded again", args_.id,
+                 what);
+  } else if (cached) {
     // Pinned into the job's folder: another slot's download may evict the
     // cache entry before this job has unpacked it.
     auto got = cache_.Get(url, storage_, zip);
@@ -1004,6 +1010,8 @@ Status Job::Finish() {
   Status put = storage_.Put(Url(url), zip, "application/zip");
   result_.timings.upload_s += SecondsSince(t0);
   if (!put.ok()) return put.Prefixed("Could not upload the output");
+  // Before the Scoring status: that is what queues the scoring job.
+  if (!args_.is_scoring) cache_.Keep(Url(url), zip);
   // The Scoring status is what makes the site queue the scoring job, so it
   // goes only once the prediction output is in storage.
   return reporter_.UpdateStatus(args_.is_scoring ? JobStatus::kFinished : JobStatus::kScoring, "");

@@ -530,6 +530,38 @@ TEST_F(JobRunnerTest, InputDataIsServedFromTheCacheTheSecondTime) {
   EXPECT_EQ(input_fetches, 1);
 }
 
+TEST_F(JobRunnerTest, ScoringReadsThePredictionOutputThisWorkerUploadedWithoutDownloading) {
+  RunArgs p = Prediction();
+  p.program_data = Bundle("s.zip", {{"metadata", "command: python predict.py\n"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "predictions.csv", "42\n");
+    return 0;
+  };
+  ASSERT_TRUE(Run(p).ok());
+
+  RunArgs s = Scoring();
+  s.prediction_result = "mem://prediction.zip?X-Amz-Signature=get";  // signed for reading
+  s.program_data = Bundle("scoring_program.zip", {{"metadata", "command: python score.py\n"}});
+  std::string seen;
+  engine_.programs["program"] = [&seen](const ContainerSpec& spec, const OutputFn&,
+                                        const std::atomic<bool>&) {
+    seen = ReadFile(fs::path(FakeEngine::HostPathOf(spec, "/app/input")) / "res/predictions.csv");
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.txt", "a: 1\n");
+    return 0;
+  };
+  JobResult r = Run(s);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(seen, "42\n");
+  for (const auto& url : storage_->fetched) EXPECT_EQ(url.find("prediction.zip"), std::string::npos) << url;
+  // Claimed once: a second scoring run (a redelivery) downloads it.
+  ASSERT_TRUE(Run(s).ok());
+  int fetches = 0;
+  for (const auto& url : storage_->fetched) fetches += url.find("prediction.zip") != std::string::npos;
+  EXPECT_EQ(fetches, 1);
+  EXPECT_EQ(seen, "42\n");
+}
+
 TEST_F(JobRunnerTest, FloodedOutputIsCappedOnDisk) {
   env_.max_log_bytes = 1000;
   RunArgs a = Prediction();

@@ -152,6 +152,45 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
   return PinLocked(entry, pin_as);
 }
 
+bool BundleCache::Keep(const std::string& url, const fs::path& file) {
+  const fs::path entry = dir_ / KeyFor(url);
+  fs::path part = dir_ / (KeyFor(url) + std::string(kPartMarker) + RandomHex(6));
+  std::error_code ec;
+  fs::create_hard_link(file, part, ec);
+  if (ec) {
+    spdlog::debug("not keeping {} for the scoring job: {}", file.string(), ec.message());
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  fs::rename(part, entry, ec);
+  if (ec) {
+    fs::remove(part, ec);
+    return false;
+  }
+  fs::last_write_time(entry, fs::file_time_type::clock::now(), ec);
+  // A kept output is worth less than the data every job of the competition
+  // reads, but LRU has no way to say so; the budget is what bounds it.
+  EvictLocked({});
+  return fs::is_regular_file(entry, ec);
+}
+
+Result<std::optional<fs::path>> BundleCache::Claim(const std::string& url,
+                                                   const fs::path& take_as) {
+  const fs::path entry = dir_ / KeyFor(url);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(entry, ec))) return std::optional<fs::path>();
+  fs::create_directories(take_as.parent_path(), ec);
+  fs::rename(entry, take_as, ec);
+  if (ec) {
+    // Another file system: link or copy, then drop the entry all the same.
+    Result<fs::path> pinned = PinLocked(entry, take_as);
+    fs::remove(entry, ec);
+    if (!pinned.ok()) return pinned.status();
+  }
+  return std::optional<fs::path>(take_as);
+}
+
 void BundleCache::EvictLocked(const fs::path& keep) {
   std::vector<CacheEntry> entries = ListEntries(dir_);
   std::uint64_t total = 0;
@@ -171,7 +210,7 @@ void BundleCache::EvictLocked(const fs::path& keep) {
       spdlog::warn("cannot evict {} from the bundle cache: {}", e.path.string(), ec.message());
     }
   }
-  if (total > max_bytes_) {
+  if (total > max_bytes_ && !keep.empty()) {
     spdlog::warn("bundle cache holds {} bytes, over its limit of {} bytes: {} is in use and kept",
                  total, max_bytes_, keep.filename().string());
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -32,6 +33,20 @@ class BundleCache {
   Result<std::filesystem::path> Get(const std::string& url, Storage& storage,
                                     const std::filesystem::path& pin_as = {});
 
+  // A file this worker just stored at `url` (a prediction output it
+  // uploaded), kept so that the scoring job of the same submission, when it
+  // runs here, reads it instead of downloading it again. The storage key of
+  // the scoring job's GET URL is the one that was PUT, so both have the same
+  // key (the URL without its query). Kept by a hard link, only when `file` is
+  // on the cache's file system (a copy would cost what it saves), and under
+  // the cache's budget like any entry. False when not kept.
+  bool Keep(const std::string& url, const std::filesystem::path& file);
+
+  // The file kept for `url`, moved to `take_as` and out of the cache (a
+  // prediction output is read by one scoring job); nullopt when none is kept.
+  Result<std::optional<std::filesystem::path>> Claim(const std::string& url,
+                                                     const std::filesystem::path& take_as);
+
   // SHA-256 hex of the URL without its query string: the same file name the
   // Python worker uses, so an existing cache folder keeps working.
   static std::string KeyFor(const std::string& url);
@@ -43,6 +58,8 @@ class BundleCache {
   std::uint64_t max_bytes() const { return max_bytes_; }
 
  private:
+  // Removes least recently used entries until under the budget, never
+  // `keep` (empty: any entry may go).
   void EvictLocked(const std::filesystem::path& keep);
   static Result<std::filesystem::path> PinLocked(const std::filesystem::path& entry,
                                                  const std::filesystem::path& pin_as);

@@ -302,5 +302,45 @@ TEST_F(BundleCacheTest, PinnedCopySurvivesEvictionByAnotherJob) {
   EXPECT_EQ(cache.SizeBytes(), 100u);  // pins are not counted in the cache
 }
 
+TEST_F(BundleCacheTest, KeptOutputIsClaimedOnceByTheSameKeyWithAnyQuery) {
+  BundleCache cache(CacheDir(), 1000);
+  fs::path out = root_ / "job1" / "output.zip";
+  WriteFile(out, std::string(100, 'p'));
+  ASSERT_TRUE(cache.Keep(std::string(kUrlA) + "?X-Amz-Signature=put", out));
+  // The prediction job's folder goes away before the scoring job comes.
+  fs::remove_all(root_ / "job1");
+
+  fs::path take = root_ / "job2" / "bundles" / "res.zip";
+  auto got = cache.Claim(std::string(kUrlA) + "?X-Amz-Signature=get", take);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, take);
+  EXPECT_EQ(ReadFile(take), std::string(100, 'p'));
+  EXPECT_EQ(cache.SizeBytes(), 0u);  // taken out: read by one scoring job
+  auto again = cache.Claim(kUrlA, root_ / "job3" / "res.zip");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->has_value());
+  EXPECT_FALSE(cache.Claim(kUrlB, root_ / "job3" / "res.zip")->has_value());
+  EXPECT_EQ(storage_.fetches(), 0);
+}
+
+TEST_F(BundleCacheTest, KeptOutputStaysUnderTheBudget) {
+  storage_.Set(kUrlA, std::string(100, 'a'));
+  BundleCache cache(CacheDir(), 150);
+  ASSERT_TRUE(cache.Get(kUrlA, storage_).ok());
+  fs::path out = root_ / "job1" / "output.zip";
+  WriteFile(out, std::string(100, 'p'));
+  // Room for one: the older entry (the data) goes.
+  EXPECT_TRUE(cache.Keep(kUrlB, out));
+  EXPECT_EQ(cache.SizeBytes(), 100u);
+  EXPECT_FALSE(fs::exists(CacheDir() / BundleCache::KeyFor(kUrlA)));
+  // An output over the whole budget is not kept at all.
+  fs::path big = root_ / "job1" / "big.zip";
+  WriteFile(big, std::string(200, 'q'));
+  EXPECT_FALSE(cache.Keep(kUrlC, big));
+  EXPECT_LE(cache.SizeBytes(), 150u);
+  EXPECT_TRUE(fs::exists(big));  // the job's own file is left alone
+}
+
 }  // namespace
 }  // namespace cw
