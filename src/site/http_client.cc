@@ -216,11 +216,53 @@ void SetCommonOptions(CURL* curl, const HttpRequest& req, const HttpClientOption
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
 }
 
+// Easy handles that finished a call, kept with their open connections so the
+// next call to the same server (the site's API, the storage) skips the TCP and
+// TLS handshakes. A handle serves one call at a time; libcurl checks that a
+// kept connection is still alive before it reuses it, and closes those idle
+// past its own limit (CURLOPT_MAXAGE_CONN). A process-wide pool rather than a
+// shared connection cache (CURL_LOCK_DATA_CONNECT), which libcurl does not
+// support across concurrent threads.
+class HandlePool {
+ public:
+  static HandlePool& Get() {
+    static HandlePool* pool = new HandlePool();  // never destroyed: used until exit
+    return *pool;
+  }
+  CURL* Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!idle_.empty()) {
+        CURL* curl = idle_.back();
+        idle_.pop_back();
+        return curl;
+      }
+    }
+    return curl_easy_init();
+  }
+  // curl_easy_reset forgets the call's options and keeps its connections.
+  void Give(CURL* curl) {
+    curl_easy_reset(curl);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kMaxIdle) {
+      idle_.push_back(curl);
+      return;
+    }
+    curl_easy_cleanup(curl);
+  }
+
+ private:
+  // More than the calls that run at once in a worker (a few per slot).
+  static constexpr std::size_t kMaxIdle = 16;
+  std::mutex mu_;
+  std::vector<CURL*> idle_;
+};
+
 class CurlHandle {
  public:
-  CurlHandle() : curl_(curl_easy_init()) {}
+  CurlHandle() : curl_(HandlePool::Get().Take()) {}
   ~CurlHandle() {
-    if (curl_) curl_easy_cleanup(curl_);
+    if (curl_) HandlePool::Get().Give(curl_);
     if (headers_) curl_slist_free_all(headers_);
   }
   CurlHandle(const CurlHandle&) = delete;

@@ -276,6 +276,46 @@ TEST_F(HttpClientTest, DownloadsToAFileThroughAPartFile) {
   EXPECT_FALSE(fs::exists(dir_ / "bundle.zip.part"));
 }
 
+TEST_F(HttpClientTest, CallsToOneServerReuseOneConnection) {
+  Server server([](const Request& r) { return Answer(200, "OK", r.method == "GET" ? "data" : "{}"); },
+                1 << 20, /*keep_alive=*/true);
+  std::ofstream(dir_ / "up.bin") << std::string(100 * 1024, 'u');
+  // As a job does: status, a download, an upload; through two clients, as the
+  // reporter and the storage each have their own.
+  HttpClient site;
+  HttpClient storage;
+  for (int round = 0; round < 3; ++round) {
+    HttpRequest patch;
+    patch.method = "PATCH";
+    patch.url = server.Url("/api/submissions/1/");
+    patch.body = R"({"status": "Running"})";
+    ASSERT_TRUE(site.Send(patch, FivePolicy()).ok());
+    HttpRequest get;
+    get.url = server.Url("/bundle.zip?sig=" + std::to_string(round));
+    get.download_to = dir_ / "bundle.zip";
+    ASSERT_TRUE(storage.Send(get, FivePolicy()).ok());
+    HttpRequest put;
+    put.method = "PUT";
+    put.url = server.Url("/out.zip?sig=" + std::to_string(round));
+    put.upload_from = dir_ / "up.bin";
+    ASSERT_TRUE(storage.Send(put, FivePolicy()).ok());
+  }
+  EXPECT_EQ(server.request_count(), 9u);
+  EXPECT_EQ(server.connection_count(), 1);
+  EXPECT_EQ(server.requests()[8].body_bytes, 100u * 1024);
+}
+
+TEST_F(HttpClientTest, AServerThatClosesEachConnectionStillAnswersEveryCall) {
+  Server server([](const Request&) { return Answer(200, "OK", "{}"); });  // Connection: close
+  HttpClient client;
+  for (int i = 0; i < 3; ++i) {
+    HttpRequest req;
+    req.url = server.Url("/x");
+    ASSERT_TRUE(client.Send(req, FivePolicy()).ok()) << i;
+  }
+  EXPECT_EQ(server.connection_count(), 3);
+}
+
 TEST_F(HttpClientTest, AFailedDownloadLeavesNoFile) {
   Server server([](const Request&) {
     Response r = Answer(200, "OK", std::string(1000, 'z'));

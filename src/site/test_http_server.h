@@ -1,5 +1,7 @@
 // A tiny HTTP/1.1 server on 127.0.0.1 for this folder's tests: one thread,
-// one connection at a time, "Connection: close" answers. Each request goes to
+// one connection at a time, "Connection: close" answers (or, with
+// keep_alive, answers that leave the connection open for the next request,
+// and a count of the connections). Each request goes to
 // a handler that says what to answer (or to hang up without an answer).
 // Bodies are read in 64 KiB pieces and kept only up to a limit, so a large
 // upload costs the test process no memory.
@@ -51,8 +53,8 @@ class Server {
  public:
   using Handler = std::function<Response(const Request&)>;
 
-  explicit Server(Handler handler, std::size_t keep_body_bytes = 1 << 20)
-      : handler_(std::move(handler)), keep_(keep_body_bytes) {
+  explicit Server(Handler handler, std::size_t keep_body_bytes = 1 << 20, bool keep_alive = false)
+      : handler_(std::move(handler)), keep_(keep_body_bytes), keep_alive_(keep_alive) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -89,6 +91,7 @@ class Server {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_.size();
   }
+  int connection_count() const { return connections_; }
 
  private:
   void Loop() {
@@ -97,7 +100,9 @@ class Server {
       if (::poll(&p, 1, 50) <= 0) continue;
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      Serve(fd);
+      ++connections_;
+      while (Serve(fd) && keep_alive_ && !stop_) {
+      }
       ::close(fd);
     }
   }
@@ -106,6 +111,11 @@ class Server {
   bool ReadHead(int fd, std::string& buffer) {
     char chunk[4096];
     while (buffer.find("\r\n\r\n") == std::string::npos) {
+      // A kept-alive connection may stay idle: look at stop_ meanwhile.
+      pollfd p{fd, POLLIN, 0};
+      int ready = ::poll(&p, 1, 50);
+      if (stop_) return false;
+      if (ready <= 0) continue;
       ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
       if (n <= 0) return false;
       buffer.append(chunk, static_cast<std::size_t>(n));
@@ -122,9 +132,10 @@ class Server {
     }
   }
 
-  void Serve(int fd) {
+  // One request and its answer; true when the connection may serve another.
+  bool Serve(int fd) {
     std::string buffer;
-    if (!ReadHead(fd, buffer)) return;
+    if (!ReadHead(fd, buffer)) return false;
     std::size_t head_end = buffer.find("\r\n\r\n");
     std::string head = buffer.substr(0, head_end);
     std::string rest = buffer.substr(head_end + 4);
@@ -174,28 +185,34 @@ class Server {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(std::move(req));
     }
-    if (resp.hang_up) return;
+    if (resp.hang_up) return false;
     std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
     for (const auto& [name, value] : resp.headers) out += name + ": " + value + "\r\n";
     std::uint64_t claimed = resp.claimed_length ? resp.claimed_length : resp.body.size();
-    out += "Content-Length: " + std::to_string(claimed) + "\r\nConnection: close\r\n\r\n";
+    out += "Content-Length: " + std::to_string(claimed) + "\r\n";
+    const bool keep_open = keep_alive_ && !resp.claimed_length;
+    out += keep_open ? "\r\n" : "Connection: close\r\n\r\n";
     SendAll(fd, out);
     if (resp.delay_per_chunk.count() > 0) {
       for (std::size_t at = 0; at < resp.body.size() && !stop_; at += 16384) {
         std::this_thread::sleep_for(resp.delay_per_chunk);
         std::string piece = resp.body.substr(at, 16384);
         if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(piece.size())) {
-          return;
+          return false;
         }
       }
     } else {
       SendAll(fd, resp.body);
     }
+    if (keep_open) return true;
     ::shutdown(fd, SHUT_WR);
+    return false;
   }
 
   Handler handler_;
   std::size_t keep_;
+  bool keep_alive_;
+  std::atomic<int> connections_{0};
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
