@@ -107,6 +107,7 @@ Status DockerEngine::PullImage(const std::string& image, const PullProgressFn& p
   call.path = "/images/create?fromImage=" + UrlEncode(ref.FromImage());
   if (!ref.tag.empty()) call.path += "&tag=" + UrlEncode(ref.tag);
   call.low_speed_time = opts_.pull_stall_timeout;
+  call.abandon_with_job = true;
   PullStreamParser parser(progress);
   call.on_body = [&parser](std::string_view chunk) {
     parser.Feed(chunk);

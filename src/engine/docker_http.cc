@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 
+#include "common/abandon.h"
+
 namespace cw {
 namespace {
 
@@ -62,7 +64,8 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
 
 int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* st = static_cast<CallState*>(user);
-  return st->call->cancel && st->call->cancel->load() ? 1 : 0;
+  if (st->call->cancel && st->call->cancel->load()) return 1;
+  return st->call->abandon_with_job && AbandonScope::Abandoned() ? 1 : 0;
 }
 
 struct CurlDeleter {
@@ -150,7 +153,7 @@ Result<HttpReply> DockerHttp::Do(const HttpCall& call) const {
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
-  if (call.cancel) {
+  if (call.cancel || (call.abandon_with_job && AbandonScope::Active())) {
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &st);

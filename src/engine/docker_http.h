@@ -28,6 +28,10 @@ struct HttpCall {
   std::function<bool(std::string_view)> on_body;
   // Setting it aborts the call within about a second (curl polls it).
   const std::atomic<bool>* cancel = nullptr;
+  // Also aborts it within about a second once the calling thread's
+  // AbandonScope says its job is abandoned (a pull for a cancelled job). Off
+  // for the calls that clean up after a cancel (kill, remove).
+  bool abandon_with_job = false;
 };
 
 struct HttpReply {

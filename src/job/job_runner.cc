@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "archive/zip.h"
+#include "common/abandon.h"
 #include "common/fd.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -148,6 +150,10 @@ class Job {
         reporter_(reporter), cancel_(cancel) {}
 
   ~Job() {
+    if (puller_.joinable()) {  // an exception left Prepare
+      stop_pull_ = true;
+      puller_.join();
+    }
     RemoveContainers();
     if (image_held_) env_.images->Release(args_.docker_image);  // an exception ended Run
   }
@@ -168,7 +174,13 @@ class Job {
   Status Prepare();
   Status FetchBundle(const std::string& url, const std::string& dest, const std::string& what,
                      bool cached);
-  Status PullImage();
+  // The image is pulled on its own thread while the bundles download: they
+  // do not depend on each other, and a pull that finds the image up to date
+  // still costs a registry round trip or two.
+  void StartPull();
+  // Waits for the pull (stopping it first when `stop`), then decides: the
+  // image, a local copy, or the job fails with the engine's reason.
+  Status FinishPull(bool stop);
   Status RunPrograms();
   Result<std::unique_ptr<ProgramRun>> CreateProgram(ProgramKind kind);
   void StreamProgram(ProgramRun& run);
@@ -209,6 +221,14 @@ class Job {
   std::atomic<std::uintmax_t> output_bytes_seen_{0};
   std::uintmax_t prepared_bytes_ = 0;  // unpacked or copied before the programs ran
   bool image_held_ = false;            // Acquired from env_.images
+  struct PullOutcome {
+    Result<bool> exists = false;  // was the image on this machine before the pull
+    bool pulled = false;          // a pull was made
+    Status status;                // its result
+  };
+  std::thread puller_;
+  PullOutcome pull_;
+  std::atomic<bool> stop_pull_{false};
   std::mutex containers_mu_;
   std::vector<std::string> containers_;
 };
@@ -336,24 +356,21 @@ Status Job::Prepare() {
     fs::permissions(d, fs::perms::all, ec);
   }
 
+  StartPull();
   const bool s = args_.is_scoring;
-  CW_RETURN_IF_ERROR(
-      FetchBundle(args_.program_data, "program", s ? "scoring program" : "submission", false));
-  CW_RETURN_IF_ERROR(FetchBundle(args_.ingestion_program, "ingestion_program",
-                                 "ingestion program", false));
-  CW_RETURN_IF_ERROR(FetchBundle(args_.input_data, "input_data", "input data", true));
-  CW_RETURN_IF_ERROR(FetchBundle(args_.reference_data, "input/ref", "reference data", true));
-  if (s) {
-    CW_RETURN_IF_ERROR(
-        FetchBundle(args_.prediction_result, "input/res", "prediction output", false));
+  Status fetched =
+      FetchBundle(args_.program_data, "program", s ? "scoring program" : "submission", false);
+  if (fetched.ok()) {
+    fetched = FetchBundle(args_.ingestion_program, "ingestion_program", "ingestion program", false);
   }
-  CW_RETURN_IF_ERROR(CheckCancel());
-  CW_RETURN_IF_ERROR(PullImage());
-  if (env_.images) {
-    env_.images->Acquire(args_.docker_image);
-    image_held_ = true;
+  if (fetched.ok()) fetched = FetchBundle(args_.input_data, "input_data", "input data", true);
+  if (fetched.ok()) fetched = FetchBundle(args_.reference_data, "input/ref", "reference data", true);
+  if (fetched.ok() && s) {
+    fetched = FetchBundle(args_.prediction_result, "input/res", "prediction output", false);
   }
-  return Status::Ok();
+  if (fetched.ok()) fetched = CheckCancel();
+  Status pulled = FinishPull(/*stop=*/!fetched.ok());
+  return fetched.ok() ? pulled : fetched;
 }
 
 Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
@@ -408,21 +425,48 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   return Status::Ok();
 }
 
-Status Job::PullImage() {
-  auto t0 = Clock::now();
-  const std::string& image = args_.docker_image;
-  auto exists = engine_.ImageExists(image);
-  if (!exists.ok()) return exists.status().Prefixed("Cannot reach the container engine");
-  Status pulled = Status::Ok();
-  bool need_pull = env_.pull_policy == PullPolicy::kAlways ||
-                   (env_.pull_policy == PullPolicy::kMissing && !*exists);
-  if (need_pull) {
-    spdlog::info("pulling image {}", image);
-    pulled = engine_.PullImage(image, env_.on_pull_progress);
+void Job::StartPull() {
+  // Held from now: the image store's sweep after another job must not remove
+  // the image between this pull and the programs' start.
+  if (env_.images) {
+    env_.images->Acquire(args_.docker_image);
+    image_held_ = true;
   }
-  result_.timings.pull_s = SecondsSince(t0);
-  if (pulled.ok() && (need_pull || *exists)) return Status::Ok();
-  if (!pulled.ok() && *exists) {
+  const LogFields fields = CurrentLogFields();
+  puller_ = std::thread([this, fields] {
+    ScopedLogFields scoped(fields);
+    // Ends the engine's pull call within about a second of a cancel or of a
+    // failed download.
+    AbandonScope abandon([this] { return stop_pull_.load() || cancel_.cancelled(); });
+    auto t0 = Clock::now();
+    const std::string& image = args_.docker_image;
+    try {
+      pull_.exists = engine_.ImageExists(image);
+      if (!pull_.exists.ok()) return;
+      pull_.pulled = env_.pull_policy == PullPolicy::kAlways ||
+                     (env_.pull_policy == PullPolicy::kMissing && !*pull_.exists);
+      if (pull_.pulled) {
+        spdlog::info("pulling image {}", image);
+        pull_.status = engine_.PullImage(image, env_.on_pull_progress);
+      }
+    } catch (const std::exception& e) {
+      pull_.status = Internal(std::string("the image pull stopped: ") + e.what());
+    }
+    result_.timings.pull_s = SecondsSince(t0);
+  });
+}
+
+Status Job::FinishPull(bool stop) {
+  if (stop) stop_pull_ = true;
+  if (puller_.joinable()) puller_.join();
+  if (stop) return Status::Ok();  // the job ends for another reason
+  CW_RETURN_IF_ERROR(CheckCancel());
+  const std::string& image = args_.docker_image;
+  const Status& pulled = pull_.status;
+  if (!pull_.exists.ok()) return pull_.exists.status().Prefixed("Cannot reach the container engine");
+  const bool exists = *pull_.exists;
+  if (pulled.ok() && (pull_.pulled || exists)) return Status::Ok();
+  if (!pulled.ok() && exists) {
     spdlog::warn("pull of {} failed ({}); using the copy already on this machine", image,
                  pulled.message());
     return Status::Ok();

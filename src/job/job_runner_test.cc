@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "archive/zip.h"
+#include "common/abandon.h"
 #include "common/files.h"
 #include "job/test_fakes.h"
 #include "storage/hash.h"
@@ -389,6 +390,50 @@ TEST_F(JobRunnerTest, LocalImageServesWhenTheRegistryCannotBeReached) {
   ASSERT_TRUE(r.ok()) << r.failure.ToString();
   EXPECT_EQ(engine_.pulled.size(), 1u);
   EXPECT_TRUE(reporter_.errors.empty());
+}
+
+// Waits up to 5 s for `flag`; whether it came.
+bool AwaitFlag(const std::atomic<bool>& flag) {
+  for (int i = 0; i < 500 && !flag; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return flag;
+}
+
+TEST_F(JobRunnerTest, TheImageIsPulledWhileTheBundlesDownload) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  std::atomic<bool> pulling{false}, fetching{false}, fetch_saw_pull{false}, pull_saw_fetch{false};
+  engine_.pull_hook = [&] {
+    pulling = true;
+    pull_saw_fetch = AwaitFlag(fetching);
+  };
+  storage_->fetch_hook = [&](const std::string&) {
+    fetching = true;
+    fetch_saw_pull = AwaitFlag(pulling);
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  // Each saw the other under way: they overlapped, neither waited for the other.
+  EXPECT_TRUE(fetch_saw_pull);
+  EXPECT_TRUE(pull_saw_fetch);
+  EXPECT_EQ(engine_.pulled.size(), 1u);
+}
+
+TEST_F(JobRunnerTest, AFailedDownloadStopsThePullAndIsTheReason) {
+  RunArgs a = Prediction();
+  a.program_data = "mem://missing.zip";
+  std::atomic<bool> abandoned{false};
+  engine_.pull_hook = [&] {
+    // As the engine's pull call does: it ends once the job gives up on it.
+    for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    abandoned = AbandonScope::Abandoned();
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Could not download the submission"));
+  EXPECT_TRUE(abandoned);
+  EXPECT_TRUE(reporter_.errors.empty());  // no pull failure reported on top
 }
 
 TEST_F(JobRunnerTest, PullPolicyMissingSkipsThePullOfAPresentImage) {

@@ -44,7 +44,11 @@ class FakeEngine : public ContainerEngine {
     std::lock_guard<std::mutex> lock(mu_);
     return images.count(image) > 0;
   }
+  // Called first in each pull, outside the lock, on the pulling thread.
+  std::function<void()> pull_hook;
+
   Status PullImage(const std::string& image, const PullProgressFn& progress) override {
+    if (pull_hook) pull_hook();
     std::lock_guard<std::mutex> lock(mu_);
     pulled.push_back(image);
     if (pull_status.ok()) {
@@ -160,7 +164,11 @@ class FakeStorage : public Storage {
   std::filesystem::path PathOf(const std::string& url) const {
     return dir_ / url.substr(url.find("://") + 3, url.find('?') - url.find("://") - 3);
   }
+  // Called first in each fetch, outside the lock.
+  std::function<void(const std::string& url)> fetch_hook;
+
   Status Fetch(const std::string& url, const std::filesystem::path& dest) override {
+    if (fetch_hook) fetch_hook(url);
     std::lock_guard<std::mutex> lock(mu_);
     fetched.push_back(url);
     std::error_code ec;

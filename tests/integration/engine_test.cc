@@ -1,6 +1,9 @@
 // DockerEngine against the real engine. Needs dockerd (scripts/start-docker)
 // and the test image (scripts/make-test-images); fails, not skips, without them.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/abandon.h"
 #include "engine/docker_engine.h"
 #include "engine/image_budget.h"
 
@@ -298,6 +302,29 @@ TEST_F(EngineTest, PullFromUnreachableRegistryFailsQuickly) {
 
   Status bad = engine_->PullImage("not a reference", nullptr);
   EXPECT_EQ(bad.code(), Code::kInvalidInput) << bad.ToString();
+}
+
+TEST_F(EngineTest, APullForAJobThatGaveUpEndsWithinSeconds) {
+  // A registry that takes the connection and never answers: the engine
+  // waits on it for about 25 s.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string image = "localhost:" + std::to_string(ntohs(addr.sin_port)) + "/silent:1";
+
+  auto t0 = Clock::now();
+  AbandonScope abandon([&] { return Clock::now() - t0 > seconds(1); });
+  Status s = engine_->PullImage(image, nullptr);
+  auto took = Clock::now() - t0;
+  ::close(fd);
+  EXPECT_EQ(s.code(), Code::kCancelled) << s.ToString();
+  EXPECT_LT(took, seconds(5));
 }
 
 TEST_F(EngineTest, NoEngineAtTheSocketIsUnavailableWithAHint) {
