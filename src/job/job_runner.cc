@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -37,12 +38,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Sleeps for `d`, or less once `stop` turns true (looked at every 20 ms):
-// how the job's watcher threads wait between two looks.
-void SleepUnlessStopped(const std::atomic<bool>& stop, Clock::duration d) {
-  const auto until = Clock::now() + d;
-  while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-}
 
 std::string FormatMiB(long long bytes) {
   if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
@@ -196,6 +191,19 @@ class Job {
   // Removes the containers and (unless kept) the job folder, when called.
   std::function<void()> Cleanup();
   void KillContainers();
+  // Wakes the loop that waits for the programs: one ended, started, or must
+  // be stopped. Without it the loop would notice only at its next tick.
+  void Wake() {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    ++wakes_;
+    wake_cv_.notify_all();
+  }
+  // How the job's watcher threads wait between two looks: `d`, or until
+  // `stop` is set and Wake() called.
+  void SleepUnlessStopped(const std::atomic<bool>& stop, Clock::duration d) {
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    wake_cv_.wait_for(lock, d, [&] { return stop.load(); });
+  }
   void Fail(const Status& why);
   Status CheckCancel() const {
     if (cancel_.cancelled()) return Cancelled(cancel_.reason());
@@ -231,6 +239,9 @@ class Job {
   std::atomic<bool> stop_pull_{false};
   std::mutex containers_mu_;
   std::vector<std::string> containers_;
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::uint64_t wakes_ = 0;
 };
 
 JobResult Job::Run() {
@@ -612,9 +623,10 @@ void Job::StreamProgram(ProgramRun& run) {
     (err ? run.err : run.out)->Write(data);
     reporter_.Log(run.kind, err ? LogStream::kStderr : LogStream::kStdout, data);
   };
-  auto on_started = [&run] {
+  auto on_started = [&run, this] {
     run.running_since = Clock::now();
     run.running = true;
+    Wake();
   };
   Status streamed = engine_.StartAndStream(run.container_id, on_output, on_started);
   if (!streamed.ok()) {
@@ -649,6 +661,7 @@ void Job::StreamProgram(ProgramRun& run) {
   run.out->Close();
   run.err->Close();
   run.done = true;
+  Wake();
 }
 
 std::optional<fs::path> Job::DetailedResultsFile() const {
@@ -761,6 +774,7 @@ Status Job::RunPrograms() {
         r->error = Internal("The worker hit an internal error while running the " + r->label +
                             ": " + e.what());
         r->done = true;
+        Wake();
       }
     });
   }
@@ -794,6 +808,7 @@ Status Job::RunPrograms() {
   bool timed_out = false;
   bool too_large = false;
   bool container_start_recorded = false;
+  std::uint64_t seen_wakes = 0;
   while (true) {
     bool all_done = true;
     bool all_running = true;
@@ -820,10 +835,14 @@ Status Job::RunPrograms() {
       KillContainers();
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // The tick is for a cancel and the deadline; the programs wake it.
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return wakes_ != seen_wakes; });
+    seen_wakes = wakes_;
   }
   for (auto& run : programs_) run->thread.join();
   stop_watch = true;
+  Wake();
   if (watcher.joinable()) watcher.join();
   if (disk_watcher.joinable()) disk_watcher.join();
   if (usage_watcher.joinable()) usage_watcher.join();
@@ -1004,6 +1023,7 @@ void Job::WatchDisk(std::atomic<bool>& stop) {
                    "MAX_OUTPUT_SIZE_GB; stopping them",
                    args_.id, written + layers, layers);
       output_too_large_ = true;
+      Wake();
       return;
     }
     // A huge tree makes each walk slow: walk at most a fifth of the time.

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <new>
 
@@ -34,6 +35,7 @@ void Worker::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   for (int i = 0; i < options_.slots; ++i) slots_.emplace_back([this, i] { SlotLoop(i); });
   watchdog_ = std::thread([this] { WatchdogLoop(); });
+  janitor_ = std::thread([this] { JanitorLoop(); });
 }
 
 void Worker::Shutdown() {
@@ -49,6 +51,14 @@ void Worker::Shutdown() {
   for (auto& t : slots_) t.join();
   slots_.clear();
   if (watchdog_.joinable()) watchdog_.join();
+  {
+    // What the janitor holds is still done: containers and folders must not
+    // outlive the worker.
+    std::lock_guard<std::mutex> lock(janitor_mu_);
+    janitor_stop_ = true;
+  }
+  janitor_cv_.notify_all();
+  if (janitor_.joinable()) janitor_.join();
   {
     std::lock_guard<std::mutex> lock(reports_mu_);
     reports_stop_ = true;
@@ -82,6 +92,10 @@ int Worker::busy() const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     running = active_ + static_cast<int>(queue_.size());
+  }
+  {
+    std::lock_guard<std::mutex> lock(janitor_mu_);
+    running += static_cast<int>(cleanups_.size()) + cleanups_running_;
   }
   std::lock_guard<std::mutex> lock(reports_mu_);
   return running + static_cast<int>(reports_.size()) + reports_in_flight_;
@@ -244,7 +258,50 @@ void Worker::SlotLoop(int slot) {
     }
     // The final report and the ack are out: the job's containers and folder
     // go now, off the path between the site's status and the next job.
-    if (result.cleanup) result.cleanup();
+    if (result.cleanup) Tidy(std::move(result.cleanup));
+  }
+}
+
+namespace {
+
+// A cleanup that throws must not end the thread (nor the process).
+void RunCleanup(const std::function<void()>& cleanup) {
+  try {
+    cleanup();
+  } catch (const std::exception& e) {
+    spdlog::error("a job's cleanup stopped: {}", e.what());
+  } catch (...) {
+    spdlog::error("a job's cleanup stopped on an unknown exception");
+  }
+}
+
+}  // namespace
+
+void Worker::Tidy(std::function<void()> cleanup) {
+  {
+    std::lock_guard<std::mutex> lock(janitor_mu_);
+    const std::size_t most = static_cast<std::size_t>(std::max(2, options_.slots));
+    if (!janitor_stop_ && janitor_.joinable() && cleanups_.size() < most) {
+      cleanups_.push_back(std::move(cleanup));
+      janitor_cv_.notify_one();
+      return;
+    }
+  }
+  RunCleanup(cleanup);
+}
+
+void Worker::JanitorLoop() {
+  std::unique_lock<std::mutex> lock(janitor_mu_);
+  while (true) {
+    janitor_cv_.wait(lock, [this] { return janitor_stop_ || !cleanups_.empty(); });
+    if (cleanups_.empty()) return;  // stopping, and nothing left to do
+    std::function<void()> cleanup = std::move(cleanups_.front());
+    cleanups_.pop_front();
+    ++cleanups_running_;
+    lock.unlock();
+    RunCleanup(cleanup);
+    lock.lock();
+    --cleanups_running_;
   }
 }
 

@@ -110,6 +110,11 @@ class Worker : public BrokerHandler {
   };
 
   void SlotLoop(int slot);
+  // A finished job's cleanup (its containers and folder) goes to the
+  // janitor thread, so the slot takes its next job at once; past a few
+  // waiting, the slot does it itself, so cleanups never fall behind jobs.
+  void Tidy(std::function<void()> cleanup);
+  void JanitorLoop();
   // Runs the job; any exception is turned into a failed result and a report.
   JobResult RunJobSafely(int slot, Job& job);
   void WatchdogLoop();
@@ -140,6 +145,15 @@ class Worker : public BrokerHandler {
   int processed_ = 0;
   std::vector<std::thread> slots_;
   std::thread watchdog_;
+
+  // The janitor's queue, with its own lock: a slot never waits on a cleanup
+  // it did not take on itself.
+  mutable std::mutex janitor_mu_;
+  std::condition_variable janitor_cv_;
+  std::deque<std::function<void()>> cleanups_;
+  int cleanups_running_ = 0;
+  bool janitor_stop_ = false;
+  std::thread janitor_;
 
   // The reporting thread's queue (bad-job reports), with its own lock so that
   // nothing on the broker thread ever waits on a report.

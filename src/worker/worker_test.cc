@@ -171,6 +171,37 @@ TEST(Worker, TheJobsCleanupRunsAfterItsAck) {
   w.Shutdown();
 }
 
+// One slot: the next job must not wait for the last one's containers to go.
+TEST(Worker, TheNextJobStartsWhileTheLastOnesCleanupRuns) {
+  RecordingAcker acker;
+  std::atomic<int> started{0};
+  std::atomic<bool> second_started_during_cleanup{false};
+  std::atomic<int> cleanups_done{0};
+  JobFn fn = [&](int, const RunArgs& args, CancelToken&) {
+    ++started;
+    JobResult r;
+    r.outcome = JobResult::Outcome::kSucceeded;
+    r.cleanup = [&, id = args.id] {
+      if (id == 1) {
+        second_started_during_cleanup = WaitFor([&] { return started == 2; });
+      }
+      ++cleanups_done;
+    };
+    return r;
+  };
+  WorkerOptions o;
+  o.slots = 1;
+  Worker w(o, acker, fn);
+  w.Start();
+  w.OnDelivery(1, TaskDelivery(1, "t-1", RunArgsJson(1)));
+  w.OnDelivery(1, TaskDelivery(2, "t-2", RunArgsJson(2)));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
+  EXPECT_TRUE(second_started_during_cleanup);
+  w.Shutdown();
+  // Every cleanup has run by the time the worker is gone.
+  EXPECT_EQ(cleanups_done, 2);
+}
+
 TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
   RecordingAcker acker;
   GatedJobs jobs;
