@@ -940,6 +940,20 @@ TEST(CreateZipCompression, IncompressibleFilesAreStoredTextIsDeflated) {
   EXPECT_EQ(stats.at("log.txt").comp_method, ZIP_CM_DEFLATE);
   EXPECT_LT(stats.at("log.txt").comp_size * 10, stats.at("log.txt").size);
   EXPECT_EQ(stats.count("small.txt"), 1u);  // (libzip stores what deflate would grow)
+  // Deflated at a fast level, not libzip's default 9: bits 1-2 of the local
+  // header's flags are 10 ("fast") for levels 1 and 2.
+  std::ifstream in(dir / "out.zip", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int log_flags = -1;
+  for (std::size_t at = bytes.find("PK\3\4"); at != std::string::npos && at + 30 < bytes.size();
+       at = bytes.find("PK\3\4", at + 4)) {
+    auto u16 = [&](std::size_t o) {
+      return static_cast<unsigned char>(bytes[at + o]) | static_cast<unsigned char>(bytes[at + o + 1]) << 8;
+    };
+    if (bytes.compare(at + 30, u16(26), "log.txt") == 0) log_flags = u16(6);
+  }
+  ASSERT_GE(log_flags, 0);
+  EXPECT_EQ(log_flags & 0x6, 0x4);
   // And it all comes back.
   auto back = ExtractZip(dir / "out.zip", dir / "back");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
