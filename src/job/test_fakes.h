@@ -160,14 +160,20 @@ class FakeStorage : public Storage {
   std::filesystem::path PathOf(const std::string& url) const {
     return dir_ / url.substr(url.find("://") + 3, url.find('?') - url.find("://") - 3);
   }
-  Status Fetch(const std::string& url, const std::filesystem::path& dest) override {
+  Status Fetch(const std::string& url, const std::filesystem::path& dest,
+               const TransferProgressFn& progress = {}) override {
     std::lock_guard<std::mutex> lock(mu_);
     fetched.push_back(url);
     std::error_code ec;
     if (!std::filesystem::exists(PathOf(url))) return NotFound("no object at " + url);
     std::filesystem::copy_file(PathOf(url), dest,
                                std::filesystem::copy_options::overwrite_existing, ec);
-    return ec ? IoError(ec.message()) : Status::Ok();
+    if (ec) return IoError(ec.message());
+    if (progress) {
+      std::uint64_t size = std::filesystem::file_size(dest, ec);
+      progress(size, size);
+    }
+    return Status::Ok();
   }
   Status Put(const std::string& url, const std::filesystem::path& src,
              const std::string& content_type) override {

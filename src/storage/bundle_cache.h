@@ -29,8 +29,10 @@ class BundleCache {
   // before it is read. With it, the entry is hard-linked (copied across file
   // systems) to `pin_as` while the cache is locked, and that path returned:
   // the job's copy stays whole whatever the other slots evict.
+  // `progress` hears how a download on a miss goes.
   Result<std::filesystem::path> Get(const std::string& url, Storage& storage,
-                                    const std::filesystem::path& pin_as = {});
+                                    const std::filesystem::path& pin_as = {},
+                                    const TransferProgressFn& progress = {});
 
   // SHA-256 hex of the URL without its query string: the same file name the
   // Python worker uses, so an existing cache folder keeps working.
