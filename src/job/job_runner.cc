@@ -363,14 +363,21 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   const std::string url = Url(raw_url);
   auto t0 = Clock::now();
   fs::path zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
+  TransferProgress shown(env_.progress, "downloading the " + what);
+  TransferProgressFn progress;
+  if (env_.progress.enabled()) {
+    progress = [&shown](std::uint64_t done, std::uint64_t total) { shown.Update(done, total); };
+  }
   if (cached) {
     // Pinned into the job's folder: another slot's download may evict the
     // cache entry before this job has unpacked it.
-    auto got = cache_.Get(url, storage_, zip);
+    auto got = cache_.Get(url, storage_, zip, progress);
+    shown.Finish(got.ok());
     if (!got.ok()) return got.status().Prefixed("Could not download the " + what);
     zip = *got;
   } else {
-    Status st = storage_.Fetch(url, zip);
+    Status st = storage_.Fetch(url, zip, progress);
+    shown.Finish(st.ok());
     if (!st.ok()) return st.Prefixed("Could not download the " + what);
   }
   result_.timings.fetch_s += SecondsSince(t0);
@@ -412,7 +419,21 @@ Status Job::PullImage() {
                    (env_.pull_policy == PullPolicy::kMissing && !*exists);
   if (need_pull) {
     spdlog::info("pulling image {}", image);
-    pulled = engine_.PullImage(image, env_.on_pull_progress);
+    TransferProgress shown(env_.progress, "pulling image " + image);
+    PullTally tally;
+    PullProgressFn progress;
+    if (env_.progress.enabled()) {
+      progress = [&shown, &tally](const PullProgress& p) {
+        try {
+          tally.Add(p);
+          shown.Update(tally.done(), tally.total(), tally.total_partial(), tally.Detail());
+        } catch (...) {
+          // A pull goes on whatever its display does.
+        }
+      };
+    }
+    pulled = engine_.PullImage(image, progress);
+    shown.Finish(pulled.ok());
   }
   result_.timings.pull_s = SecondsSince(t0);
   if (pulled.ok() && (need_pull || *exists)) return Status::Ok();
