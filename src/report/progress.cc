@@ -85,10 +85,13 @@ std::string FormatBytes(std::uint64_t bytes) {
   return Printf(i >= 2 ? "%.2f %s" : "%.1f %s", v, units[i]);
 }
 
-std::string FormatDuration(seconds d) {
-  long long s = std::max<long long>(0, d.count());
+std::string FormatDuration(milliseconds d) {
+  long long ms = std::max<long long>(0, d.count());
+  long long s = ms / 1000;
   char buf[32];
-  if (s < 60) {
+  if (ms < 10000 && ms % 1000 != 0) {
+    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000);
+  } else if (s < 60) {
     std::snprintf(buf, sizeof buf, "%llds", s);
   } else if (s < 3600) {
     std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
@@ -114,7 +117,7 @@ std::string ProgressFinalLine(const ProgressSnapshot& s, bool ok) {
   }
   std::string line = s.label + ": done, " + FormatBytes(s.done) + " in " + FormatDuration(s.elapsed);
   if (s.elapsed.count() > 0) {
-    line += " (" + Rate(static_cast<double>(s.done) / static_cast<double>(s.elapsed.count())) + ")";
+    line += " (" + Rate(static_cast<double>(s.done) * 1000 / static_cast<double>(s.elapsed.count())) + ")";
   }
   if (!s.detail.empty()) line += ", " + s.detail;
   return line;
@@ -195,7 +198,7 @@ ProgressSnapshot TransferProgress::SnapshotLocked(SteadyTime now) const {
   s.total_partial = total_partial_;
   s.bytes_per_second = meter_.BytesPerSecond();
   s.eta = meter_.Eta(total_);
-  s.elapsed = std::chrono::duration_cast<seconds>(now - start_);
+  s.elapsed = std::chrono::duration_cast<milliseconds>(now - start_);
   s.detail = detail_;
   return s;
 }
@@ -208,6 +211,7 @@ void TransferProgress::Update(std::uint64_t done, std::uint64_t total, bool tota
     if (!lock.owns_lock() || finished_) return;
     const SteadyTime now = Now();
     meter_.Record(now, done);
+    updated_ = true;
     total_ = total;
     total_partial_ = total_partial;
     detail_.assign(detail);
@@ -241,7 +245,7 @@ void TransferProgress::Finish(bool ok) noexcept {
       display_.write("\r" + std::string(width, ' ') + "\r");
       return;
     }
-    if (!shown_ && now - start_ < display_.start_after) return;
+    if (!updated_ || (!shown_ && now - start_ < display_.start_after)) return;
     display_.write(ProgressFinalLine(SnapshotLocked(now), ok));
   } catch (...) {
   }

@@ -53,8 +53,9 @@ class TransferMeter {
 
 // "532 B", "1.5 kB", "45.0 MB", "3.40 GB": decimal units, as the *_GB settings.
 std::string FormatBytes(std::uint64_t bytes);
-// "12s", "3m05s", "1h02m".
-std::string FormatDuration(std::chrono::seconds d);
+// "0.4s", "8s", "12s", "3m05s", "1h02m": tenths only below 10 s, and only
+// when not whole (an ETA is counted in whole seconds).
+std::string FormatDuration(std::chrono::milliseconds d);
 
 // What one rendering shows of a transfer.
 struct ProgressSnapshot {
@@ -64,7 +65,7 @@ struct ProgressSnapshot {
   bool total_partial = false;   // `total` is a lower bound (layers not sized yet)
   double bytes_per_second = 0;
   std::optional<std::chrono::seconds> eta;
-  std::chrono::seconds elapsed{0};
+  std::chrono::milliseconds elapsed{0};
   std::string detail;           // "2/5 layers"
 };
 
@@ -120,7 +121,8 @@ class TransferProgress {
   void Update(std::uint64_t done, std::uint64_t total, bool total_partial = false,
               std::string_view detail = {}) noexcept;
   // Clears the bar, or writes the final log line when the transfer lasted
-  // long enough to be shown. Only the first call counts.
+  // long enough to be shown and was told of at least once (a bundle found in
+  // the cache moves nothing and says nothing). Only the first call counts.
   void Finish(bool ok) noexcept;
 
  private:
@@ -135,6 +137,7 @@ class TransferProgress {
   std::uint64_t total_ = 0;           // guarded by mu_
   bool total_partial_ = false;        // guarded by mu_
   std::string detail_;                // guarded by mu_
+  bool updated_ = false;              // guarded by mu_: bytes moved (a cache hit moves none)
   bool shown_ = false;                // guarded by mu_: a bar or a line is out
   SteadyTime last_render_{};          // guarded by mu_
   bool finished_ = false;             // guarded by mu_

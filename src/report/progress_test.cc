@@ -72,6 +72,10 @@ TEST(ProgressFormatTest, BytesAndDurations) {
   EXPECT_EQ(FormatBytes(1500), "1.5 kB");
   EXPECT_EQ(FormatBytes(45 * kMB), "45.0 MB");
   EXPECT_EQ(FormatBytes(3400 * kMB), "3.40 GB");
+  EXPECT_EQ(FormatDuration(milliseconds(0)), "0s");
+  EXPECT_EQ(FormatDuration(seconds(8)), "8s");
+  EXPECT_EQ(FormatDuration(milliseconds(430)), "0.4s");
+  EXPECT_EQ(FormatDuration(milliseconds(9940)), "9.9s");
   EXPECT_EQ(FormatDuration(seconds(12)), "12s");
   EXPECT_EQ(FormatDuration(seconds(185)), "3m05s");
   EXPECT_EQ(FormatDuration(seconds(3720)), "1h02m");
@@ -186,7 +190,15 @@ TEST(TransferProgressTest, ALongSilentTransferStillGetsItsFinalLine) {
   p.Update(5 * kMB, 0);  // before the delay: nothing shown
   f.Advance(seconds(3));
   p.Finish(false);
-  EXPECT_THAT(f.out, ElementsAre("downloading the reference data: stopped after 5.0 MB in 3s"));
+  EXPECT_THAT(f.out, ElementsAre("downloading the reference data: stopped after 5.0 MB in 3.5s"));
+}
+
+TEST(TransferProgressTest, NothingMovedNothingSaid) {
+  FakeDisplay f(ProgressStyle::kLines);
+  TransferProgress p(f.display, "downloading the input data");  // found in the cache
+  f.Advance(seconds(3));
+  p.Finish(true);
+  EXPECT_TRUE(f.out.empty());
 }
 
 TEST(TransferProgressTest, BarRedrawsAtMostEveryRedrawIntervalAndIsClearedAtTheEnd) {
@@ -213,10 +225,13 @@ TEST(TransferProgressTest, FinishCountsOnceAndLaterUpdatesAreIgnored) {
   f.display.start_after = milliseconds(0);
   TransferProgress p(f.display, "x");
   f.Advance(seconds(1));
-  p.Finish(true);
-  p.Finish(false);
   p.Update(1, 1);
-  EXPECT_EQ(f.out.size(), 1u);
+  p.Finish(true);
+  ASSERT_EQ(f.out.size(), 2u);  // the update's line and the final one
+  f.Advance(seconds(10));
+  p.Finish(false);
+  p.Update(2, 2);
+  EXPECT_EQ(f.out.size(), 2u);
 }
 
 TEST(TransferProgressTest, AThrowingWriterNeverReachesTheTransfer) {
