@@ -115,9 +115,11 @@ std::string ProgressFinalLine(const ProgressSnapshot& s, bool ok) {
   if (!ok) {
     return s.label + ": stopped after " + FormatBytes(s.done) + " in " + FormatDuration(s.elapsed);
   }
-  std::string line = s.label + ": done, " + FormatBytes(s.done) + " in " + FormatDuration(s.elapsed);
+  std::string line =
+      s.label + ": done, " + FormatBytes(s.done) + " in " + FormatDuration(s.elapsed);
   if (s.elapsed.count() > 0) {
-    line += " (" + Rate(static_cast<double>(s.done) * 1000 / static_cast<double>(s.elapsed.count())) + ")";
+    line += " (" +
+            Rate(static_cast<double>(s.done) * 1000 / static_cast<double>(s.elapsed.count())) + ")";
   }
   if (!s.detail.empty()) line += ", " + s.detail;
   return line;
@@ -162,8 +164,8 @@ std::string ProgressBarLine(const ProgressSnapshot& s, int columns) {
 
   std::string line = label;
   if (bar > 0) {
-    int filled = static_cast<int>(static_cast<std::uint64_t>(bar) *
-                                  std::min(s.done, s.total) / s.total);
+    int filled =
+        static_cast<int>(static_cast<std::uint64_t>(bar) * std::min(s.done, s.total) / s.total);
     line += " [" + std::string(filled, '#') + std::string(bar - filled, '.') + "]";
   }
   line += "  " + numbers;

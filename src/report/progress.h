@@ -59,14 +59,14 @@ std::string FormatDuration(std::chrono::milliseconds d);
 
 // What one rendering shows of a transfer.
 struct ProgressSnapshot {
-  std::string label;            // "pulling image busybox", "downloading the input data"
+  std::string label;  // "pulling image busybox", "downloading the input data"
   std::uint64_t done = 0;
-  std::uint64_t total = 0;      // 0: not known (a download without Content-Length)
-  bool total_partial = false;   // `total` is a lower bound (layers not sized yet)
+  std::uint64_t total = 0;     // 0: not known (a download without Content-Length)
+  bool total_partial = false;  // `total` is a lower bound (layers not sized yet)
   double bytes_per_second = 0;
   std::optional<std::chrono::seconds> eta;
   std::chrono::milliseconds elapsed{0};
-  std::string detail;           // "2/5 layers"
+  std::string detail;  // "2/5 layers"
 };
 
 // The log form: "pulling image x: 1.20 GB of 3.40 GB (35%), 45.0 MB/s, 49s left, 2/5 layers".
@@ -133,14 +133,14 @@ class TransferProgress {
   const std::string label_;
   const SteadyTime start_;
   std::mutex mu_;
-  TransferMeter meter_;               // guarded by mu_
-  std::uint64_t total_ = 0;           // guarded by mu_
-  bool total_partial_ = false;        // guarded by mu_
-  std::string detail_;                // guarded by mu_
-  bool updated_ = false;              // guarded by mu_: bytes moved (a cache hit moves none)
-  bool shown_ = false;                // guarded by mu_: a bar or a line is out
-  SteadyTime last_render_{};          // guarded by mu_
-  bool finished_ = false;             // guarded by mu_
+  TransferMeter meter_;         // guarded by mu_
+  std::uint64_t total_ = 0;     // guarded by mu_
+  bool total_partial_ = false;  // guarded by mu_
+  std::string detail_;          // guarded by mu_
+  bool updated_ = false;        // guarded by mu_: bytes moved (a cache hit moves none)
+  bool shown_ = false;          // guarded by mu_: a bar or a line is out
+  SteadyTime last_render_{};    // guarded by mu_
+  bool finished_ = false;       // guarded by mu_
 };
 
 // Sums an image pull over its layers from the engine's progress messages:

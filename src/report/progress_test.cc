@@ -158,10 +158,11 @@ TEST(TransferProgressTest, LinesStartAfterTheDelayThenEveryFewSecondsThenTheEnd)
     p.Update(i * kMB, 100 * kMB);
   }
   p.Finish(true);
-  EXPECT_THAT(f.out,
-              ElementsAre("downloading the input data: 20.0 MB of 100.0 MB (20%), 10.0 MB/s, 8s left",
-                          "downloading the input data: 70.0 MB of 100.0 MB (70%), 10.0 MB/s, 3s left",
-                          "downloading the input data: done, 100.0 MB in 10s (10.0 MB/s)"));
+  EXPECT_THAT(
+      f.out,
+      ElementsAre("downloading the input data: 20.0 MB of 100.0 MB (20%), 10.0 MB/s, 8s left",
+                  "downloading the input data: 70.0 MB of 100.0 MB (70%), 10.0 MB/s, 3s left",
+                  "downloading the input data: done, 100.0 MB in 10s (10.0 MB/s)"));
 }
 
 TEST(TransferProgressTest, AShortTransferShowsNothing) {
