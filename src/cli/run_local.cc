@@ -7,6 +7,7 @@
 #include <ctime>
 #include <set>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +17,7 @@
 #include "config/config.h"
 #include "engine/docker_engine.h"
 #include "gpu/container_options.h"
+#include "report/progress.h"
 #include "report/terminal_reporter.h"
 #include "storage/bundle_cache.h"
 #include "storage/local_storage.h"
@@ -89,18 +91,31 @@ RunArgs BaseArgs(const std::string& image, int time_limit) {
   return a;
 }
 
-// Shows pull progress on one terminal line.
-PullProgressFn PullPrinter(bool tty) {
-  return [tty](const PullProgress& p) {
-    if (!tty) return;
-    if (p.total > 0) {
-      std::fprintf(stderr, "\r    %s %s %lld/%lld MB   ", p.layer_id.c_str(), p.status.c_str(),
-                   p.current >> 20, p.total >> 20);
-    } else {
-      std::fprintf(stderr, "\r    %s %s                ", p.layer_id.c_str(), p.status.c_str());
-    }
-    std::fflush(stderr);
-  };
+// Pulls and downloads: a bar on stderr when it is a terminal, else a log
+// line every few seconds (a file or a CI log has no use for \r).
+ProgressDisplay TransferDisplay(bool tty) {
+  ProgressDisplay d;
+  if (tty) {
+    d.style = ProgressStyle::kBar;
+    d.write = [](const std::string& text) {
+      std::fputs(text.c_str(), stderr);
+      std::fflush(stderr);
+    };
+    d.columns = [] { return TerminalColumns(STDERR_FILENO); };
+    // Someone is watching: half a second of silence is enough.
+    d.start_after = std::chrono::milliseconds(500);
+  } else {
+    d.write = [](const std::string& line) { spdlog::info("{}", line); };
+  }
+  // For tests only (tests/e2e/test_progress.py): show every transfer at once
+  // and redraw or log at most every N ms, so small local transfers show.
+  if (const char* ms = std::getenv("CW_TEST_PROGRESS_INTERVAL_MS"); ms && *ms) {
+    std::chrono::milliseconds every(std::strtoll(ms, nullptr, 10));
+    d.start_after = std::chrono::milliseconds(0);
+    d.line_every = every;
+    d.redraw_every = every;
+  }
+  return d;
 }
 
 void PrintScores(const Competition& competition, const nlohmann::json& scores) {
@@ -214,7 +229,7 @@ int RunLocal(const RunLocalOptions& o) {
   env.limits = JobLimitsFromConfig(*config);
   env.labels["org.codabench.run-local"] = "1";
   const bool tty = isatty(STDERR_FILENO);
-  env.on_pull_progress = PullPrinter(tty);
+  env.progress = TransferDisplay(tty);
   JobRunner runner(env, storage, cache, engine);
 
   CancelToken cancel;

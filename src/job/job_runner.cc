@@ -394,17 +394,24 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   Result<std::optional<fs::path>> kept = std::optional<fs::path>();
   if (dest == "input/res") kept = cache_.Claim(url, zip);
   if (!kept.ok()) spdlog::warn("{}: {}; downloading it", args_.id, kept.status().ToString());
+  TransferProgress shown(env_.progress, "downloading the " + what);
+  TransferProgressFn progress;
+  if (env_.progress.enabled()) {
+    progress = [&shown](std::uint64_t done, std::uint64_t total) { shown.Update(done, total); };
+  }
   if (kept.ok() && kept->has_value()) {
     spdlog::info("{}: the {} is the one this worker uploaded; not downloaded again", args_.id,
                  what);
   } else if (cached) {
     // Pinned into the job's folder: another slot's download may evict the
     // cache entry before this job has unpacked it.
-    auto got = cache_.Get(url, storage_, zip);
+    auto got = cache_.Get(url, storage_, zip, progress);
+    shown.Finish(got.ok());
     if (!got.ok()) return got.status().Prefixed("Could not download the " + what);
     zip = *got;
   } else {
-    Status st = storage_.Fetch(url, zip);
+    Status st = storage_.Fetch(url, zip, progress);
+    shown.Finish(st.ok());
     if (!st.ok()) return st.Prefixed("Could not download the " + what);
   }
   result_.timings.fetch_s += SecondsSince(t0);
@@ -458,7 +465,21 @@ void Job::StartPull() {
                      (env_.pull_policy == PullPolicy::kMissing && !*pull_.exists);
       if (pull_.pulled) {
         spdlog::info("pulling image {}", image);
-        pull_.status = engine_.PullImage(image, env_.on_pull_progress);
+        TransferProgress shown(env_.progress, "pulling image " + image);
+        PullTally tally;
+        PullProgressFn progress;
+        if (env_.progress.enabled()) {
+          progress = [&shown, &tally](const PullProgress& p) {
+            try {
+              tally.Add(p);
+              shown.Update(tally.done(), tally.total(), tally.total_partial(), tally.Detail());
+            } catch (...) {
+              // A pull goes on whatever its display does.
+            }
+          };
+        }
+        pull_.status = engine_.PullImage(image, progress);
+        shown.Finish(pull_.status.ok());
       }
     } catch (const std::exception& e) {
       pull_.status = Internal(std::string("the image pull stopped: ") + e.what());

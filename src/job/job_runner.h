@@ -21,6 +21,7 @@
 #include "job/cancel.h"
 #include "job/program_files.h"
 #include "job/run_args.h"
+#include "report/progress.h"
 #include "report/reporter.h"
 #include "storage/bundle_cache.h"
 #include "storage/storage.h"
@@ -82,8 +83,9 @@ struct JobEnvironment {
   std::uint64_t max_log_bytes = 1ull << 30;
   // WORKER_BUNDLE_URL_REWRITE, applied to every URL of run_args.
   std::function<std::string(const std::string&)> rewrite_url;
-  // Progress of an image pull, for the operator's terminal or log.
-  PullProgressFn on_pull_progress;
+  // Where image pulls and bundle downloads show their progress (the
+  // operator's terminal or log; never the site). Default: nowhere.
+  ProgressDisplay progress;
   JobLimits limits;
   // The queue worker acks first and cleans up after (JobResult::cleanup);
   // otherwise containers and the folder are removed before Run returns.

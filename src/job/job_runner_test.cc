@@ -444,6 +444,20 @@ TEST_F(JobRunnerTest, PullPolicyMissingSkipsThePullOfAPresentImage) {
   EXPECT_TRUE(engine_.pulled.empty());
 }
 
+TEST_F(JobRunnerTest, PullsAndDownloadsShowTheirProgressOnTheDisplay) {
+  std::vector<std::string> lines;
+  env_.progress.write = [&lines](const std::string& line) { lines.push_back(line); };
+  env_.progress.start_after = std::chrono::milliseconds(0);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  const auto zip_size = std::filesystem::file_size(tmp_ / "store" / "s.zip");
+  ASSERT_TRUE(Run(a).ok());
+  EXPECT_THAT(lines, ::testing::Contains(::testing::StartsWith(
+                         "downloading the submission: done, " + FormatBytes(zip_size) + " in ")));
+  EXPECT_THAT(lines, ::testing::Contains(::testing::MatchesRegex(
+                         "pulling image " + a.docker_image + ": done, .*1/1 layers")));
+}
+
 TEST_F(JobRunnerTest, ReservedMetadataFileInOutputFails) {
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
@@ -831,7 +845,8 @@ TEST_F(JobRunnerTest, AnExceptionInAProgramThreadFailsTheJobOnly) {
 class ThrowingStorage : public FakeStorage {
  public:
   using FakeStorage::FakeStorage;
-  Status Fetch(const std::string&, const std::filesystem::path&) override {
+  Status Fetch(const std::string&, const std::filesystem::path&,
+               const TransferProgressFn& = {}) override {
     throw std::runtime_error("boom");
   }
 };

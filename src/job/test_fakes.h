@@ -167,7 +167,8 @@ class FakeStorage : public Storage {
   // Called first in each fetch, outside the lock.
   std::function<void(const std::string& url)> fetch_hook;
 
-  Status Fetch(const std::string& url, const std::filesystem::path& dest) override {
+  Status Fetch(const std::string& url, const std::filesystem::path& dest,
+               const TransferProgressFn& progress = {}) override {
     if (fetch_hook) fetch_hook(url);
     std::lock_guard<std::mutex> lock(mu_);
     fetched.push_back(url);
@@ -175,7 +176,12 @@ class FakeStorage : public Storage {
     if (!std::filesystem::exists(PathOf(url))) return NotFound("no object at " + url);
     std::filesystem::copy_file(PathOf(url), dest,
                                std::filesystem::copy_options::overwrite_existing, ec);
-    return ec ? IoError(ec.message()) : Status::Ok();
+    if (ec) return IoError(ec.message());
+    if (progress) {
+      std::uint64_t size = std::filesystem::file_size(dest, ec);
+      progress(size, size);
+    }
+    return Status::Ok();
   }
   Status Put(const std::string& url, const std::filesystem::path& src,
              const std::string& content_type) override {

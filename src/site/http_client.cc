@@ -300,8 +300,18 @@ Status GaveUp(const HttpRequest& req) {
   return Cancelled("the " + req.action + " to " + req.server + " was abandoned: the job was cancelled");
 }
 
-// libcurl's progress callback: a transfer of a cancelled job stops.
-int OnProgress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+// libcurl's progress callback: a transfer of a cancelled job stops, and the
+// request's watcher hears how far its download is.
+int OnProgress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t) {
+  const auto* req = static_cast<const HttpRequest*>(user);
+  if (req && req->on_download_progress && dlnow >= 0) {
+    try {
+      req->on_download_progress(static_cast<std::uint64_t>(dlnow),
+                                dltotal > 0 ? static_cast<std::uint64_t>(dltotal) : 0);
+    } catch (...) {
+      // Nothing may unwind through libcurl, which is C.
+    }
+  }
   return AbandonScope::Abandoned() ? 1 : 0;
 }
 
@@ -377,9 +387,10 @@ Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
     fs::remove(part, ec);
   };
 
-  if (AbandonScope::Active()) {
+  if (AbandonScope::Active() || req.on_download_progress) {
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &req);
   }
   CURLcode rc = curl_easy_perform(curl);
   if (rc == CURLE_ABORTED_BY_CALLBACK && AbandonScope::Abandoned()) {

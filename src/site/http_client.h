@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -39,6 +40,10 @@ struct HttpRequest {
   // A 2xx body goes to this file, through "<file>.part" and a rename: a
   // failed call leaves no file and no .part behind.
   std::filesystem::path download_to;
+  // Hears the bytes of the body received so far and its size (0: the server
+  // did not say), from libcurl's progress callback: at least once a second
+  // and after each chunk. Each attempt counts from 0 again. Must not block.
+  std::function<void(std::uint64_t done, std::uint64_t total)> on_download_progress;
 
   // For failure messages: "<server> refused the <action>: 403 Forbidden (<hint>)".
   std::string server = "the server";

@@ -53,10 +53,12 @@ HttpRequest StorageRequest(const std::string& method, const std::string& url,
 HttpStorage::HttpStorage(const HttpClient& client, RetryPolicy policy)
     : client_(client), policy_(policy) {}
 
-Status HttpStorage::Fetch(const std::string& url, const fs::path& dest) {
+Status HttpStorage::Fetch(const std::string& url, const fs::path& dest,
+                          const TransferProgressFn& progress) {
   if (!IsHttpUrl(url)) return NotHttp(url);
   HttpRequest req = StorageRequest("GET", url, "download");
   req.download_to = dest;
+  req.on_download_progress = progress;
   auto got = client_.Send(req, policy_);
   return got.ok() ? Status::Ok() : got.status();
 }
@@ -80,10 +82,11 @@ Storage* RoutingStorage::Route(const std::string& url) const {
   return nullptr;
 }
 
-Status RoutingStorage::Fetch(const std::string& url, const fs::path& dest) {
+Status RoutingStorage::Fetch(const std::string& url, const fs::path& dest,
+                             const TransferProgressFn& progress) {
   Storage* s = Route(url);
   if (!s) return InvalidInput("cannot fetch '" + RedactUrl(url) + "': not an http(s) or file URL");
-  return s->Fetch(url, dest);
+  return s->Fetch(url, dest, progress);
 }
 
 Status RoutingStorage::Put(const std::string& url, const fs::path& src, const std::string& content_type) {

@@ -17,8 +17,10 @@ class HttpStorage : public Storage {
  public:
   explicit HttpStorage(const HttpClient& client, RetryPolicy policy = TransferRetryPolicy());
 
-  // GET, streamed to `dest` through "<dest>.part"; retried per the policy.
-  Status Fetch(const std::string& url, const std::filesystem::path& dest) override;
+  // GET, streamed to `dest` through "<dest>.part"; retried per the policy
+  // (a retry starts the count of `progress` again).
+  Status Fetch(const std::string& url, const std::filesystem::path& dest,
+               const TransferProgressFn& progress = {}) override;
 
   // PUT of the file, streamed, with its Content-Type and the headers Azure
   // needs for a blob (x-ms-blob-type: BlockBlob, x-ms-version: 2018-03-28;
@@ -37,7 +39,8 @@ class RoutingStorage : public Storage {
  public:
   RoutingStorage(std::unique_ptr<Storage> local, std::unique_ptr<Storage> remote);
 
-  Status Fetch(const std::string& url, const std::filesystem::path& dest) override;
+  Status Fetch(const std::string& url, const std::filesystem::path& dest,
+               const TransferProgressFn& progress = {}) override;
   Status Put(const std::string& url, const std::filesystem::path& src,
              const std::string& content_type) override;
 

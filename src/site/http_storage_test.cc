@@ -111,6 +111,22 @@ TEST_F(HttpStorageTest, FetchWritesTheBodyAndRetriesServerErrors) {
   EXPECT_EQ(server.requests()[0].method, "GET");
 }
 
+TEST_F(HttpStorageTest, FetchTellsProgressUpToTheContentLength) {
+  const std::string body(200 * 1000, 'z');
+  Server server([&](const Request&) { return Answer(200, "OK", body); });
+  HttpStorage storage(*client_, Quick());
+  std::uint64_t last_done = 0, last_total = 0;
+  ASSERT_TRUE(storage
+                  .Fetch(server.Url("/b/in.zip?sig=1"), dir_ / "in.zip",
+                         [&](std::uint64_t done, std::uint64_t total) {
+                           last_done = done;
+                           last_total = total;
+                         })
+                  .ok());
+  EXPECT_EQ(last_done, body.size());
+  EXPECT_EQ(last_total, body.size());
+}
+
 TEST_F(HttpStorageTest, FetchOfAMissingObjectIsNotFound) {
   Server server([](const Request&) {
     return Answer(404, "Not Found", "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>");

@@ -111,7 +111,7 @@ Result<fs::path> BundleCache::PinLocked(const fs::path& entry, const fs::path& p
 }
 
 Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
-                                  const fs::path& pin_as) {
+                                  const fs::path& pin_as, const TransferProgressFn& progress) {
   const std::string key = KeyFor(url);
   const fs::path entry = dir_ / key;
   {
@@ -131,7 +131,7 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
   // other jobs. A unique name per download keeps two jobs fetching the same
   // URL out of each other's way; the last rename wins, with the same content.
   fs::path part = dir_ / (key + std::string(kPartMarker) + RandomHex(6));
-  Status status = storage.Fetch(url, part);
+  Status status = storage.Fetch(url, part, progress);
   if (status.ok() && !fs::is_regular_file(part, ec)) {
     status = Internal("storage reported " + url + " fetched but wrote no file");
   }

@@ -30,8 +30,10 @@ class BundleCache {
   // before it is read. With it, the entry is hard-linked (copied across file
   // systems) to `pin_as` while the cache is locked, and that path returned:
   // the job's copy stays whole whatever the other slots evict.
+  // `progress` hears how a download on a miss goes.
   Result<std::filesystem::path> Get(const std::string& url, Storage& storage,
-                                    const std::filesystem::path& pin_as = {});
+                                    const std::filesystem::path& pin_as = {},
+                                    const TransferProgressFn& progress = {});
 
   // A file this worker just stored at `url` (a prediction output it
   // uploaded), kept so that the scoring job of the same submission, when it

@@ -32,7 +32,8 @@ class FakeStorage : public Storage {
   }
   int fetches() const { return fetches_; }
 
-  Status Fetch(const std::string& url, const fs::path& dest) override {
+  Status Fetch(const std::string& url, const fs::path& dest,
+               const TransferProgressFn& = {}) override {
     ++fetches_;
     std::string content;
     Status fail;

@@ -20,7 +20,8 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 
-Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest, std::uint64_t max_bytes) {
+Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest, std::uint64_t max_bytes,
+              const TransferProgressFn& progress, std::uint64_t size) {
   std::vector<char> buffer(kChunk);
   std::uint64_t total = 0;
   while (total < max_bytes) {
@@ -33,17 +34,23 @@ Status CopyFd(int in, const fs::path& src, int out, const fs::path& dest, std::u
     if (n == 0) return Status::Ok();
     CW_RETURN_IF_ERROR(WriteAll(out, buffer.data(), static_cast<std::size_t>(n), dest));
     total += static_cast<std::uint64_t>(n);
+    if (progress) progress(total, size);
   }
   return Status::Ok();
 }
 
 }  // namespace
 
-Status CopyFdToFile(int in, const fs::path& src, const fs::path& dest, std::uint64_t max_bytes) {
+Status CopyFdToFile(int in, const fs::path& src, const fs::path& dest, std::uint64_t max_bytes,
+                    const TransferProgressFn& progress) {
   // O_NOFOLLOW: a link already sitting at `dest` must not redirect the write.
   Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (out.get() < 0) return IoError("cannot create " + dest.string() + ": " + ErrnoText(errno));
-  Status status = CopyFd(in, src, out.get(), dest, max_bytes);
+  std::uint64_t size = 0;
+  if (struct stat st; progress && ::fstat(in, &st) == 0 && S_ISREG(st.st_mode)) {
+    size = static_cast<std::uint64_t>(st.st_size);
+  }
+  Status status = CopyFd(in, src, out.get(), dest, max_bytes, progress, size);
   if (status.ok()) {
     if (int err = out.Close(); err != 0) status = IoError("cannot write " + dest.string() + ": " + ErrnoText(err));
   }
@@ -75,16 +82,18 @@ Result<int> OpenForReading(const fs::path& path) {
   return fd;
 }
 
-Status CopyFileStreaming(const fs::path& src, const fs::path& dest) {
+Status CopyFileStreaming(const fs::path& src, const fs::path& dest,
+                         const TransferProgressFn& progress) {
   CW_ASSIGN_OR_RETURN(int in_fd, OpenForReading(src));
   Fd in(in_fd);
-  return CopyFdToFile(in.get(), src, dest);
+  return CopyFdToFile(in.get(), src, dest, UINT64_MAX, progress);
 }
 
-Status CopyFileAtomically(const fs::path& src, const fs::path& dest) {
+Status CopyFileAtomically(const fs::path& src, const fs::path& dest,
+                          const TransferProgressFn& progress) {
   fs::path tmp = dest;
   tmp += ".part-" + RandomHex(6);
-  CW_RETURN_IF_ERROR(CopyFileStreaming(src, tmp));
+  CW_RETURN_IF_ERROR(CopyFileStreaming(src, tmp, progress));
   std::error_code ec;
   fs::rename(tmp, dest, ec);
   if (ec) {

@@ -79,13 +79,14 @@ Result<fs::path> LocalPathFromUrl(const std::string& url, const std::string& ver
   return fs::path(path);
 }
 
-Status LocalStorage::Fetch(const std::string& url, const fs::path& dest) {
+Status LocalStorage::Fetch(const std::string& url, const fs::path& dest,
+                           const TransferProgressFn& progress) {
   CW_ASSIGN_OR_RETURN(fs::path src, LocalPathFromUrl(url, "fetch"));
   std::error_code ec;
   if (!fs::exists(src, ec)) return NotFound("no file at " + src.string());
   // Copying a file onto itself would truncate it first.
   if (fs::equivalent(src, dest, ec)) return Status::Ok();
-  return CopyFileAtomically(src, dest);
+  return CopyFileAtomically(src, dest, progress);
 }
 
 Status LocalStorage::Put(const std::string& url, const fs::path& src, const std::string& /*content_type*/) {

@@ -20,7 +20,8 @@ class LocalStorage : public Storage {
  public:
   // A missing source is NotFound "no file at <path>". `dest` is replaced
   // whole or left as it was.
-  Status Fetch(const std::string& url, const std::filesystem::path& dest) override;
+  Status Fetch(const std::string& url, const std::filesystem::path& dest,
+               const TransferProgressFn& progress = {}) override;
 
   // Creates the parent folders; writes to a temporary name beside the
   // target, then renames. `content_type` means nothing on a disk.

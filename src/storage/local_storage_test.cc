@@ -73,6 +73,20 @@ TEST_F(LocalStorageTest, FetchMultiChunkFile) {
   EXPECT_TRUE(ReadFile(root_ / "copy") == big);
 }
 
+TEST_F(LocalStorageTest, FetchTellsProgressAfterEachChunkOfTheFileSize) {
+  const std::uint64_t size = 300 * 1024 + 3;
+  WriteFile(root_ / "big", std::string(size, 'x'));
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> calls;
+  ASSERT_TRUE(storage_
+                  .Fetch((root_ / "big").string(), root_ / "copy",
+                         [&](std::uint64_t done, std::uint64_t total) { calls.push_back({done, total}); })
+                  .ok());
+  ASSERT_EQ(calls.size(), 5u);  // four 64 KiB chunks and the rest
+  using Call = std::pair<std::uint64_t, std::uint64_t>;
+  EXPECT_EQ(calls[0], Call(64 * 1024, size));
+  EXPECT_EQ(calls.back(), Call(size, size));
+}
+
 TEST_F(LocalStorageTest, FetchMissingIsNotFoundAndLeavesNothing) {
   Status status = storage_.Fetch((root_ / "nope.zip").string(), root_ / "dest");
   EXPECT_EQ(status.code(), Code::kNotFound);

@@ -420,6 +420,28 @@ class QueueWorkerTest(harness.WorkerTestCase):
         self.assertNotIn("Scoring", status_names(rec))
         self.check_worker_log()
 
+    def test_a_slow_download_is_logged_at_info_and_a_quick_one_is_not(self):
+        # Every storage answer waits 2.5 s before its first byte: past the 2 s
+        # after which a transfer shows. The uploads are not transfers shown.
+        self.site.faults(storage_delay_s=2.5)
+        worker = self.start_worker()
+        created = self.submit(self.zips["code_submission"], ingestion=True)
+        sid = created["id"]
+        self.assertFinished(self.wait_final(sid, timeout=180))
+        text = worker.stderr_text()
+        self.assertRegex(text, rf"info\]? submission {sid} \(prediction\): downloading the "
+                               r"submission: done, [\d.]+ k?B in [\d.]+s")
+        self.assertRegex(text, rf"submission {sid} \(scoring\): downloading the "
+                               r"scoring program: done, [\d.]+ k?B in [\d.]+s")
+        self.check_worker_log()
+
+        # Without the delay the same bundles arrive at once and say nothing.
+        self.site.faults(storage_delay_s=0.0)
+        created = self.submit(self.zips["code_submission"], ingestion=True)
+        self.assertFinished(self.wait_final(created["id"], timeout=120))
+        self.assertNotIn(f"submission {created['id']} (prediction): downloading",
+                         worker.stderr_text())
+
     def test_worker_log_never_shows_secrets_or_signed_urls(self):
         # Faults make the worker log retries and errors, where URLs tend to leak.
         self.site.faults(api_500=1, storage_500=2, ws_close_after=2)
