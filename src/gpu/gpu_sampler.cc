@@ -51,10 +51,11 @@ struct GpuSampler::State {
 
   void Round() {
     std::vector<GpuReading> readings;
+    std::vector<std::string> lines;
     {
       std::lock_guard<std::mutex> round(round_mu);
       readings.reserve(devices.size());
-      for (Device& d : devices) readings.push_back(Read(d));
+      for (Device& d : devices) readings.push_back(Read(d, lines));
     }
     bool stopped = false;
     {
@@ -65,10 +66,14 @@ struct GpuSampler::State {
     }
     // A round that outlived the sampler (a driver call that hung through the
     // stop) must not call into what its owner has since destroyed.
-    if (options.on_sample && !stopped) options.on_sample(readings);
+    if (stopped) return;
+    for (const std::string& line : lines) Log(line);
+    if (options.on_sample) options.on_sample(readings);
   }
 
-  GpuReading Read(Device& d) {
+  // What `d` reads now; a change between failing and answering adds a line
+  // to `lines` (once per spell, not every round).
+  GpuReading Read(Device& d, std::vector<std::string>& lines) {
     GpuReading r;
     r.index = d.index;
     r.uuid = d.uuid;
@@ -93,10 +98,10 @@ struct GpuSampler::State {
       }
     }
     if (!problem.empty() && !d.failing) {
-      Log(Which(d) + ": cannot read its use (" + problem +
-          "); its figures are left out until it answers");
+      lines.push_back(Which(d) + ": cannot read its use (" + problem +
+                      "); its figures are left out until it answers");
     } else if (problem.empty() && d.failing) {
-      Log(Which(d) + ": its use can be read again");
+      lines.push_back(Which(d) + ": its use can be read again");
     }
     d.failing = !problem.empty();
     return r;
