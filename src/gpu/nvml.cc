@@ -19,18 +19,18 @@ bool Bind(void* lib, const char* symbol, Fn& fn) {
   return fn != nullptr;
 }
 
-std::string ErrorText(const NvmlLibrary& nvml, NvmlReturn rc) {
-  const char* text = nvml.error_string ? nvml.error_string(rc) : nullptr;
-  std::string out = text ? text : "unknown error";
-  return out + " (NVML error " + std::to_string(rc) + ")";
-}
-
 // NVML writes a NUL-terminated string; never trust it to, though.
 std::string FromBuffer(const char* buf, std::size_t size) {
   return std::string(buf, std::find(buf, buf + size, '\0'));
 }
 
 }  // namespace
+
+std::string NvmlErrorText(const NvmlLibrary& nvml, NvmlReturn rc) {
+  const char* text = nvml.error_string ? nvml.error_string(rc) : nullptr;
+  std::string out = text ? text : "unknown error";
+  return out + " (NVML error " + std::to_string(rc) + ")";
+}
 
 Result<NvmlLibrary> LoadNvml(const std::string& soname) {
   // RTLD_LOCAL: NVML's symbols must not leak into or clash with anything else
@@ -63,6 +63,8 @@ Result<NvmlLibrary> LoadNvml(const std::string& soname) {
                          " (an NVIDIA driver older than NVML v2; update the driver)");
     }
   }
+  // Optional (usage figures only): a driver without it leaves the pointer null.
+  Bind(lib, "nvmlDeviceGetUtilizationRates", nvml.get_utilization);
   return nvml;
 }
 
@@ -72,7 +74,7 @@ Result<std::vector<GpuInfo>> QueryNvml(const NvmlLibrary& nvml) {
     return Internal("the NVML function table is incomplete");
   }
   if (NvmlReturn rc = nvml.init(); rc != kNvmlSuccess) {
-    return Unavailable("NVML could not start: " + ErrorText(nvml, rc));
+    return Unavailable("NVML could not start: " + NvmlErrorText(nvml, rc));
   }
   // Every successful init must be paired with a shutdown, or the driver keeps
   // NVML's state for this process alive.
@@ -83,20 +85,21 @@ Result<std::vector<GpuInfo>> QueryNvml(const NvmlLibrary& nvml) {
 
   unsigned int count = 0;
   if (NvmlReturn rc = nvml.get_count(&count); rc != kNvmlSuccess) {
-    return Unavailable("NVML could not count the GPUs: " + ErrorText(nvml, rc));
+    return Unavailable("NVML could not count the GPUs: " + NvmlErrorText(nvml, rc));
   }
   std::vector<GpuInfo> gpus;
   for (unsigned int i = 0; i < count; ++i) {
     const std::string which = "GPU " + std::to_string(i);
     NvmlDevice device = nullptr;
     if (NvmlReturn rc = nvml.get_handle(i, &device); rc != kNvmlSuccess) {
-      return Unavailable("NVML could not open " + which + ": " + ErrorText(nvml, rc));
+      return Unavailable("NVML could not open " + which + ": " + NvmlErrorText(nvml, rc));
     }
     char buf[kNvmlStringBuffer] = {};
     // The UUID is what slots pin GPUs by; without it a slot could get the
     // wrong GPU after a re-enumeration, so it is not optional.
     if (NvmlReturn rc = nvml.get_uuid(device, buf, sizeof buf); rc != kNvmlSuccess) {
-      return Unavailable("NVML could not read the UUID of " + which + ": " + ErrorText(nvml, rc));
+      return Unavailable("NVML could not read the UUID of " + which + ": " +
+                         NvmlErrorText(nvml, rc));
     }
     GpuInfo gpu;
     gpu.index = static_cast<int>(i);

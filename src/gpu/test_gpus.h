@@ -1,9 +1,13 @@
 // GPU lists and a fake NVML for the gpu part's tests. Tests only.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gpu/gpu_info.h"
@@ -40,6 +44,16 @@ struct FakeNvml {
   NvmlReturn handle_rc = kNvmlSuccess;
   NvmlReturn uuid_rc = kNvmlSuccess;
   NvmlReturn memory_rc = kNvmlSuccess;
+  // What the usage queries answer, by GPU index (0 used, 0% when not set);
+  // a GPU in `usage_rc` fails both queries with that code.
+  std::map<int, std::uint64_t> used_bytes;
+  std::map<int, unsigned int> utilization;
+  std::map<int, NvmlReturn> usage_rc;
+  NvmlReturn utilization_rc = kNvmlSuccess;
+  // The sampler's thread reads these while a test watches or steers it.
+  std::atomic<int> memory_calls{0};
+  std::atomic<int> utilization_calls{0};
+  std::atomic<bool> hang{false};  // the memory query does not return while set
   int inits = 0;
   int shutdowns = 0;
 
@@ -77,10 +91,28 @@ struct FakeNvml {
       return kNvmlSuccess;
     };
     lib.get_memory = [](NvmlDevice d, NvmlMemory* m) {
+      FakeNvml& f = *Current();
+      ++f.memory_calls;
+      while (f.hang) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      const int i = At(d).index;
+      if (f.usage_rc.count(i)) return f.usage_rc[i];
       m->total = At(d).memory_total_bytes;
-      m->free = m->total;
-      m->used = 0;
-      return Current()->memory_rc;
+      m->used = f.used_bytes.count(i) ? f.used_bytes[i] : 0;
+      m->free = m->total - m->used;
+      return f.memory_rc;
+    };
+    lib.get_utilization = [](NvmlDevice d, NvmlUtilization* u) {
+      FakeNvml& f = *Current();
+      const int i = At(d).index;
+      NvmlReturn rc = f.utilization_rc;
+      if (f.usage_rc.count(i)) {
+        rc = f.usage_rc[i];
+      } else {
+        u->gpu = f.utilization.count(i) ? f.utilization[i] : 0;
+        u->memory = 0;
+      }
+      ++f.utilization_calls;  // last: after it, the call no longer reads `f`
+      return rc;
     };
     lib.error_string = [](NvmlReturn rc) -> const char* {
       switch (rc) {

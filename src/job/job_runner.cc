@@ -58,6 +58,15 @@ std::string DescribeUsage(const ProgramOutcome& o) {
   return out.empty() ? "no usage figures from the engine" : out;
 }
 
+// "; GPUs 0, 1 while the programs ran: peak memory 3276 MiB, utilisation 87%
+// on average". The programs share the slot's GPUs, so the figures are the
+// slot's over their whole run, the same on each program's line.
+std::string DescribeSlotGpus(const GpuUsageMeter& meter, const GpuUsage& usage) {
+  std::string figures = DescribeGpuUsage(usage);
+  return "; " + meter.Describe() + " while the programs ran: " +
+         (figures.empty() ? "no figures (no sample landed while they ran)" : figures);
+}
+
 // "SIGKILL" for 9; empty when `sig` is no signal this system knows.
 std::string SignalName(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
@@ -830,6 +839,7 @@ Status Job::RunPrograms() {
   bool too_large = false;
   bool container_start_recorded = false;
   std::uint64_t seen_wakes = 0;
+  std::unique_ptr<GpuWindow> gpu_window;
   while (true) {
     bool all_done = true;
     bool all_running = true;
@@ -840,6 +850,9 @@ Status Job::RunPrograms() {
     if (all_running && !container_start_recorded) {
       result_.timings.container_start_s = SecondsSince(t0);
       container_start_recorded = true;
+      // From here, not from the creation: an idle GPU while containers start
+      // is not the programs' doing and would lower their mean.
+      if (env_.gpu_usage && !programs_.empty()) gpu_window = env_.gpu_usage->Begin();
     }
     if (all_done) break;
     if (cancel_.cancelled()) {
@@ -868,13 +881,15 @@ Status Job::RunPrograms() {
   if (disk_watcher.joinable()) disk_watcher.join();
   if (usage_watcher.joinable()) usage_watcher.join();
   result_.timings.programs_s = SecondsSince(t0) - result_.timings.container_start_s;
+  if (gpu_window) result_.gpu = gpu_window->Finish();
 
   for (auto& run : programs_) {
     if (run->peak_memory >= 0) run->outcome.peak_memory_bytes = run->peak_memory.load();
     if (run->cpu_seconds >= 0) run->outcome.cpu_seconds = run->cpu_seconds.load();
     (run->kind == ProgramKind::kIngestion ? result_.ingestion : result_.program) = run->outcome;
-    spdlog::info("{}: the {} ran {:.1f} s: {}", args_.id, run->label,
-                 run->outcome.elapsed_seconds.value_or(0), DescribeUsage(run->outcome));
+    spdlog::info("{}: the {} ran {:.1f} s: {}{}", args_.id, run->label,
+                 run->outcome.elapsed_seconds.value_or(0), DescribeUsage(run->outcome),
+                 gpu_window ? DescribeSlotGpus(*env_.gpu_usage, result_.gpu) : std::string());
   }
   CW_RETURN_IF_ERROR(CheckCancel());
   if (timed_out) {
@@ -1076,7 +1091,7 @@ Status Job::Finish() {
   // program it is the ingestion's (as the Python worker writes it).
   ProgramOutcome program = result_.program;
   if (!program.elapsed_seconds) program.elapsed_seconds = result_.ingestion.elapsed_seconds;
-  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, program, result_.ingestion));
+  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, program, result_.ingestion, result_.gpu));
   auto t0 = Clock::now();
   if (args_.is_scoring) {
     auto scores = ReadScores(output_dir_);

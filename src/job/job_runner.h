@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "engine/image_budget.h"
 #include "job/cancel.h"
+#include "job/gpu_usage.h"
 #include "job/program_files.h"
 #include "job/run_args.h"
 #include "report/progress.h"
@@ -96,6 +97,9 @@ struct JobEnvironment {
   // MAX_IMAGE_STORE_GB: the job's image is held while it runs; after the job
   // (in its cleanup) the store is brought back under budget. Null: no budget.
   std::shared_ptr<ImageBudget> images;
+  // The slot's GPUs, measured while the programs run (gpu/gpu_sampler.h).
+  // Null: no figures (a CPU slot, or no NVML), and no GPU keys in `metadata`.
+  std::shared_ptr<GpuUsageMeter> gpu_usage;
 };
 
 // BASE/jobs/<subfolder>: where `env`'s jobs get their folders.
@@ -123,6 +127,7 @@ struct JobResult {
   ProgramOutcome program;
   ProgramOutcome ingestion;
   JobTimings timings;
+  GpuUsage gpu;                  // the slot's GPUs while the programs ran, when measured
   std::filesystem::path job_dir; // still there only when kept
   // With JobEnvironment::defer_cleanup: removes the job's containers and
   // folder. The caller runs it once the job's message is acked.

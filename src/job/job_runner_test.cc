@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "archive/zip.h"
 #include "common/abandon.h"
@@ -16,9 +19,11 @@
 namespace cw {
 namespace {
 namespace fs = std::filesystem;
+using ::testing::ContainsRegex;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::FakeEngine;
+using testing::FakeGpuMeter;
 using testing::FakeStorage;
 using testing::RecordingReporter;
 
@@ -941,6 +946,96 @@ TEST_F(JobRunnerTest, WhatEachProgramUsedGoesIntoTheMetadata) {
   EXPECT_THAT(meta, HasSubstr("peakMemoryBytes: 314572800"));
   EXPECT_THAT(meta, HasSubstr("cpuSeconds: 2.5"));
   EXPECT_THAT(meta, ::testing::Not(HasSubstr("ingestionPeakMemoryBytes")));  // no ingestion ran
+}
+
+// What the process logs while it lives (at info and above); the default
+// logger comes back after.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+    logger->set_level(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  std::string Text() {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// Both programs share the slot's GPUs: one window over their run, on each
+// program's log line and once in the metadata.
+TEST_F(JobRunnerTest, WithGpusTheSlotsGpuUseGoesToTheLogAndTheMetadata) {
+  auto meter = std::make_shared<FakeGpuMeter>();
+  meter->usage.peak_memory_bytes = 3ull << 30;
+  meter->usage.mean_utilization_percent = 87.34;
+  env_.gpu_usage = meter;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: work\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: ingest\n"}});
+  CapturedLog log;
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(meter->begun, 1);
+  EXPECT_EQ(meter->finished, 1);
+  EXPECT_EQ(r.gpu.peak_memory_bytes, 3ull << 30);
+  EXPECT_EQ(r.gpu.mean_utilization_percent, 87.34);
+  std::string meta = ReadFile(Unpacked(a.prediction_result) / "metadata");
+  EXPECT_THAT(meta, HasSubstr("exitCode: 0"));
+  EXPECT_THAT(meta, HasSubstr("gpuPeakMemoryBytes: 3221225472\n"));
+  EXPECT_THAT(meta, HasSubstr("gpuMeanUtilization: 87.3\n"));
+  const std::string text = log.Text();
+  const std::string gpus =
+      "; GPUs 2, 3 while the programs ran: peak memory 3072 MiB, utilisation 87% on average";
+  EXPECT_THAT(text, HasSubstr("the submission ran"));
+  EXPECT_THAT(text, HasSubstr("the ingestion program ran"));
+  // Each on the program's own line (no newline between).
+  EXPECT_THAT(text, ContainsRegex("the submission ran [0-9.]+ s: [^\n]*" + gpus));
+  EXPECT_THAT(text, ContainsRegex("the ingestion program ran [0-9.]+ s: [^\n]*" + gpus));
+}
+
+TEST_F(JobRunnerTest, WithGpusButNoSampleTheLogSaysSoAndTheMetadataHasNoGpuKeys) {
+  auto meter = std::make_shared<FakeGpuMeter>();  // finishes with no figures
+  env_.gpu_usage = meter;
+  RunArgs a = Scoring();
+  a.program_data = Bundle("score.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"predictions.csv", "1\n"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json",
+              "{\"acc\": 1}");
+    return 0;
+  };
+  CapturedLog log;
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_EQ(meter->finished, 1);
+  std::string meta = ReadFile(Unpacked(a.scoring_result) / "metadata");
+  EXPECT_THAT(meta, HasSubstr("exitCode: 0"));
+  EXPECT_THAT(meta, ::testing::Not(HasSubstr("gpu")));
+  EXPECT_THAT(log.Text(), HasSubstr("; GPUs 2, 3 while the programs ran: no figures"));
+}
+
+TEST_F(JobRunnerTest, WithoutGpusNoGpuKeysAndNoGpuWords) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: work\n"}});
+  CapturedLog log;
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_FALSE(r.gpu.peak_memory_bytes);
+  EXPECT_FALSE(r.gpu.mean_utilization_percent);
+  std::string meta = ReadFile(Unpacked(a.prediction_result) / "metadata");
+  EXPECT_THAT(meta, HasSubstr("exitCode: 0"));
+  EXPECT_THAT(meta, ::testing::Not(HasSubstr("gpu")));
+  const std::string text = log.Text();
+  EXPECT_THAT(text, HasSubstr("the submission ran"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("GPU")));
 }
 
 // Detailed results reach the site soon after each change, at most once per

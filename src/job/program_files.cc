@@ -260,10 +260,22 @@ void EmitUsage(YAML::Emitter& out, const char* memory_key, const char* cpu_key,
   if (o.cpu_seconds) out << YAML::Key << cpu_key << YAML::Value << *o.cpu_seconds;
 }
 
+void EmitGpuUsage(YAML::Emitter& out, const GpuUsage& gpu) {
+  if (gpu.peak_memory_bytes) {
+    out << YAML::Key << "gpuPeakMemoryBytes" << YAML::Value << *gpu.peak_memory_bytes;
+  }
+  if (gpu.mean_utilization_percent) {
+    // One decimal, written with 4 digits at most (0 to 100.0): the emitter's
+    // default, 17, writes 87.3 as 87.299999999999997.
+    out << YAML::Key << "gpuMeanUtilization" << YAML::Value << YAML::DoublePrecision(4)
+        << std::round(*gpu.mean_utilization_percent * 10) / 10;
+  }
+}
+
 }  // namespace
 
 Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& program,
-                           const ProgramOutcome& ingestion) {
+                           const ProgramOutcome& ingestion, const GpuUsage& gpu) {
   fs::path path = output_dir / "metadata";
   YAML::Emitter out;
   out << YAML::BeginMap;
@@ -273,6 +285,7 @@ Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& pro
   // each program used, for organizers and participants to read.
   EmitUsage(out, "peakMemoryBytes", "cpuSeconds", program);
   EmitUsage(out, "ingestionPeakMemoryBytes", "ingestionCpuSeconds", ingestion);
+  EmitGpuUsage(out, gpu);
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";
   // O_EXCL|O_NOFOLLOW: whatever the programs left under this name (a file, a

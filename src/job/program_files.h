@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "common/yaml_budget.h"
+#include "job/gpu_usage.h"
 
 namespace cw {
 
@@ -72,11 +73,13 @@ Result<nlohmann::json> YamlToJsonBudgeted(const YAML::Node& node, const std::str
                                           const YamlBudget& budget = {});
 
 // Writes `output/metadata` (YAML: exitCode, elapsedTime, ingestionExitCode,
-// ingestionElapsedTime; null for a program that did not run). Fails when the
+// ingestionElapsedTime; null for a program that did not run; then what each
+// program used, and what the slot's GPUs did while they ran, gpuPeakMemoryBytes
+// and gpuMeanUtilization, when `gpu` has them). Fails when the
 // programs already wrote a file (or link, or anything) of that name: the file
 // is created with O_CREAT|O_EXCL|O_NOFOLLOW, so a link left there is never
 // written through.
 Status WriteOutputMetadata(const std::filesystem::path& output_dir, const ProgramOutcome& program,
-                           const ProgramOutcome& ingestion);
+                           const ProgramOutcome& ingestion, const GpuUsage& gpu = {});
 
 }  // namespace cw

@@ -160,6 +160,32 @@ TEST_F(ProgramFilesTest, OutputMetadataWrittenAndReservedNameRefused) {
   EXPECT_NE(again.message().find("reserved"), std::string::npos);
 }
 
+TEST_F(ProgramFilesTest, OutputMetadataHasGpuKeysOnlyWithGpuFigures) {
+  const std::pair<double, const char*> means[] = {
+      {87.34, "87.3"}, {100, "100"}, {0.04, "0"}, {9.96, "10"}, {33.333333, "33.3"}};
+  for (const auto& [mean, written] : means) {
+    fs::remove(dir_ / "metadata");
+    GpuUsage gpu;
+    gpu.peak_memory_bytes = 85520809984ull;
+    gpu.mean_utilization_percent = mean;
+    ASSERT_TRUE(WriteOutputMetadata(dir_, Outcome(0, 1.5), ProgramOutcome{}, gpu).ok());
+    std::ifstream in(dir_ / "metadata");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find("gpuPeakMemoryBytes: 85520809984\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("gpuMeanUtilization: " + std::string(written) + "\n"), std::string::npos)
+        << text;
+    YAML::Node node = YAML::Load(text);
+    EXPECT_EQ(node["gpuMeanUtilization"].as<std::string>(), written);
+    EXPECT_NEAR(node["gpuMeanUtilization"].as<double>(), mean, 0.05);
+    EXPECT_EQ(node["exitCode"].as<int>(), 0);
+  }
+  fs::remove(dir_ / "metadata");
+  ASSERT_TRUE(WriteOutputMetadata(dir_, Outcome(0, 1.5), ProgramOutcome{}, GpuUsage{}).ok());
+  std::ifstream in(dir_ / "metadata");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(text.find("gpu"), std::string::npos) << text;
+}
+
 TEST_F(ProgramFilesTest, ScoresLinkIsRefusedAndNotFollowed) {
   Write("elsewhere/secret", "a: 0.5  # MARKER-31c7\n");
   for (const char* name : {"scores.txt", "scores.json"}) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "job/gpu_usage.h"
 #include "report/reporter.h"
 #include "storage/storage.h"
 
@@ -265,6 +267,34 @@ class RecordingReporter : public Reporter {
 
  private:
   std::mutex mu_;
+};
+
+// A slot's GPUs as the pipeline sees them: every window finishes with
+// `usage`; counts the windows begun and finished.
+class FakeGpuMeter : public GpuUsageMeter {
+ public:
+  GpuUsage usage;
+  std::atomic<int> begun{0};
+  std::atomic<int> finished{0};
+
+  std::unique_ptr<GpuWindow> Begin() override {
+    ++begun;
+    return std::make_unique<Window>(*this);
+  }
+  std::string Describe() const override { return "GPUs 2, 3"; }
+
+ private:
+  class Window : public GpuWindow {
+   public:
+    explicit Window(FakeGpuMeter& meter) : meter_(meter) {}
+    GpuUsage Finish() override {
+      ++meter_.finished;
+      return meter_.usage;
+    }
+
+   private:
+    FakeGpuMeter& meter_;
+  };
 };
 
 }  // namespace cw::testing

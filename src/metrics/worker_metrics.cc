@@ -124,4 +124,11 @@ std::map<std::string, HttpHandler> WorkerMetrics::Handlers() const {
   };
 }
 
+// --- GPU figures ---
+
+GpuMetrics& WorkerMetrics::EnableGpus() {
+  if (!gpus_) gpus_ = std::make_unique<GpuMetrics>(registry_);
+  return *gpus_;
+}
+
 }  // namespace cw::metrics

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
+#include "metrics/gpu_metrics.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
 
@@ -60,6 +62,12 @@ class WorkerMetrics {
   // /metrics, /healthz, /readyz.
   std::map<std::string, HttpHandler> Handlers() const;
 
+  // --- GPU figures (gpu_metrics.h) ---
+  // Adds the GPU families; a worker without GPU figures never calls it, so
+  // its /metrics has none. Call once, before anything records into them.
+  GpuMetrics& EnableGpus();
+  GpuMetrics* gpus() const { return gpus_.get(); }  // null until enabled
+
  private:
   Registry registry_;
   int started_, finished_, stage_seconds_, slots_, broker_connected_, reconnects_,
@@ -74,6 +82,9 @@ class WorkerMetrics {
   std::string engine_reason_ = "the container engine has not been checked yet";
   Clock::time_point engine_checked_{};
   std::chrono::milliseconds engine_max_age_{std::chrono::seconds(60)};
+
+  // --- GPU figures ---
+  std::unique_ptr<GpuMetrics> gpus_;
 };
 
 }  // namespace cw::metrics

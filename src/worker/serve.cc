@@ -31,6 +31,7 @@
 #include "site/http_storage.h"
 #include "site/site_reporter.h"
 #include "storage/bundle_cache.h"
+#include "worker/gpu_figures.h"
 #include "worker/worker.h"
 
 namespace cw {
@@ -390,6 +391,8 @@ int Serve(const ServeOptions& options) {
   };
   WorkerConfig cfg = *config;
   env.rewrite_url = [cfg](const std::string& url) { return RewriteUrl(cfg, url); };
+  // GPU use per slot (gauges) and per job (log, metadata, histograms).
+  GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
   // One runner per slot: the slot's GPUs, CPUs and labels are in its
   // environment, so a job only ever sees its own slot's devices.
   std::vector<std::unique_ptr<JobRunner>> runners;
@@ -397,6 +400,7 @@ int Serve(const ServeOptions& options) {
     JobEnvironment slot_env = env;
     slot_env.container = slot.options;
     for (const auto& [k, v] : slot.labels) slot_env.labels[k] = v;
+    slot_env.gpu_usage = gpu_figures.meters.at(runners.size());
     runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
   }
 
@@ -424,6 +428,7 @@ int Serve(const ServeOptions& options) {
                                                                                : "failed",
                            {t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.programs_s,
                             t.upload_s, t.total_s});
+      RecordJobGpuUsage(metrics.get(), stage, result.gpu);
     }
     if (auto last = timed.last_status()) {
       spdlog::debug("submission {} job returned {:.3f} ms after its last status update", args.id,

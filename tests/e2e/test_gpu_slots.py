@@ -14,20 +14,26 @@ worker and the engine meet real NVIDIA software:
 Asserts: 3 jobs run at once, each in a container created with its own slot's
 GPU (device request, NVIDIA_VISIBLE_DEVICES, labels), the admin's IPC mode and
 extra mount; the 4th message waits in the queue (prefetch = slots) until a slot
-frees; every submission finishes.
+frees; every submission finishes. With a stand-in NVML (tests/gpu_sim/fake_nvml.cc)
+instead of nvidia-smi, the slot's GPU use reaches the job's log line, its output
+`metadata` and the metrics.
 
 Run: /usr/bin/python3 -m unittest tests/e2e/test_gpu_slots.py -v (as root).
 """
 
+import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 import uuid
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +49,13 @@ FINAL = {"Finished", "Failed"}
 GPU_COUNT = 4
 
 
+
+
+def free_port():
+    """A loopback port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def sim_uuid(i):
@@ -200,6 +213,61 @@ class GpuSlotsTest(unittest.TestCase):
         self.assertIn("organizer data", stdout)
         self.assertIn("gpus=GPU-0000000", stdout)
 
+
+    def test_gpu_use_reaches_the_log_the_metadata_and_the_metrics(self):
+        # NVML here is a stand-in (tests/gpu_sim/fake_nvml.cc, built beside
+        # the worker) loaded through LD_LIBRARY_PATH: two GPUs, GPU 0 with
+        # 1 GiB in use and 30% busy, GPU 1 with 2 GiB and 60%. The worker
+        # discovers them through it and samples them; one slot owns GPU 0.
+        fake = Path(os.environ.get("CW_FAKE_NVML") or Path(harness.worker_binary()).resolve()
+                    .parent.parent.parent / "tools" / "libcw_fake_nvml.so")
+        if not fake.exists():
+            missing(f"the stand-in NVML is not built ({fake}; target cw_fake_nvml)")
+        lib_dir = tempfile.mkdtemp(prefix="cw-nvml-")
+        self.addCleanup(shutil.rmtree, lib_dir, True)
+        os.symlink(fake, os.path.join(lib_dir, "libnvidia-ml.so.1"))
+        port = free_port()
+        worker = harness.Worker(self.vhost, args=["--nodename", self.nodename], env={
+            "CONTAINER_SOCKET": self.socket,
+            "LD_LIBRARY_PATH": lib_dir,
+            "GPUS_PER_SLOT": "1",
+            "WORKER_SLOTS": "1",
+            "GPU_DRIVER": "nvidia",
+            "METRICS_ADDRESS": f"127.0.0.1:{port}",
+        })
+        worker.start()
+        self.addCleanup(worker.stop)
+        # Long enough for a few of the sampler's one-second rounds.
+        program = harness.make_zip(DATA / "slow_submission",
+                                   overrides={"metadata.yaml": "command: sh run.sh 4\n"})
+        created = self.site.create_submission(
+            submission=program, scoring_program=self.zips["scoring_program"],
+            reference_data=self.zips["reference_data"], execution_time_limit=120)
+        record = wait_for_status(self.site, created["id"], FINAL, 180, worker=worker)
+        self.assertEqual(record["status"], "Finished", summarize(record))
+
+        zipped = self.site.object_bytes(record["keys"]["prediction_result"])
+        with zipfile.ZipFile(io.BytesIO(zipped)) as z:
+            metadata = z.read("metadata").decode()
+        self.assertIn("gpuPeakMemoryBytes: 1073741824\n", metadata)
+        self.assertIn("gpuMeanUtilization: 30\n", metadata)
+        self.assertIn("exitCode: 0\n", metadata)
+        fake0 = "GPU-fa4e0000-0000-0000-0000-000000000000"
+        self.assertRegex(worker.stderr_text(),
+                         r"the submission ran [0-9.]+ s: [^\n]*; GPU 0 while the programs ran: "
+                         r"peak memory 1024 MiB, utilisation 30% on average")
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        self.assertIn('codabench_worker_gpu_utilization_percent{slot="0",gpu="0",uuid="'
+                      + fake0 + '"} 30\n', text)
+        self.assertIn('codabench_worker_gpu_memory_used_bytes{slot="0",gpu="0",uuid="'
+                      + fake0 + '"} 1073741824\n', text)
+        self.assertNotIn('gpu="1"', text)  # in no slot: not this worker's to show
+        self.assertIn('codabench_worker_job_gpu_peak_memory_bytes_count{stage="prediction"} 1\n',
+                      text)
+        self.assertIn('codabench_worker_job_gpu_utilization_percent_sum{stage="prediction"} 30\n',
+                      text)
 
     def doctor(self, **env):
         base = {
