@@ -44,7 +44,8 @@ WorkerMetrics::WorkerMetrics(int slots, const std::string& version) {
   registry_.Inc(reconnects_, {}, 0);
   site_errors_ = registry_.Counter(
       p + "site_errors_total",
-      "Reports to the Codabench site that failed after their retries, by call.", {"call"});
+      "Calls to the Codabench site and its storage that failed after their retries (and "
+      "live-log connections that failed), by call.", {"call"});
   engine_up_ = registry_.Gauge(p + "engine_up",
                                "1 when the container engine answered its last check, else 0.");
   registry_.Set(engine_up_, 0);
@@ -96,7 +97,9 @@ void WorkerMetrics::JobFinished(const std::string& stage, const std::string& out
 
 void WorkerMetrics::JobUsed(const std::string& stage, const std::string& outcome,
                             const JobUsage& usage) {
-  if (usage.peak_memory_bytes) registry_.Observe(job_peak_memory_, {stage}, *usage.peak_memory_bytes);
+  if (usage.peak_memory_bytes) {
+    registry_.Observe(job_peak_memory_, {stage}, *usage.peak_memory_bytes);
+  }
   if (usage.cpu_seconds) registry_.Observe(job_cpu_seconds_, {stage}, *usage.cpu_seconds);
   registry_.Observe(job_seconds_, {stage, outcome}, usage.wall_seconds);
 }
