@@ -11,12 +11,13 @@ namespace cw {
 namespace {
 
 double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // Timestamps to the millisecond are plenty for a person, and keep the JSON short.
-double Ms(double seconds) { return static_cast<double>(static_cast<long long>(seconds * 1000)) / 1000; }
+double Ms(double seconds) {
+  return static_cast<double>(static_cast<long long>(seconds * 1000)) / 1000;
+}
 
 nlohmann::json UnixOrNull(double unix) {
   return unix > 0 ? nlohmann::json(Ms(unix)) : nlohmann::json(nullptr);
@@ -26,8 +27,11 @@ nlohmann::json UnixOrNull(double unix) {
 
 StatusBoard::StatusBoard(std::string nodename, std::string version, std::vector<SlotInfo> slots,
                          std::size_t keep_last)
-    : nodename_(std::move(nodename)), version_(std::move(version)), keep_last_(keep_last),
-      started_unix_(UnixNow()), started_(Steady::now()) {
+    : nodename_(std::move(nodename)),
+      version_(std::move(version)),
+      keep_last_(keep_last),
+      started_unix_(UnixNow()),
+      started_(Steady::now()) {
   for (auto& info : slots) slots_.push_back({std::move(info), std::nullopt});
 }
 
@@ -96,8 +100,8 @@ void StatusBoard::JobStarted(int slot, const std::string& task_id, long long sub
                              bool scoring) {
   std::lock_guard<std::mutex> lock(mu_);
   if (slot < 0 || static_cast<std::size_t>(slot) >= slots_.size()) return;
-  slots_[slot].job = Running{task_id, submission, scoring ? "scoring" : "prediction", "",
-                             UnixNow(), Steady::now()};
+  slots_[slot].job = Running{task_id, submission, scoring ? "scoring" : "prediction",
+                             "",      UnixNow(),  Steady::now()};
 }
 
 void StatusBoard::JobSiteStatus(int slot, const std::string& status) {

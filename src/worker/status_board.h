@@ -17,11 +17,10 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace cw {
 
@@ -93,7 +92,7 @@ class StatusBoard {
   bool broker_connected_ = false;
   bool broker_ever_connected_ = false;
   int broker_reconnects_ = 0;
-  double broker_since_unix_ = 0;  // of the current state; 0 before any
+  double broker_since_unix_ = 0;   // of the current state; 0 before any
   std::optional<bool> engine_ok_;  // none: not checked yet
   std::string engine_reason_;
   double engine_checked_unix_ = 0;

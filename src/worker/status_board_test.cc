@@ -1,9 +1,9 @@
 #include "worker/status_board.h"
 
-#include <thread>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <thread>
 
 namespace cw {
 namespace {
@@ -77,7 +77,8 @@ TEST(StatusBoard, NeverShowsASecretOrASignature) {
   board.JobStarted(0, "t", 1, false);
   board.JobEnded(0, "failed",
                  "Upload to https://minio:9000/bucket/out.zip?X-Amz-Signature=deadbeef failed for "
-                 "ws://site/submission_input/1/2/" + kSecret + "/ (secret " + kSecret + ")",
+                 "ws://site/submission_input/1/2/" +
+                     kSecret + "/ (secret " + kSecret + ")",
                  kSecret);
   const std::string text = board.Json().dump();
   EXPECT_THAT(text, Not(HasSubstr(kSecret)));

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,8 +12,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "common/fd.h"
 
@@ -114,8 +113,8 @@ Result<int> ConnectTcp(const std::string& address, std::chrono::milliseconds tim
 std::string NodeFolderName(const std::string& nodename) {
   std::string out;
   for (char c : nodename) {
-    bool plain = std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' ||
-                 c == '-' || c == '_';
+    bool plain =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' || c == '-' || c == '_';
     out.push_back(plain ? c : '_');
   }
   return out.empty() || out == "." || out == ".." ? "node" : out;

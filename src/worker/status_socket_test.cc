@@ -1,6 +1,8 @@
 #include "worker/status_socket.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,9 +11,6 @@
 
 #include <cstring>
 #include <fstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace cw {
 namespace {
@@ -46,7 +45,8 @@ class StatusSocketTest : public ::testing::Test {
 };
 
 TEST_F(StatusSocketTest, OnePathPerNodeName) {
-  EXPECT_EQ(StatusSocketPath("/b", "compute-worker@gpu1"), fs::path("/b/status/compute-worker@gpu1.sock"));
+  EXPECT_EQ(StatusSocketPath("/b", "compute-worker@gpu1"),
+            fs::path("/b/status/compute-worker@gpu1.sock"));
   EXPECT_NE(StatusSocketPath("/b", "w@a"), StatusSocketPath("/b", "w@b"));
   EXPECT_EQ(StatusSocketPath("/b", "../x/y"), fs::path("/b/status/.._x_y.sock"));
 }

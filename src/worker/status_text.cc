@@ -1,9 +1,9 @@
 #include "worker/status_text.h"
 
+#include <fmt/format.h>
+
 #include <ctime>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace cw {
 
@@ -30,8 +30,8 @@ std::string Clock(double unix, double now) {
   localtime_r(&t, &tm);
   localtime_r(&n, &tn);
   char buf[32];
-  const char* format = tm.tm_yday == tn.tm_yday && tm.tm_year == tn.tm_year ? "%H:%M:%S"
-                                                                             : "%Y-%m-%d %H:%M:%S";
+  const char* format =
+      tm.tm_yday == tn.tm_yday && tm.tm_year == tn.tm_year ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S";
   std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
@@ -70,14 +70,13 @@ std::string FormatDuration(double s) {
 
 std::string FormatStatus(const nlohmann::json& s) {
   const double now = Num(s, "now", static_cast<double>(std::time(nullptr)));
-  std::string out = fmt::format("{}  codabench-worker {}  pid {}  up {}\n", Str(s, "node"),
-                                Str(s, "version"), Str(s, "pid"),
-                                FormatDuration(Num(s, "uptime_s")));
+  std::string out =
+      fmt::format("{}  codabench-worker {}  pid {}  up {}\n", Str(s, "node"), Str(s, "version"),
+                  Str(s, "pid"), FormatDuration(Num(s, "uptime_s")));
 
   const nlohmann::json broker = s.value("broker", nlohmann::json::object());
   const double reconnects = Num(broker, "reconnects", 0);
-  std::string broker_line =
-      broker.value("connected", false) ? "connected" : "NOT connected";
+  std::string broker_line = broker.value("connected", false) ? "connected" : "NOT connected";
   if (Num(broker, "since") > 0) broker_line += " since " + Clock(Num(broker, "since"), now);
   if (reconnects > 0) {
     broker_line += fmt::format(" ({} reconnect{})", reconnects, reconnects == 1 ? "" : "s");
@@ -90,12 +89,11 @@ std::string FormatStatus(const nlohmann::json& s) {
       engine_line += " (checked " + FormatDuration(now - Num(engine, "checked_at")) + " ago)";
     }
   }
-  out += Table({{"broker", broker_line},
-                {"engine", engine_line},
-                {"draining", s.value("draining", false)
-                                 ? "yes: no new jobs, running ones finish"
-                                 : "no"},
-                {"jobs", Str(s, "jobs_done") + " done since start"}});
+  out += Table(
+      {{"broker", broker_line},
+       {"engine", engine_line},
+       {"draining", s.value("draining", false) ? "yes: no new jobs, running ones finish" : "no"},
+       {"jobs", Str(s, "jobs_done") + " done since start"}});
 
   out += "\nslots\n";
   std::vector<std::vector<std::string>> rows = {{"slot", "gpus", "cpus", "now"}};
@@ -111,13 +109,12 @@ std::string FormatStatus(const nlohmann::json& s) {
       std::string site_status = Str(job, "site_status");
       now_doing = fmt::format("submission {} {}{} for {} (since {}, task {})",
                               Str(job, "submission"), Str(job, "stage"),
-                              site_status.empty() || site_status == "?" ? ""
-                                                                        : ", " + site_status,
+                              site_status.empty() || site_status == "?" ? "" : ", " + site_status,
                               FormatDuration(Num(job, "running_s")),
                               Clock(Num(job, "started_at"), now), Str(job, "task_id"));
     }
-    rows.push_back({Str(slot, "slot"), gpus.empty() ? "-" : gpus, cpus.empty() ? "all" : cpus,
-                    now_doing});
+    rows.push_back(
+        {Str(slot, "slot"), gpus.empty() ? "-" : gpus, cpus.empty() ? "all" : cpus, now_doing});
   }
   out += Table(rows);
 

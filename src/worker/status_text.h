@@ -2,9 +2,8 @@
 // prints it for a person at a terminal.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace cw {
 
