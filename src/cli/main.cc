@@ -16,6 +16,7 @@
 
 #include "cli/doctor_cmd.h"
 #include "cli/run_local.h"
+#include "cli/status_cmd.h"
 #include "worker/serve.h"
 
 namespace {
@@ -160,6 +161,24 @@ int main(int argc, char** argv) {
   SettingOptions doctor_settings;
   AddSettingOptions(doctor, doctor_settings);
 
+  cw::StatusCommandOptions status_options;
+  std::string status_env_file;
+  auto* status = app.add_subcommand(
+      "status", "Show what a running queue worker does: broker, engine, each slot's job, the "
+                "last jobs");
+  status->add_option("--env-file", status_env_file,
+                     "the worker's settings file, to find its socket (default: ./.env when it "
+                     "exists)");
+  status->add_option("--nodename", status_options.nodename,
+                     "the worker's node name (default: the only worker here, else "
+                     "compute-worker@<hostname>)");
+  auto* status_socket = status->add_option("--socket", status_options.socket,
+                                           "the worker's status socket (BASE/status/NODE.sock)");
+  status->add_option("--address", status_options.address,
+                     "HOST:PORT of the worker's METRICS_ADDRESS, e.g. 127.0.0.1:9464")
+      ->excludes(status_socket);
+  status->add_flag("--json", status_options.json, "print the answer as JSON");
+
   CLI11_PARSE(app, argc, argv);
 
   // The worker's own log goes to stderr: stdout carries the programs' output.
@@ -178,6 +197,10 @@ int main(int argc, char** argv) {
     serve.overrides = run_settings.Overrides();
     if (app.get_option("--log-level")->count() > 0) serve.overrides["LOG_LEVEL"] = log_level;
     return cw::Serve(serve);
+  }
+  if (status->parsed()) {
+    status_options.env_file = EnvFile(status_env_file);
+    return cw::RunStatusCommand(status_options);
   }
   if (doctor->parsed()) {
     doctor_options.env_file = EnvFile(doctor_env_file);

@@ -93,6 +93,12 @@ void ImageBudget::Release(const std::string& image) {
 }
 
 Result<ImageBudget::Outcome> ImageBudget::Enforce() {
+  auto out = Sweep();
+  if (out.ok() && on_measured_) on_measured_(out->after_bytes);
+  return out;
+}
+
+Result<ImageBudget::Outcome> ImageBudget::Sweep() {
   std::lock_guard<std::mutex> sweep(enforce_mu_);
   Outcome out;
   CW_ASSIGN_OR_RETURN(out.before_bytes, engine_.ImageStoreBytes());

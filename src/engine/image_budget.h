@@ -51,7 +51,14 @@ class ImageBudget {
 
   std::uint64_t max_bytes() const { return max_bytes_; }
 
+  // Told the store's size after each Enforce that could measure it (the
+  // metrics' image_store_bytes). Set before the first job; must not block.
+  void set_on_measured(std::function<void(long long bytes)> on_measured) {
+    on_measured_ = std::move(on_measured);
+  }
+
  private:
+  Result<Outcome> Sweep();
   void Load();
   void SaveLocked();
 
@@ -63,6 +70,7 @@ class ImageBudget {
   std::map<std::string, long long> last_used_;  // normalized name -> unix seconds
   std::map<std::string, int> in_use_;           // normalized name -> running jobs
   std::mutex enforce_mu_;                       // one sweep at a time
+  std::function<void(long long)> on_measured_;
 };
 
 }  // namespace cw

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -113,6 +114,27 @@ Status HttpServer::Start(const std::string& address) {
   if (listen_fd_ < 0) {
     return Unavailable("cannot listen on METRICS_ADDRESS " + address + ": " + error);
   }
+  stop_ = false;
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+Status HttpServer::StartUnix(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return InvalidInput("the socket path " + path + " is longer than a unix socket allows (" +
+                        std::to_string(sizeof addr.sun_path - 1) + " bytes)");
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return IoError(std::string("cannot make a unix socket: ") + std::strerror(errno));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0) {
+    Status st = IoError("cannot listen on " + path + ": " + std::strerror(errno));
+    close(fd);
+    return st;
+  }
+  listen_fd_ = fd;
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();

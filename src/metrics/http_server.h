@@ -44,6 +44,9 @@ class HttpServer {
 
   // Binds and listens on `address`, then serves on its own thread.
   Status Start(const std::string& address);
+  // The same on a unix socket at `path`, which must not exist; the caller
+  // owns the file (its mode, and removing it).
+  Status StartUnix(const std::string& path);
   void Stop();
   // The port it listens on (after Start; useful with port 0).
   int port() const { return port_; }

@@ -10,6 +10,17 @@ namespace cw::metrics {
 
 std::string BuildVersion() { return CW_VERSION; }
 
+namespace {
+
+// 1 MiB to 1 TiB by factors of 4: a small scorer to a large model.
+std::vector<double> MemoryBuckets() {
+  std::vector<double> out;
+  for (double b = 1 << 20; b <= 1099511627776.0; b *= 4) out.push_back(b);
+  return out;
+}
+
+}  // namespace
+
 WorkerMetrics::WorkerMetrics(int slots, const std::string& version) {
   const std::string p = "codabench_worker_";
   started_ = registry_.Counter(p + "jobs_started_total", "Jobs started, by stage.", {"stage"});
@@ -33,13 +44,33 @@ WorkerMetrics::WorkerMetrics(int slots, const std::string& version) {
   registry_.Inc(reconnects_, {}, 0);
   site_errors_ = registry_.Counter(
       p + "site_errors_total",
-      "Reports to the Codabench site that failed after their retries, by call.", {"call"});
+      "Calls to the Codabench site and its storage that failed after their retries (and "
+      "live-log connections that failed), by call.", {"call"});
   engine_up_ = registry_.Gauge(p + "engine_up",
                                "1 when the container engine answered its last check, else 0.");
   registry_.Set(engine_up_, 0);
   registry_.GaugeFn(p + "process_resident_memory_bytes",
                     "Resident memory of the worker process (not its jobs' containers), bytes.",
                     [] { return ResidentMemoryBytes(); });
+  job_peak_memory_ = registry_.Histogram(
+      p + "job_peak_memory_bytes",
+      "Peak memory of a job's programs (the sum of each program's peak), bytes, by stage.",
+      {"stage"}, MemoryBuckets());
+  job_cpu_seconds_ = registry_.Histogram(
+      p + "job_cpu_seconds", "CPU time of a job's programs together, seconds, by stage.",
+      {"stage"}, DurationBuckets());
+  job_seconds_ = registry_.Histogram(
+      p + "job_seconds", "Wall time of a job, start to final report, by stage and outcome.",
+      {"stage", "outcome"}, DurationBuckets());
+  downloaded_ = registry_.Counter(p + "downloaded_bytes_total",
+                                  "Bytes downloaded from storage (bundles, prediction results).");
+  registry_.Inc(downloaded_, {}, 0);
+  uploaded_ = registry_.Counter(p + "uploaded_bytes_total",
+                                "Bytes uploaded to storage (outputs, logs, detailed results).");
+  registry_.Inc(uploaded_, {}, 0);
+  image_store_ = registry_.Gauge(
+      p + "image_store_bytes",
+      "The engine's image store after the last job's cleanup, bytes (with MAX_IMAGE_STORE_GB).");
   build_info_ = registry_.Gauge(p + "build_info", "Always 1; the worker's version as a label.",
                                 {"version"});
   registry_.Set(build_info_, {version}, 1);
@@ -64,7 +95,29 @@ void WorkerMetrics::JobFinished(const std::string& stage, const std::string& out
   }
 }
 
+void WorkerMetrics::JobUsed(const std::string& stage, const std::string& outcome,
+                            const JobUsage& usage) {
+  if (usage.peak_memory_bytes) {
+    registry_.Observe(job_peak_memory_, {stage}, *usage.peak_memory_bytes);
+  }
+  if (usage.cpu_seconds) registry_.Observe(job_cpu_seconds_, {stage}, *usage.cpu_seconds);
+  registry_.Observe(job_seconds_, {stage, outcome}, usage.wall_seconds);
+}
+
 void WorkerMetrics::SiteError(const std::string& call) { registry_.Inc(site_errors_, {call}); }
+
+void WorkerMetrics::Downloaded(double bytes) { registry_.Inc(downloaded_, {}, bytes); }
+
+void WorkerMetrics::Uploaded(double bytes) { registry_.Inc(uploaded_, {}, bytes); }
+
+void WorkerMetrics::WatchCacheBytes(std::function<double()> read) {
+  registry_.GaugeFn("codabench_worker_cache_bytes",
+                    "Size of the bundle cache (input and reference data), bytes, read at each "
+                    "scrape.",
+                    std::move(read));
+}
+
+void WorkerMetrics::ImageStoreBytes(double bytes) { registry_.Set(image_store_, bytes); }
 
 void WorkerMetrics::BrokerState(bool connected) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "metrics/gpu_metrics.h"
@@ -20,6 +22,14 @@ namespace cw::metrics {
 // A job's time per step, in seconds (job/job_runner.h's JobTimings).
 struct StepSeconds {
   double fetch = 0, unzip = 0, pull = 0, start = 0, programs = 0, upload = 0, total = 0;
+};
+
+// What a job's programs used (job/program_files.h's ProgramOutcome, both
+// programs together); a figure the engine did not give is none.
+struct JobUsage {
+  std::optional<double> peak_memory_bytes;  // the sum of each program's peak: they run side by side
+  std::optional<double> cpu_seconds;
+  double wall_seconds = 0;  // the job from start to its final report
 };
 
 // The worker's version (the project's, from CMake).
@@ -37,9 +47,21 @@ class WorkerMetrics {
   // Each step's time goes into the histogram when the job reached it (its
   // time is above 0); "total" always does.
   void JobFinished(const std::string& stage, const std::string& outcome, const StepSeconds& t);
+  // The job's resource use and wall time, by stage (and outcome for the time).
+  void JobUsed(const std::string& stage, const std::string& outcome, const JobUsage& usage);
   // A call to the site that failed for good (after its retries); call:
-  // "status", "md5", "error", "scores".
+  // "status", "md5", "error", "scores", "download", "upload", "bad_job";
+  // "websocket" for each failed or lost live-log connection.
   void SiteError(const std::string& call);
+  // Bytes moved from and to storage (signed URLs), counted once a transfer
+  // succeeded.
+  void Downloaded(double bytes);
+  void Uploaded(double bytes);
+  // The bundle cache's size, read at each scrape.
+  void WatchCacheBytes(std::function<double()> read);
+  // The engine's image store, measured after a job's cleanup (only with
+  // MAX_IMAGE_STORE_GB: the measure is a slow engine call).
+  void ImageStoreBytes(double bytes);
 
   // Broker connection changes; a connection after the first is a reconnect.
   void BrokerState(bool connected);
@@ -72,6 +94,7 @@ class WorkerMetrics {
   Registry registry_;
   int started_, finished_, stage_seconds_, slots_, broker_connected_, reconnects_,
       site_errors_, engine_up_, build_info_;
+  int job_peak_memory_, job_cpu_seconds_, job_seconds_, downloaded_, uploaded_, image_store_;
   std::atomic<int> busy_count_{0};
 
   mutable std::mutex mu_;

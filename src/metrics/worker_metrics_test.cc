@@ -41,6 +41,44 @@ TEST(WorkerMetrics, CountsJobsAndTheirSteps) {
   EXPECT_TRUE(Has(m.Render(), "codabench_worker_site_errors_total{call=\"status\"} 1"));
 }
 
+TEST(WorkerMetrics, JobUseTransfersAndStores) {
+  WorkerMetrics m(1, "dev");
+  std::string text = m.Render();
+  EXPECT_TRUE(Has(text, "codabench_worker_downloaded_bytes_total 0")) << text;
+  EXPECT_TRUE(Has(text, "codabench_worker_uploaded_bytes_total 0"));
+  // Unknown until the first sweep measured it: no sample rather than a 0.
+  EXPECT_EQ(text.find("\ncodabench_worker_image_store_bytes "), std::string::npos);
+
+  JobUsage usage;
+  usage.peak_memory_bytes = 300.0 * (1 << 20);
+  usage.cpu_seconds = 1.5;
+  usage.wall_seconds = 7;
+  m.JobUsed("scoring", "failed", usage);
+  m.JobUsed("scoring", "succeeded", JobUsage{std::nullopt, std::nullopt, 2});  // no engine figures
+  text = m.Render();
+  EXPECT_TRUE(Has(text, "codabench_worker_job_peak_memory_bytes_bucket{stage=\"scoring\",le=\"268435456\"} 0")) << text;
+  EXPECT_TRUE(Has(text, "codabench_worker_job_peak_memory_bytes_bucket{stage=\"scoring\",le=\"1073741824\"} 1"));
+  EXPECT_TRUE(Has(text, "codabench_worker_job_peak_memory_bytes_count{stage=\"scoring\"} 1"));
+  EXPECT_TRUE(Has(text, "codabench_worker_job_cpu_seconds_sum{stage=\"scoring\"} 1.5"));
+  EXPECT_TRUE(Has(text, "codabench_worker_job_cpu_seconds_count{stage=\"scoring\"} 1"));
+  EXPECT_TRUE(Has(text, "codabench_worker_job_seconds_sum{stage=\"scoring\",outcome=\"failed\"} 7"));
+  EXPECT_TRUE(Has(text, "codabench_worker_job_seconds_count{stage=\"scoring\",outcome=\"succeeded\"} 1"));
+
+  m.Downloaded(1000);
+  m.Downloaded(24);
+  m.Uploaded(5);
+  m.ImageStoreBytes(123456789);
+  m.WatchCacheBytes([] { return 4096.0; });
+  for (const char* call : {"download", "upload", "websocket", "bad_job"}) m.SiteError(call);
+  text = m.Render();
+  EXPECT_TRUE(Has(text, "codabench_worker_downloaded_bytes_total 1024"));
+  EXPECT_TRUE(Has(text, "codabench_worker_uploaded_bytes_total 5"));
+  EXPECT_TRUE(Has(text, "codabench_worker_image_store_bytes 123456789"));
+  EXPECT_TRUE(Has(text, "codabench_worker_cache_bytes 4096"));
+  EXPECT_TRUE(Has(text, "codabench_worker_site_errors_total{call=\"websocket\"} 1"));
+  EXPECT_TRUE(Has(text, "codabench_worker_site_errors_total{call=\"bad_job\"} 1"));
+}
+
 TEST(WorkerMetrics, BuildInfoCarriesTheProjectVersion) {
   WorkerMetrics m(1);
   EXPECT_FALSE(BuildVersion().empty());

@@ -486,6 +486,7 @@ class LiveSocket::Impl {
       closing = closing_;
     }
     if (closing) return Finish();
+    if (options_.on_failure) options_.on_failure();
     // The first failure in a row is worth a warning; the retries are not.
     if (failures_++ == 0) {
       announce_reconnect_ = true;
@@ -507,6 +508,7 @@ class LiveSocket::Impl {
     spdlog::warn("live {} output: the site refused the socket {} with HTTP {} (the submission's "
                  "secret may not match); no live output for it, the logs still go to storage",
                  kind_, redacted_, status);
+    if (options_.on_failure) options_.on_failure();
     if (conn_) {
       conn_->Abort();
       conn_.reset();

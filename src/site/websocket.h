@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,10 @@ struct LiveSocketOptions {
   bool verify_tls = true;
   std::string ca_bundle;  // a PEM file; empty: the system's
   std::string user_agent = "codabench-worker";
+  // Called on the socket's thread each time a connection attempt fails, a
+  // connection drops or the site refuses the socket (not on Close): the
+  // metrics count them. Must not block.
+  std::function<void()> on_failure;
 };
 
 struct LiveSocketStats {

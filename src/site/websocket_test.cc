@@ -2,6 +2,7 @@
 // tests/site (a small Python server).
 #include "site/websocket.h"
 
+#include <atomic>
 #include <chrono>
 
 #include <gtest/gtest.h>
@@ -66,12 +67,15 @@ TEST(LiveSocket, AServerThatIsNotAWebsocketIsRetried) {
   LiveSocketOptions options;
   options.first_backoff = milliseconds(10);
   options.max_backoff = milliseconds(20);
+  std::atomic<int> failures{0};  // what the metrics count as site_errors_total{call="websocket"}
+  options.on_failure = [&failures] { ++failures; };
   LiveSocket socket("ws://127.0.0.1:" + std::to_string(plain.port()) + "/submission_input/1/2/s/?kind=program",
                     "program", options);
   socket.Send("x");
   const auto deadline = Clock::now() + std::chrono::seconds(3);
   while (plain.request_count() < 3 && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(10));
   EXPECT_GE(plain.request_count(), 3u);
+  EXPECT_GE(failures.load(), 2);
   EXPECT_FALSE(socket.stats().refused);
   auto requests = plain.requests();
   ASSERT_FALSE(requests.empty());
@@ -90,6 +94,8 @@ TEST(LiveSocket, ARefusedHandshakeTurnsItOff) {
   });
   LiveSocketOptions options;
   options.first_backoff = milliseconds(10);
+  std::atomic<int> failures{0};
+  options.on_failure = [&failures] { ++failures; };
   LiveSocket socket("ws://127.0.0.1:" + std::to_string(site.port()) + "/submission_input/1/2/wrong/?kind=program",
                     "program", options);
   socket.Send("x");
@@ -100,6 +106,7 @@ TEST(LiveSocket, ARefusedHandshakeTurnsItOff) {
   std::this_thread::sleep_for(milliseconds(100));
   EXPECT_EQ(site.request_count(), 1u);
   socket.Close(milliseconds(100));
+  EXPECT_EQ(failures.load(), 1);  // refused once; closing is not a failure
 }
 
 }  // namespace

@@ -32,6 +32,8 @@
 #include "site/site_reporter.h"
 #include "storage/bundle_cache.h"
 #include "worker/gpu_figures.h"
+#include "worker/status_board.h"
+#include "worker/status_socket.h"
 #include "worker/worker.h"
 
 namespace cw {
@@ -52,12 +54,14 @@ extern "C" void OnQuitSignal(int) { g_quit = true; }
 // the whole window between a job's final report and its ack.
 class TimedReporter : public Reporter {
  public:
-  // `metrics` (may be null) counts the calls that failed for good.
-  TimedReporter(SiteReporter& inner, metrics::WorkerMetrics* metrics)
-      : inner_(inner), metrics_(metrics) {}
+  // `metrics` (may be null) counts the calls that failed for good; `board`
+  // shows the slot's last status.
+  TimedReporter(SiteReporter& inner, metrics::WorkerMetrics* metrics, StatusBoard& board, int slot)
+      : inner_(inner), metrics_(metrics), board_(board), slot_(slot) {}
   Status UpdateStatus(JobStatus status, const std::string& details) override {
     Status st = Counted("status", inner_.UpdateStatus(status, details));
     last_status_ = std::chrono::steady_clock::now();
+    if (st.ok()) board_.JobSiteStatus(slot_, JobStatusName(status));
     return st;
   }
   Status ReportMd5(const std::string& md5_hex) override {
@@ -89,8 +93,73 @@ class TimedReporter : public Reporter {
 
   SiteReporter& inner_;
   metrics::WorkerMetrics* metrics_;
+  StatusBoard& board_;
+  const int slot_;
   std::optional<std::chrono::steady_clock::time_point> last_status_;
 };
+
+// Storage that counts for the metrics: the bytes of each transfer that
+// succeeded (the file's size, so nothing is buffered to count), and the
+// transfers that failed for good.
+class MeteredStorage : public Storage {
+ public:
+  MeteredStorage(Storage& inner, metrics::WorkerMetrics& metrics)
+      : inner_(inner), metrics_(metrics) {}
+  Status Fetch(const std::string& url, const fs::path& dest,
+               const TransferProgressFn& progress = {}) override {
+    Status st = inner_.Fetch(url, dest, progress);
+    if (st.ok()) {
+      metrics_.Downloaded(static_cast<double>(SizeOf(dest)));
+    } else if (!AbandonScope::Abandoned()) {  // a revoke is not the site's failure
+      metrics_.SiteError("download");
+    }
+    return st;
+  }
+  Status Put(const std::string& url, const fs::path& src, const std::string& type) override {
+    Status st = inner_.Put(url, src, type);
+    if (st.ok()) {
+      metrics_.Uploaded(static_cast<double>(SizeOf(src)));
+    } else if (!AbandonScope::Abandoned()) {
+      metrics_.SiteError("upload");
+    }
+    return st;
+  }
+
+ private:
+  static std::uintmax_t SizeOf(const fs::path& path) {
+    std::error_code ec;
+    std::uintmax_t size = fs::file_size(path, ec);
+    return ec ? 0 : size;
+  }
+  Storage& inner_;
+  metrics::WorkerMetrics& metrics_;
+};
+
+// The job's programs together: CPU adds up, and so do peaks, since the
+// programs run side by side (a bound on the job's own peak).
+metrics::JobUsage UsageOf(const JobResult& result) {
+  metrics::JobUsage usage;
+  usage.wall_seconds = result.timings.total_s;
+  for (const ProgramOutcome* p : {&result.program, &result.ingestion}) {
+    if (p->peak_memory_bytes) {
+      usage.peak_memory_bytes =
+          usage.peak_memory_bytes.value_or(0) + static_cast<double>(*p->peak_memory_bytes);
+    }
+    if (p->cpu_seconds) usage.cpu_seconds = usage.cpu_seconds.value_or(0) + *p->cpu_seconds;
+  }
+  return usage;
+}
+
+// "0 (GPU-8f6c1a2b-...)" per GPU, and the CPU range, as the start-up log has them.
+StatusBoard::SlotInfo SlotInfoOf(const WorkerSlot& slot) {
+  StatusBoard::SlotInfo info;
+  for (const GpuInfo& gpu : slot.plan.gpus) {
+    info.gpus.push_back(gpu.uuid.empty() ? std::to_string(gpu.index)
+                                         : std::to_string(gpu.index) + " (" + gpu.uuid + ")");
+  }
+  info.cpus = slot.plan.cpuset;
+  return info;
+}
 
 // A job's live sockets flush and close (up to close_grace, 3 s) after its
 // final report: done here, on a thread of its own, so that the job's message
@@ -200,13 +269,13 @@ bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, 
   return true;
 }
 
-// Checks the container engine every `interval` for /readyz, on a thread of
-// its own (a hung engine must not hold up anything else).
+// Checks the container engine every `interval` for /readyz and `status`, on
+// a thread of its own (a hung engine must not hold up anything else).
 class EngineChecker {
  public:
-  EngineChecker(std::string socket, metrics::WorkerMetrics& metrics,
-                std::chrono::milliseconds interval)
-      : socket_(std::move(socket)), metrics_(metrics), interval_(interval),
+  using Report = std::function<void(bool ok, const std::string& reason)>;
+  EngineChecker(std::string socket, Report report, std::chrono::milliseconds interval)
+      : socket_(std::move(socket)), report_(std::move(report)), interval_(interval),
         thread_([this] { Loop(); }) {}
   ~EngineChecker() {
     {
@@ -224,30 +293,19 @@ class EngineChecker {
     while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
       lock.unlock();
       auto version = engine.Version();
-      metrics_.EngineCheck(version.ok(), version.ok() ? "" : version.status().message());
+      report_(version.ok(), version.ok() ? "" : version.status().message());
       lock.lock();
     }
   }
 
   std::string socket_;
-  metrics::WorkerMetrics& metrics_;
+  Report report_;
   std::chrono::milliseconds interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;  // last: starts once the rest is built
 };
-
-// A node name as one folder name: '/' and other odd characters become '_'.
-std::string FolderName(const std::string& nodename) {
-  std::string out;
-  for (char c : nodename) {
-    bool plain = std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' ||
-                 c == '-' || c == '_';
-    out.push_back(plain ? c : '_');
-  }
-  return out.empty() || out == "." || out == ".." ? "node" : out;
-}
 
 }  // namespace
 
@@ -306,26 +364,41 @@ int Serve(const ServeOptions& options) {
                config->host_directory.string(), *version, address->Redacted(), slot_count);
   for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
 
-  // METRICS_ADDRESS: /metrics, /healthz, /readyz (README "Metrics and
-  // health"). Off unless set; listens only where told.
+  // What `codabench-worker status` shows; outlives everything that feeds it.
+  std::vector<StatusBoard::SlotInfo> slot_infos;
+  for (const WorkerSlot& slot : *slots) slot_infos.push_back(SlotInfoOf(slot));
+  StatusBoard board(nodename, metrics::BuildVersion(), std::move(slot_infos));
+  board.EngineState(true, "");  // it answered just above
+  const metrics::HttpHandler status_handler = [&board] {
+    return metrics::HttpResponse{200, "application/json", board.Json().dump() + "\n"};
+  };
+
+  // METRICS_ADDRESS: /metrics, /healthz, /readyz, /status (README "Metrics
+  // and health"). Off unless set; listens only where told.
   std::unique_ptr<metrics::WorkerMetrics> metrics;
   std::unique_ptr<metrics::HttpServer> metrics_server;
-  std::unique_ptr<EngineChecker> engine_checker;
   if (!config->metrics_address.empty()) {
     metrics = std::make_unique<metrics::WorkerMetrics>(slot_count);
     metrics->EngineCheck(true, "");  // it answered just above
     metrics->set_engine_max_age(std::chrono::seconds(35));
-    metrics_server = std::make_unique<metrics::HttpServer>(metrics->Handlers());
+    auto handlers = metrics->Handlers();
+    handlers["/status"] = status_handler;
+    metrics_server = std::make_unique<metrics::HttpServer>(std::move(handlers));
     Status st = metrics_server->Start(config->metrics_address);
     if (!st.ok()) {
       spdlog::error("{}", st.message());
       return st.code() == Code::kInvalidInput ? 2 : 1;
     }
-    spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz",
+    spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz, /status",
                  config->metrics_address);
-    engine_checker = std::make_unique<EngineChecker>(config->container_socket, *metrics,
-                                                     std::chrono::seconds(10));
   }
+  EngineChecker engine_checker(
+      config->container_socket,
+      [&board, m = metrics.get()](bool ok, const std::string& reason) {
+        board.EngineState(ok, reason);
+        if (m) m->EngineCheck(ok, reason);
+      },
+      std::chrono::seconds(10));
   if (config->base_directory_doubtful) {
     spdlog::warn("jobs are written to {}: {}", config->base_directory.string(),
                  config->base_directory_reason);
@@ -352,9 +425,15 @@ int Serve(const ServeOptions& options) {
   HttpClient http(http_options);
   // Only http(s): a queue message must never make the worker read or write
   // files of the host it runs on.
-  HttpStorage storage(http);
+  HttpStorage http_storage(http);
+  std::optional<MeteredStorage> metered;
+  if (metrics) metered.emplace(http_storage, *metrics);
+  Storage& storage = metered ? static_cast<Storage&>(*metered) : http_storage;
   BundleCache cache(config->base_directory / "cache",
                     CacheBytesFromGb(config->max_cache_dir_size_gb));
+  if (metrics) {
+    metrics->WatchCacheBytes([&cache] { return static_cast<double>(cache.SizeBytes()); });
+  }
 
   JobEnvironment env;
   env.base_dir = config->base_directory;
@@ -364,11 +443,15 @@ int Serve(const ServeOptions& options) {
   env.limits = JobLimitsFromConfig(*config);
   env.defer_cleanup = true;  // the slot acks first, then removes containers and folder
   env.labels["org.codabench.node"] = nodename;
-  env.jobs_subfolder = FolderName(nodename);
+  env.jobs_subfolder = NodeFolderName(nodename);
   if (config->max_image_store_gb > 0) {
     env.images = std::make_shared<ImageBudget>(
         engine, GbToBytes(config->max_image_store_gb),
         config->base_directory / "image-use.json");
+    if (metrics) {
+      env.images->set_on_measured(
+          [m = metrics.get()](long long bytes) { m->ImageStoreBytes(static_cast<double>(bytes)); });
+    }
   }
   // A killed run of this node left its job folders (inputs, outputs, maybe
   // gigabytes); no job of ours runs yet, so they go. Kept when the admin
@@ -406,6 +489,9 @@ int Serve(const ServeOptions& options) {
 
   SiteReporterOptions reporter_options;
   reporter_options.socket.ca_bundle = config->site_ca_bundle;
+  if (metrics) {
+    reporter_options.socket.on_failure = [m = metrics.get()] { m->SiteError("websocket"); };
+  }
   ReporterCloser closer;  // outlives the worker: destroyed after it, below
   JobFn run_job = [&](int slot, const RunArgs& args, CancelToken& cancel) {
     // A revoked (or shut down) job reports nothing more: its site calls and
@@ -415,20 +501,19 @@ int Serve(const ServeOptions& options) {
     auto reporter = std::make_unique<SiteReporter>(args.submissions_api_url, args.id,
                                                    args.user_pk, args.secret, args.is_scoring,
                                                    http, reporter_options);
-    TimedReporter timed(*reporter, metrics.get());
+    TimedReporter timed(*reporter, metrics.get(), board, slot);
     const std::string stage = args.is_scoring ? "scoring" : "prediction";
     if (metrics) metrics->JobStarted(stage);
     // Run never throws: a job's exception is already its Failed result.
     JobResult result = runners.at(static_cast<std::size_t>(slot))->Run(args, timed, cancel);
     if (metrics) {
       const JobTimings& t = result.timings;
-      metrics->JobFinished(stage,
-                           result.ok() ? "succeeded"
-                           : result.outcome == JobResult::Outcome::kCancelled ? "cancelled"
-                                                                               : "failed",
+      const std::string outcome = OutcomeName(result.outcome);
+      metrics->JobFinished(stage, outcome,
                            {t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.programs_s,
                             t.upload_s, t.total_s});
       RecordJobGpuUsage(metrics.get(), stage, result.gpu);
+      metrics->JobUsed(stage, outcome, UsageOf(result));
     }
     if (auto last = timed.last_status()) {
       spdlog::debug("submission {} job returned {:.3f} ms after its last status update", args.id,
@@ -454,13 +539,17 @@ int Serve(const ServeOptions& options) {
                           raw["secret"].get<std::string>(), raw.value("is_scoring", false), http,
                           reporter_options);
     Status st = reporter.UpdateStatus(JobStatus::kFailed, reason);
-    if (!st.ok()) spdlog::warn("could not report the unreadable job: {}", st.message());
+    if (!st.ok()) {
+      spdlog::warn("could not report the unreadable job: {}", st.message());
+      if (metrics && !AbandonScope::Abandoned()) metrics->SiteError("bad_job");
+    }
   };
 
   ConsumerAcker acker;
   WorkerOptions wopts;
   wopts.nodename = nodename;
   wopts.slots = slot_count;
+  wopts.status = &board;
   if (metrics) {
     wopts.on_connection_state = [m = metrics.get()](bool connected) { m->BrokerState(connected); };
   }
@@ -473,6 +562,19 @@ int Serve(const ServeOptions& options) {
   copts.connect.ca_file = config->broker_ssl_ca_certs;
   QueueConsumer consumer(*address, copts, worker);
   acker.Attach(&consumer);
+
+  // `codabench-worker status` finds this worker here, metrics or not.
+  std::unique_ptr<StatusSocket> status_socket;
+  if (auto opened = StatusSocket::Open(StatusSocketPath(config->base_directory, nodename),
+                                       status_handler);
+      opened.ok()) {
+    status_socket = std::move(opened).value();
+    spdlog::info("status on {}", status_socket->path().string());
+  } else {
+    spdlog::warn("no status socket: {} (`codabench-worker status --address` still works with "
+                 "METRICS_ADDRESS)",
+                 opened.status().message());
+  }
 
   std::signal(SIGTERM, OnStopSignal);
   std::signal(SIGINT, OnStopSignal);

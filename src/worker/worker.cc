@@ -76,6 +76,7 @@ void Worker::Shutdown() {
 int Worker::BeginDrain() {
   std::lock_guard<std::mutex> lock(mu_);
   draining_ = true;
+  if (options_.status) options_.status->Draining();
   // Prefetched, not started: back to the queue, for another worker now.
   for (const auto& job : queue_) {
     for (auto [epoch, tag] : job->deliveries) acker_.Reject(epoch, tag, /*requeue=*/true);
@@ -229,6 +230,9 @@ void Worker::SlotLoop(int slot) {
       job->started_unix = UnixNow();
       ++active_;
     }
+    if (options_.status) {
+      options_.status->JobStarted(slot, job->task_id, job->args.id, job->args.is_scoring);
+    }
     ScopedLogFields fields({job->args.id, job->args.is_scoring ? "scoring" : "prediction", slot,
                             job->task_id});
     spdlog::info("slot {}: submission {} {} job starts (task {})", slot, job->args.id,
@@ -243,6 +247,10 @@ void Worker::SlotLoop(int slot) {
                  slot, job->args.id, how, t.total_s, t.programs_s, t.total_s - t.programs_s,
                  t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.upload_s,
                  result.ok() ? "" : ": ", result.ok() ? "" : result.failure.message());
+    if (options_.status) {
+      options_.status->JobEnded(slot, OutcomeName(result.outcome),
+                                result.ok() ? "" : result.failure.message(), job->args.secret);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       --active_;
@@ -469,6 +477,7 @@ void Worker::OnConnectionState(bool connected, const std::string& detail) {
   } else {
     spdlog::warn("broker connection lost: {}", detail);
   }
+  if (options_.status) options_.status->BrokerState(connected);
   if (options_.on_connection_state) options_.on_connection_state(connected);
 }
 

@@ -28,8 +28,19 @@
 #include "job/cancel.h"
 #include "job/job_runner.h"
 #include "job/run_args.h"
+#include "worker/status_board.h"
 
 namespace cw {
+
+// "succeeded", "failed", "cancelled": the words of the metrics and `status`.
+inline const char* OutcomeName(JobResult::Outcome outcome) {
+  switch (outcome) {
+    case JobResult::Outcome::kSucceeded: return "succeeded";
+    case JobResult::Outcome::kCancelled: return "cancelled";
+    case JobResult::Outcome::kFailed: break;
+  }
+  return "failed";
+}
 
 // Where acks go: the QueueConsumer in production, a recorder in tests.
 class DeliveryAcker {
@@ -60,6 +71,9 @@ struct WorkerOptions {
   // Told of every change of the broker connection (on the broker thread; must
   // not block): the metrics and /readyz follow it.
   std::function<void(bool connected)> on_connection_state;
+  // Told what each slot runs, the broker and a drain, for `status` (may be
+  // null; must outlive the Worker).
+  StatusBoard* status = nullptr;
 };
 
 class Worker : public BrokerHandler {

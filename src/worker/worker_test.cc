@@ -152,6 +152,41 @@ TEST(Worker, RunsAJobAndAcksItAfterwards) {
   EXPECT_EQ(w.processed(), 1);
 }
 
+// `status` reads the board: the slot's job while it runs (with its task id),
+// then the finished job with its outcome, and the drain.
+TEST(Worker, FeedsTheStatusBoard) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  StatusBoard board("node@test", "1.0", {{}, {}});
+  WorkerOptions options;
+  options.slots = 2;
+  options.status = &board;
+  Worker w(options, acker, jobs.fn());
+  w.Start();
+  w.OnConnectionState(true, "test");
+  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
+  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
+  nlohmann::json now = board.Json();
+  EXPECT_TRUE(now["broker"]["connected"].get<bool>());
+  int slot = jobs.slot_of[42];
+  const nlohmann::json& job = now["slots"][slot]["job"];
+  ASSERT_TRUE(job.is_object()) << now.dump();
+  EXPECT_EQ(job["task_id"], "t-1");
+  EXPECT_EQ(job["submission"], 42);
+  EXPECT_EQ(job["stage"], "prediction");
+  EXPECT_TRUE(now["slots"][1 - slot]["job"].is_null());
+  jobs.release = true;
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return board.Json()["last_jobs"].size() == 1; }));
+  nlohmann::json after = board.Json();
+  EXPECT_EQ(after["last_jobs"][0]["submission"], 42);
+  EXPECT_EQ(after["last_jobs"][0]["outcome"], "succeeded");
+  EXPECT_TRUE(after["slots"][slot]["job"].is_null());
+  EXPECT_FALSE(after["draining"].get<bool>());
+  w.BeginDrain();
+  EXPECT_TRUE(board.Json()["draining"].get<bool>());
+}
+
 // Container removal and folder cleanup come after the ack: they must not
 // delay the next job's delivery (prefetch = slots).
 TEST(Worker, TheJobsCleanupRunsAfterItsAck) {
@@ -196,10 +231,10 @@ TEST(Worker, TheNextJobStartsWhileTheLastOnesCleanupRuns) {
   w.OnDelivery(1, TaskDelivery(1, "t-1", RunArgsJson(1)));
   w.OnDelivery(1, TaskDelivery(2, "t-2", RunArgsJson(2)));
   ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
-  EXPECT_TRUE(second_started_during_cleanup);
   w.Shutdown();
   // Every cleanup has run by the time the worker is gone.
   EXPECT_EQ(cleanups_done, 2);
+  EXPECT_TRUE(second_started_during_cleanup);
 }
 
 TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {

@@ -393,9 +393,13 @@ TEST_F(EngineTest, ImageBudgetRemovesTheLeastRecentlyUsedOfItsOwnImagesOnly) {
   tight.Release(new_image);
   // The record outlives the process: a new budget reads it and may remove.
   ImageBudget reloaded(*engine_, 1, tmp / "use2.json", [&clock] { return clock; });
+  long long measured = -1;  // what the metrics' image_store_bytes is told
+  reloaded.set_on_measured([&measured](long long bytes) { measured = bytes; });
   auto freed = reloaded.Enforce();
   ASSERT_TRUE(freed.ok()) << freed.status().ToString();
   EXPECT_EQ(freed->removed, std::vector<std::string>{new_image});
+  EXPECT_EQ(measured, freed->after_bytes);
+  EXPECT_GT(measured, 0);
   EXPECT_TRUE(*engine_->ImageExists(kImage));
   fs::remove_all(tmp);
 }
