@@ -19,6 +19,7 @@ Cases (README "Performance" says what each row measures):
   detailed    detailed_results.html written -> the stand-in has stored it
   startup     worker process start -> first submission Finished (it waited in the queue)
   throughput  submissions a minute: ours with 4 slots, 4 Python workers on one queue
+  zip         zipping a 256 MiB random output: ours in run-local, the Python worker's calls
 
 "Finished" here means the site has the final status, the scores and the
 scoring output: the Python worker sends Finished before it posts the scores and
@@ -58,7 +59,7 @@ DEFAULT_PYTHON_WORKER = os.environ.get("CW_BENCH_PYTHON_WORKER",
 BUSYBOX = harness.BUSYBOX_IMAGE
 PYIMAGE = harness.PYTHON_IMAGE
 MIB = 1024 * 1024
-CASES = ("trivial", "bigdata", "logburst", "idle", "detailed", "startup", "throughput")
+CASES = ("trivial", "bigdata", "logburst", "idle", "detailed", "startup", "throughput", "zip")
 # Websocket text the stand-in keeps per submission: a log burst is counted, not kept.
 WS_RECORD_LIMIT = 4 * MIB
 
@@ -646,6 +647,54 @@ class Bench:
                 worker.stop()
         self.row("throughput", f"jobs a minute, {count} submissions (1 s programs), "
                  "4 slots / 4 processes", self.each("throughput", run), "jobs/min", ">= Python")
+
+
+    # 8
+    def case_zip(self):
+        mib = 32 if self.args.quick else 256
+        out = Path(tempdir("cw-bench-zipcase-"))
+        bundle, sub = out / "bundle", out / "submission"
+        (bundle / "scoring_program").mkdir(parents=True)
+        sub.mkdir()
+        (bundle / "competition.yaml").write_text(
+            f"version: 2\ntitle: zip\ndocker_image: {BUSYBOX}\n"
+            "tasks:\n  - {index: 0, name: t, scoring_program: scoring_program/}\n"
+            "phases:\n  - {index: 0, name: Dev, execution_time_limit: 600, tasks: [0]}\n"
+            "leaderboards:\n  - {index: 0, title: R, key: R, "
+            "columns: [{title: S, key: score, index: 0}]}\n")
+        (bundle / "scoring_program" / "metadata.yaml").write_text(
+            "command: |-\n  echo 'score: 1' > /app/output/scores.txt\n")
+        (sub / "metadata.yaml").write_text(
+            f"command: |-\n  head -c {mib * MIB} /dev/urandom > /app/output/random.bin\n")
+        output = out / "run" / "prediction" / "output"
+
+        def run(label):
+            if label == "ours":
+                proc = subprocess.run(
+                    [self.args.ours, "run-local", str(bundle), str(sub), "--pull", "missing",
+                     "--out", str(out / "run")], capture_output=True, text=True, timeout=600)
+                line = [x for x in proc.stderr.splitlines() if "prediction timings:" in x]
+                if proc.returncode != 0 or not line:
+                    raise Failed(f"run-local exited {proc.returncode}: {proc.stderr[-500:]}")
+                # The upload stage: the output zipped, then copied to run-local's storage.
+                return float(line[0].split("upload ")[1].split("s")[0])
+            if not (output / "random.bin").is_file():
+                raise Failed("no output to zip (ours' run-local runs first and leaves it)")
+            # Run._put_dir's calls, on the same folder: make_archive, then is_valid_zip.
+            code = ("import shutil, sys, time, zipfile\n"
+                    "t = time.time()\n"
+                    "p = shutil.make_archive(sys.argv[1], 'zip', sys.argv[2])\n"
+                    "ok = zipfile.ZipFile(p).testzip() is None\n"
+                    "print(time.time() - t if ok else 'corrupt')\n")
+            proc = subprocess.run([PYTHON, "-c", code, str(out / "python-output"), str(output)],
+                                  capture_output=True, text=True, timeout=600)
+            with zipfile.ZipFile(out / "python-output.zip") as z:
+                size = z.getinfo("random.bin").file_size
+            if proc.returncode != 0 or size != mib * MIB:
+                raise Failed(f"make_archive: {proc.stdout.strip()} {proc.stderr[-300:]}")
+            return float(proc.stdout)
+        self.row("zip", f"zip a {mib} MiB random output (ours: run-local's upload stage)",
+                 self.each("zip", run), "s", "< 0.5x Python")
 
 
 class Spread:
