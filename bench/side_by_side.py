@@ -725,7 +725,9 @@ def ratio(ours, theirs):
         return "-"
     a = ours.median if isinstance(ours, Spread) else ours
     b = theirs.median if isinstance(theirs, Spread) else theirs
-    return f"{a / b:.2f}x" if b else "-"
+    if not b:
+        return "-"
+    return f"{a / b:.2f}x" if a / b >= 0.1 else f"{a / b:.3f}x"
 
 
 def table(rows, markdown):
