@@ -138,6 +138,7 @@ class Submission:
         self.scores = []
         self.ws_messages = []
         self.ws_connections = []
+        self.ws_recorded = 0  # bytes of text frames kept in ws_messages
         self.tasks = []
         self.revokes = []
         self.storage = []  # storage requests touching this submission's keys
@@ -474,7 +475,7 @@ class StandIn:
         sub = self.subs.get(sid)
         route = f"WS /submission_input/{user_pk}/{sid}/…/"
         conn = self.stamp(query_kind=kind, user_pk=user_pk, accepted=False, refused=None,
-                          closed_t=None, close_code=None, frames=0)
+                          closed_t=None, close_code=None, frames=0, bytes=0, unrecorded=0)
         if sub is not None:
             sub.ws_connections.append(conn)
         if self.faults["ws_down"]:
@@ -494,6 +495,14 @@ class StandIn:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 conn["frames"] += 1
+                conn["bytes"] += len(msg.data)
+                limit = self.args.ws_record_limit
+                if limit is not None and sub.ws_recorded + len(msg.data) > limit:
+                    # A benchmark's log burst would otherwise keep hundreds of
+                    # MiB here and in every report; it is counted, not kept.
+                    conn["unrecorded"] += 1
+                    continue
+                sub.ws_recorded += len(msg.data)
                 try:
                     data = json.loads(msg.data)
                     if not isinstance(data, dict) or "kind" not in data:
@@ -626,7 +635,9 @@ class StandIn:
         meta.update(size=size, md5=md5.hexdigest(), origin="put", content_type=ctype,
                     x_ms_blob_type=entry["x_ms_blob_type"], x_ms_version=entry["x_ms_version"])
         meta["puts"] += 1
-        entry.update(code=200, size=size, md5=md5.hexdigest())
+        # `t` is when the request arrived; `t_done` when the object was stored,
+        # which is what a participant waiting for it sees.
+        entry.update(code=200, size=size, md5=md5.hexdigest(), t_done=time.time())
         return web.Response(status=200, headers={"ETag": f'"{md5.hexdigest()}"'})
 
     @staticmethod
@@ -888,6 +899,9 @@ def main():
                    help="first submission id (default: random, so ids differ between runs)")
     p.add_argument("--no-content-type-check", action="store_true",
                    help="accept PUTs whatever their Content-Type (as Azure does)")
+    p.add_argument("--ws-record-limit", type=int, default=None, metavar="BYTES",
+                   help="keep at most this much websocket text per submission; later "
+                        "frames are only counted (default: keep everything)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
