@@ -72,7 +72,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import missing, summarize, wait_until  # noqa: E402
+from harness import summarize, wait_until  # noqa: E402
 
 DATA = HERE / "data"
 FINAL = {"Finished", "Failed"}
@@ -236,10 +236,7 @@ class FleetTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_worker_and_rabbitmq()
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.BUSYBOX_IMAGE):
-            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        harness.require_engine_and_busybox()
         cls.results = harness.make_zip(DATA / "results_submission")
         cls.reference = harness.make_zip(DATA / "reference_data")
         cls.scoring = harness.make_zip(DATA / "scoring_program")

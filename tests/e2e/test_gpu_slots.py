@@ -25,7 +25,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,15 +46,6 @@ DATA = HERE / "data"
 GPU_SIM = ROOT / "tests" / "gpu_sim"
 FINAL = {"Finished", "Failed"}
 GPU_COUNT = 4
-
-
-
-
-def free_port():
-    """A loopback port nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sim_uuid(i):
@@ -226,7 +216,7 @@ class GpuSlotsTest(unittest.TestCase):
         lib_dir = tempfile.mkdtemp(prefix="cw-nvml-")
         self.addCleanup(shutil.rmtree, lib_dir, True)
         os.symlink(fake, os.path.join(lib_dir, "libnvidia-ml.so.1"))
-        port = free_port()
+        port = harness.free_port()
         worker = harness.Worker(self.vhost, args=["--nodename", self.nodename], env={
             "CONTAINER_SOCKET": self.socket,
             "LD_LIBRARY_PATH": lib_dir,

@@ -14,11 +14,9 @@ Needs what test_queue_worker.py needs, plus /usr/bin/prometheus.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -29,36 +27,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import missing, summarize, wait_for_status, wait_until  # noqa: E402
+from harness import summarize, wait_for_status, wait_until  # noqa: E402
 
 DATA = HERE / "data"
 FINAL = {"Finished", "Failed"}
 PROMETHEUS = os.environ.get("CW_PROMETHEUS", "/usr/bin/prometheus")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url, timeout=5):
-    """(status, body text); status 0 when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def scraped_value(text, series):
-    """The value of one series line (name plus labels, exactly) in /metrics text."""
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 class Prometheus:
@@ -66,7 +39,7 @@ class Prometheus:
 
     def __init__(self, target):
         self.dir = tempfile.mkdtemp(prefix="cw-e2e-prometheus-")
-        self.port = free_port()
+        self.port = harness.free_port()
         self.config = os.path.join(self.dir, "prometheus.yml")
         with open(self.config, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
@@ -106,7 +79,7 @@ class Prometheus:
         """The result list of an instant query ([] when Prometheus is not up yet)."""
         url = (f"http://127.0.0.1:{self.port}/api/v1/query?"
                + urllib.parse.urlencode({"query": promql}))
-        status, body = http_get(url)
+        status, body = harness.http_get(url)
         if status != 200:
             return []
         reply = json.loads(body)
@@ -123,35 +96,32 @@ class MetricsTest(unittest.TestCase):
             raise unittest.SkipTest(f"no Prometheus at {PROMETHEUS} (apt-get install prometheus; "
                                     "scripts/setup installs it)")
         harness.require_worker_and_rabbitmq()
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.BUSYBOX_IMAGE):
-            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        harness.require_engine_and_busybox()
         cls.zips = {name: harness.make_zip(DATA / name) for name in (
             "code_submission", "ingestion_program", "scoring_program", "input_data",
             "reference_data")}
 
     def setUp(self):
         self.vhost, self.site = harness.fresh_site(self)
-        self.address = f"127.0.0.1:{free_port()}"
+        self.address = f"127.0.0.1:{harness.free_port()}"
         self.base = f"http://{self.address}"
         self.worker = harness.Worker(self.vhost, env={"METRICS_ADDRESS": self.address})
         self.worker.start()
         self.addCleanup(self.worker.stop)
 
     def scrape(self):
-        status, text = http_get(self.base + "/metrics")
+        status, text = harness.http_get(self.base + "/metrics")
         self.assertEqual(status, 200, self.worker.log_tail())
         return text
 
     def test_prometheus_scrapes_the_jobs_and_readyz_follows_the_broker(self):
         # Up and ready once the broker connection is there.
-        wait_until(lambda: http_get(self.base + "/healthz")[0] == 200, 30,
+        wait_until(lambda: harness.http_get(self.base + "/healthz")[0] == 200, 30,
                    message="/healthz 200")
-        self.assertEqual(http_get(self.base + "/healthz"), (200, "ok\n"))
-        wait_until(lambda: http_get(self.base + "/readyz")[0] == 200, 30,
+        self.assertEqual(harness.http_get(self.base + "/healthz"), (200, "ok\n"))
+        wait_until(lambda: harness.http_get(self.base + "/readyz")[0] == 200, 30,
                    message=f"/readyz 200 (worker log:\n{self.worker.log_tail()})")
-        self.assertEqual(http_get(self.base + "/nope")[0], 404)
+        self.assertEqual(harness.http_get(self.base + "/nope")[0], 404)
 
         # A submission: a prediction job, then a scoring job.
         created = self.site.create_submission(
@@ -166,22 +136,22 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(rec["status"], "Finished", summarize(rec))
 
         finished = 'codabench_worker_jobs_finished_total{stage="%s",outcome="succeeded"}'
-        wait_until(lambda: scraped_value(self.scrape(), finished % "scoring") == 1, 15,
+        wait_until(lambda: harness.scraped_value(self.scrape(), finished % "scoring") == 1, 15,
                    message="the scoring job in /metrics")
         text = self.scrape()
-        self.assertEqual(scraped_value(text, finished % "prediction"), 1, text)
-        self.assertEqual(scraped_value(
+        self.assertEqual(harness.scraped_value(text, finished % "prediction"), 1, text)
+        self.assertEqual(harness.scraped_value(
             text, 'codabench_worker_jobs_started_total{stage="prediction"}'), 1, text)
-        self.assertEqual(scraped_value(
+        self.assertEqual(harness.scraped_value(
             text, 'codabench_worker_job_stage_seconds_count{stage="scoring",step="total"}'), 1,
             text)
-        self.assertGreater(scraped_value(
+        self.assertGreater(harness.scraped_value(
             text, 'codabench_worker_job_stage_seconds_sum{stage="prediction",step="programs"}'),
             0, text)
-        self.assertEqual(scraped_value(text, "codabench_worker_slots"), 1, text)
-        self.assertEqual(scraped_value(text, "codabench_worker_slots_busy"), 0, text)
-        self.assertEqual(scraped_value(text, "codabench_worker_broker_connected"), 1, text)
-        self.assertGreater(scraped_value(text, "codabench_worker_process_resident_memory_bytes"),
+        self.assertEqual(harness.scraped_value(text, "codabench_worker_slots"), 1, text)
+        self.assertEqual(harness.scraped_value(text, "codabench_worker_slots_busy"), 0, text)
+        self.assertEqual(harness.scraped_value(text, "codabench_worker_broker_connected"), 1, text)
+        self.assertGreater(harness.scraped_value(text, "codabench_worker_process_resident_memory_bytes"),
                            1e6, text)
         self.assertIn('codabench_worker_build_info{version="', text)
         # Prometheus' own linter passes the exposition (format, names, HELP/TYPE).
@@ -216,22 +186,22 @@ class MetricsTest(unittest.TestCase):
         # The broker goes away: not ready (with the reason), then ready again.
         harness.stop_rabbitmq_app()
         try:
-            wait_until(lambda: http_get(self.base + "/readyz")[0] == 503, 20,
+            wait_until(lambda: harness.http_get(self.base + "/readyz")[0] == 503, 20,
                        message="/readyz 503 with the broker down")
-            status, body = http_get(self.base + "/readyz")
+            status, body = harness.http_get(self.base + "/readyz")
             self.assertEqual((status, body), (503, "the broker connection is down\n"))
-            self.assertEqual(scraped_value(self.scrape(), "codabench_worker_broker_connected"), 0)
-            self.assertEqual(http_get(self.base + "/healthz")[0], 200)
+            self.assertEqual(harness.scraped_value(self.scrape(), "codabench_worker_broker_connected"), 0)
+            self.assertEqual(harness.http_get(self.base + "/healthz")[0], 200)
         finally:
             harness.start_rabbitmq_app()
-        wait_until(lambda: http_get(self.base + "/readyz")[0] == 200, 45,
+        wait_until(lambda: harness.http_get(self.base + "/readyz")[0] == 200, 45,
                    message="/readyz 200 after the broker came back")
-        self.assertEqual(scraped_value(self.scrape(), "codabench_worker_broker_reconnects_total"),
+        self.assertEqual(harness.scraped_value(self.scrape(), "codabench_worker_broker_reconnects_total"),
                          1)
         self.assertTrue(self.worker.alive(), self.worker.log_tail())
 
     def test_a_taken_address_stops_the_start_naming_the_setting(self):
-        wait_until(lambda: http_get(self.base + "/healthz")[0] == 200, 30,
+        wait_until(lambda: harness.http_get(self.base + "/healthz")[0] == 200, 30,
                    message="/healthz 200")
         second = harness.Worker(self.vhost, env={"METRICS_ADDRESS": self.address})
         second.start()

@@ -27,7 +27,6 @@ import re
 import secrets
 import select
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -52,12 +51,6 @@ COLUMNS = 100
 RUN_TIMEOUT = 180
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def megabytes(text):
     """"48.0 MB" -> 48.0 (decimal megabytes)."""
     value, unit = text.split()
@@ -78,10 +71,7 @@ class ProgressTest(unittest.TestCase):
         binary = harness.worker_binary()
         if not os.access(binary, os.X_OK):
             missing(f"no worker binary at {binary} (build it, or set CW_WORKER_BINARY)")
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.BUSYBOX_IMAGE):
-            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        harness.require_engine_and_busybox()
         if not os.access(REGISTRY, os.X_OK):
             missing(f"no registry at {REGISTRY} (apt-get install docker-registry)")
         cls.binary = binary
@@ -110,7 +100,7 @@ class ProgressTest(unittest.TestCase):
 
     @classmethod
     def _start_registry(cls):
-        port = free_port()
+        port = harness.free_port()
         config = cls.tmp / "registry.yml"
         config.write_text(
             "version: 0.1\n"

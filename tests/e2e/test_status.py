@@ -21,42 +21,17 @@ import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 
 import harness  # noqa: E402
-from harness import missing, summarize, wait_for_status, wait_until  # noqa: E402
+from harness import summarize, wait_for_status, wait_until  # noqa: E402
 
 DATA = HERE / "data"
 FINAL = {"Finished", "Failed"}
 SLEEP_S = 5
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def scraped_value(text, series):
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def status(host_dir, *args, env=None):
@@ -76,10 +51,7 @@ class StatusTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_worker_and_rabbitmq()
-        if not harness.docker_available():
-            missing("no Docker engine (scripts/start-docker)")
-        if not harness.have_image(harness.BUSYBOX_IMAGE):
-            missing(f"no image {harness.BUSYBOX_IMAGE} (scripts/make-test-images)")
+        harness.require_engine_and_busybox()
 
     def setUp(self):
         self.vhost, self.site = harness.fresh_site(self)
@@ -98,7 +70,7 @@ class StatusTest(unittest.TestCase):
                           message=f"status to answer (worker log:\n{worker.log_tail()})")
 
     def test_status_shows_the_running_job_then_the_last_jobs(self):
-        address = f"127.0.0.1:{free_port()}"
+        address = f"127.0.0.1:{harness.free_port()}"
         worker = self.start_worker(env={"METRICS_ADDRESS": address})
         first = self.wait_answering(worker)
         self.assertEqual(first["node"], f"compute-worker@{socket.gethostname()}")
@@ -139,7 +111,7 @@ class StatusTest(unittest.TestCase):
         self.assertIn("broker    connected", text.stdout)
 
         # The same answer through the metrics server.
-        code, body = http_get(f"http://{address}/status")
+        code, body = harness.http_get(f"http://{address}/status")
         self.assertEqual(code, 200, body)
         over_http = json.loads(body)
         self.assertEqual(over_http["slots"][0]["job"]["submission"], sid)
@@ -177,9 +149,9 @@ class StatusTest(unittest.TestCase):
         self.assertNotIn("secret", json.dumps(s))
 
         # The job's use, wall time and transfers in /metrics.
-        code, metrics = http_get(f"http://{address}/metrics")
+        code, metrics = harness.http_get(f"http://{address}/metrics")
         self.assertEqual(code, 200)
-        v = lambda series: scraped_value(metrics, "codabench_worker_" + series)  # noqa: E731
+        v = lambda series: harness.scraped_value(metrics, "codabench_worker_" + series)  # noqa: E731
         self.assertEqual(v('job_peak_memory_bytes_count{stage="prediction"}'), 1, metrics)
         self.assertGreater(v('job_peak_memory_bytes_sum{stage="prediction"}'), 0, metrics)
         self.assertEqual(v('job_cpu_seconds_count{stage="prediction"}'), 1, metrics)
@@ -203,7 +175,7 @@ class StatusTest(unittest.TestCase):
         self.assertEqual(none.stdout, "")
         self.assertRegex(none.stderr, r"^error: no worker is running here: no status socket in "
                                       r".*/status \(.*\)\n$")
-        port = free_port()
+        port = harness.free_port()
         by_address = status(empty, "--address", f"127.0.0.1:{port}")
         self.assertEqual(by_address.returncode, 1)
         self.assertEqual(by_address.stderr,

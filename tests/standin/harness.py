@@ -177,6 +177,40 @@ def require_worker_and_rabbitmq():
         missing(f"RabbitMQ is not usable: {e}")
 
 
+def require_engine_and_busybox():
+    """The Docker engine and the busybox test image, or the test is missing them."""
+    if not docker_available():
+        missing("no Docker engine (scripts/start-docker)")
+    if not have_image(BUSYBOX_IMAGE):
+        missing(f"no image {BUSYBOX_IMAGE} (scripts/make-test-images)")
+
+
+def free_port():
+    """A loopback port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    """(status, body text); status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def scraped_value(text, series):
+    """The value of one series line (name plus labels, exactly) in /metrics text."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def fresh_site(test):
     """A fresh vhost and a stand-in site on it for `test` (a TestCase), both
     removed when the test ends; returns (broker URL, StandIn)."""
