@@ -97,10 +97,11 @@ ProgressDisplay TransferDisplay(bool tty) {
   ProgressDisplay d;
   if (tty) {
     d.style = ProgressStyle::kBar;
-    d.write = [](const std::string& text) {
-      std::fputs(text.c_str(), stderr);
-      std::fflush(stderr);
-    };
+    d.write = [](const std::string& text) { BarLine::Draw(text); };
+    // Log lines (a pull runs beside the downloads and their unpacking) clear
+    // the bar first instead of landing in it.
+    auto logger = spdlog::default_logger();
+    for (auto& sink : logger->sinks()) sink = BarAwareSink(sink);
     d.columns = [] { return TerminalColumns(STDERR_FILENO); };
     // Someone is watching: half a second of silence is enough.
     d.start_after = std::chrono::milliseconds(500);

@@ -315,4 +315,53 @@ std::string PullTally::Detail() const {
   return std::to_string(in_place) + "/" + std::to_string(layers_.size()) + " layers";
 }
 
+namespace {
+
+std::mutex& BarMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::size_t bar_width = 0;  // guarded by BarMutex(): 0 when no bar is drawn
+
+class ClearingSink : public spdlog::sinks::sink {
+ public:
+  explicit ClearingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    BarLine::Clear();
+    inner_->log(msg);
+  }
+  void flush() override { inner_->flush(); }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+    inner_->set_formatter(std::move(formatter));
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
+}  // namespace
+
+void BarLine::Draw(const std::string& text) {
+  std::lock_guard<std::mutex> lock(BarMutex());
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
+  // A bar ends where the cursor is; blanks that cleared one leave nothing.
+  const bool blank = text.find_first_not_of("\r ") == std::string::npos;
+  bar_width = blank ? 0 : text.size();
+}
+
+void BarLine::Clear() {
+  std::lock_guard<std::mutex> lock(BarMutex());
+  if (bar_width == 0) return;
+  std::string blanks = "\r" + std::string(bar_width, ' ') + "\r";
+  std::fputs(blanks.c_str(), stderr);
+  std::fflush(stderr);
+  bar_width = 0;
+}
+
+std::shared_ptr<spdlog::sinks::sink> BarAwareSink(std::shared_ptr<spdlog::sinks::sink> inner) {
+  return std::make_shared<ClearingSink>(std::move(inner));
+}
+
 }  // namespace cw

@@ -14,11 +14,14 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include <spdlog/sinks/sink.h>
 
 #include "engine/engine.h"
 
@@ -107,6 +110,22 @@ struct ProgressDisplay {
 
 // The width of the terminal on `fd`; 0 when it is not a terminal.
 int TerminalColumns(int fd);
+
+// The line of stderr that bars are drawn on, shared by every transfer (a pull
+// and a download run at once) and by the log: other output first clears a
+// bar (the transfer draws it again at its next update), so a log line never
+// lands in the middle of one.
+class BarLine {
+ public:
+  // Writes `text` (a bar led by "\r", or the blanks that clear one).
+  static void Draw(const std::string& text);
+  // Clears the bar, if one is drawn. Called before any other stderr output.
+  static void Clear();
+};
+
+// A log sink that clears the bar line before each message, then hands the
+// message to `inner` (the terminal's own sink).
+std::shared_ptr<spdlog::sinks::sink> BarAwareSink(std::shared_ptr<spdlog::sinks::sink> inner);
 
 // One transfer on a display. Update and Finish never throw and never wait on
 // another thread's rendering.
