@@ -33,9 +33,10 @@ Worker::~Worker() { Shutdown(); }
 
 void Worker::Start() {
   std::lock_guard<std::mutex> lock(mu_);
+  // Before the slots: they hand it their cleanups from their first job on.
+  janitor_ = std::thread([this] { JanitorLoop(); });
   for (int i = 0; i < options_.slots; ++i) slots_.emplace_back([this, i] { SlotLoop(i); });
   watchdog_ = std::thread([this] { WatchdogLoop(); });
-  janitor_ = std::thread([this] { JanitorLoop(); });
 }
 
 void Worker::Shutdown() {
@@ -289,7 +290,7 @@ void Worker::Tidy(std::function<void()> cleanup) {
   {
     std::lock_guard<std::mutex> lock(janitor_mu_);
     const std::size_t most = static_cast<std::size_t>(std::max(2, options_.slots));
-    if (!janitor_stop_ && janitor_.joinable() && cleanups_.size() < most) {
+    if (!janitor_stop_ && cleanups_.size() < most) {
       cleanups_.push_back(std::move(cleanup));
       janitor_cv_.notify_one();
       return;
