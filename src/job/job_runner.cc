@@ -182,6 +182,8 @@ class Job {
   // do not depend on each other, and a pull that finds the image up to date
   // still costs a registry round trip or two.
   void StartPull();
+  // The pull itself, on the pulling thread: into pull_.
+  void Pull();
   // Waits for the pull (stopping it first when `stop`), then decides: the
   // image, a local copy, or the job fails with the engine's reason.
   Status FinishPull(bool stop);
@@ -466,35 +468,38 @@ void Job::StartPull() {
     // failed download.
     AbandonScope abandon([this] { return stop_pull_.load() || cancel_.cancelled(); });
     auto t0 = Clock::now();
-    const std::string& image = args_.docker_image;
     try {
-      pull_.exists = engine_.ImageExists(image);
-      if (!pull_.exists.ok()) return;
-      pull_.pulled = env_.pull_policy == PullPolicy::kAlways ||
-                     (env_.pull_policy == PullPolicy::kMissing && !*pull_.exists);
-      if (pull_.pulled) {
-        spdlog::info("pulling image {}", image);
-        TransferProgress shown(env_.progress, "pulling image " + image);
-        PullTally tally;
-        PullProgressFn progress;
-        if (env_.progress.enabled()) {
-          progress = [&shown, &tally](const PullProgress& p) {
-            try {
-              tally.Add(p);
-              shown.Update(tally.done(), tally.total(), tally.total_partial(), tally.Detail());
-            } catch (...) {
-              // A pull goes on whatever its display does.
-            }
-          };
-        }
-        pull_.status = engine_.PullImage(image, progress);
-        shown.Finish(pull_.status.ok());
-      }
+      Pull();
     } catch (const std::exception& e) {
       pull_.status = Internal(std::string("the image pull stopped: ") + e.what());
     }
     result_.timings.pull_s = SecondsSince(t0);
   });
+}
+
+void Job::Pull() {
+  const std::string& image = args_.docker_image;
+  pull_.exists = engine_.ImageExists(image);
+  if (!pull_.exists.ok()) return;
+  pull_.pulled = env_.pull_policy == PullPolicy::kAlways ||
+                 (env_.pull_policy == PullPolicy::kMissing && !*pull_.exists);
+  if (!pull_.pulled) return;
+  spdlog::info("pulling image {}", image);
+  TransferProgress shown(env_.progress, "pulling image " + image);
+  PullTally tally;
+  PullProgressFn progress;
+  if (env_.progress.enabled()) {
+    progress = [&shown, &tally](const PullProgress& p) {
+      try {
+        tally.Add(p);
+        shown.Update(tally.done(), tally.total(), tally.total_partial(), tally.Detail());
+      } catch (...) {
+        // A pull goes on whatever its display does.
+      }
+    };
+  }
+  pull_.status = engine_.PullImage(image, progress);
+  shown.Finish(pull_.status.ok());
 }
 
 Status Job::FinishPull(bool stop) {

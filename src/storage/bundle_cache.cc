@@ -153,8 +153,9 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
 }
 
 bool BundleCache::Keep(const std::string& url, const fs::path& file) {
-  const fs::path entry = dir_ / KeyFor(url);
-  fs::path part = dir_ / (KeyFor(url) + std::string(kPartMarker) + RandomHex(6));
+  const std::string key = KeyFor(url);
+  const fs::path entry = dir_ / key;
+  fs::path part = dir_ / (key + std::string(kPartMarker) + RandomHex(6));
   std::error_code ec;
   fs::create_hard_link(file, part, ec);
   if (ec) {
