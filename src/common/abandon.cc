@@ -10,11 +10,20 @@ AbandonScope::AbandonScope(std::function<bool()> abandoned)
   g_current = this;
 }
 
+AbandonScope::AbandonScope(std::function<bool()> abandoned, const AbandonScope* also)
+    : AbandonScope(std::move(abandoned)) {
+  also_ = also;
+}
+
 AbandonScope::~AbandonScope() { g_current = previous_; }
 
-bool AbandonScope::Abandoned() {
-  return g_current != nullptr && g_current->abandoned_ && g_current->abandoned_();
+bool AbandonScope::Says() const {
+  return (abandoned_ && abandoned_()) || (also_ != nullptr && also_->Says());
 }
+
+bool AbandonScope::Abandoned() { return g_current != nullptr && g_current->Says(); }
+
+const AbandonScope* AbandonScope::Current() { return g_current; }
 
 bool AbandonScope::Active() { return g_current != nullptr; }
 

@@ -12,6 +12,9 @@ namespace cw {
 class AbandonScope {
  public:
   explicit AbandonScope(std::function<bool()> abandoned);
+  // As above, and abandoned too whenever `also` says so: the scope of the
+  // thread that started this one, which must outlive it.
+  AbandonScope(std::function<bool()> abandoned, const AbandonScope* also);
   ~AbandonScope();  // the thread's previous scope, if any, applies again
   AbandonScope(const AbandonScope&) = delete;
   AbandonScope& operator=(const AbandonScope&) = delete;
@@ -20,9 +23,14 @@ class AbandonScope {
   static bool Abandoned();
   // True when this thread is inside a scope at all.
   static bool Active();
+  // This thread's scope, or nullptr: for a thread it starts (see above).
+  static const AbandonScope* Current();
 
  private:
+  bool Says() const;
+
   std::function<bool()> abandoned_;
+  const AbandonScope* also_ = nullptr;
   AbandonScope* previous_;
 };
 

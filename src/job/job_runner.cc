@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -176,8 +177,20 @@ class Job {
   }
 
   Status Prepare();
+  struct BundleFetch {
+    std::string url;   // empty: the job has none
+    std::string dest;  // folder under the job's, which names the zip too
+    std::string what;  // for messages: "input data"
+    bool cached;       // through the bundle cache (datasets), or not (programs)
+  };
+  Status FetchBundles(const std::vector<BundleFetch>& bundles);
   Status FetchBundle(const std::string& url, const std::string& dest, const std::string& what,
                      bool cached);
+  // Bundles fetch at once: their times add up under a lock.
+  void AddTime(double& total, double seconds) {
+    std::lock_guard<std::mutex> lock(times_mu_);
+    total += seconds;
+  }
   // The image is pulled on its own thread while the bundles download: they
   // do not depend on each other, and a pull that finds the image up to date
   // still costs a registry round trip or two.
@@ -238,7 +251,8 @@ class Job {
   // MAX_OUTPUT_SIZE_GB; the main loop then stops them.
   std::atomic<bool> output_too_large_{false};
   std::atomic<std::uintmax_t> output_bytes_seen_{0};
-  std::uintmax_t prepared_bytes_ = 0;  // unpacked or copied before the programs ran
+  std::mutex times_mu_;
+  std::atomic<std::uintmax_t> prepared_bytes_{0};  // unpacked or copied before the programs ran
   bool image_held_ = false;            // Acquired from env_.images
   struct PullOutcome {
     Result<bool> exists = false;  // was the image on this machine before the pull
@@ -380,19 +394,63 @@ Status Job::Prepare() {
 
   StartPull();
   const bool s = args_.is_scoring;
-  Status fetched =
-      FetchBundle(args_.program_data, "program", s ? "scoring program" : "submission", false);
-  if (fetched.ok()) {
-    fetched = FetchBundle(args_.ingestion_program, "ingestion_program", "ingestion program", false);
-  }
-  if (fetched.ok()) fetched = FetchBundle(args_.input_data, "input_data", "input data", true);
-  if (fetched.ok()) fetched = FetchBundle(args_.reference_data, "input/ref", "reference data", true);
-  if (fetched.ok() && s) {
-    fetched = FetchBundle(args_.prediction_result, "input/res", "prediction output", false);
-  }
+  Status fetched = FetchBundles({
+      {args_.program_data, "program", s ? "scoring program" : "submission", false},
+      {args_.ingestion_program, "ingestion_program", "ingestion program", false},
+      {args_.input_data, "input_data", "input data", true},
+      {args_.reference_data, "input/ref", "reference data", true},
+      {s ? args_.prediction_result : std::string(), "input/res", "prediction output", false},
+  });
   if (fetched.ok()) fetched = CheckCancel();
   Status pulled = FinishPull(/*stop=*/!fetched.ok());
   return fetched.ok() ? pulled : fetched;
+}
+
+Status Job::FetchBundles(const std::vector<BundleFetch>& all) {
+  std::vector<const BundleFetch*> wanted;
+  for (const BundleFetch& b : all) {
+    if (!b.url.empty()) wanted.push_back(&b);
+  }
+  if (wanted.empty()) return Status::Ok();
+  // Each bundle downloads and unpacks into its own folder, all at once: a
+  // dataset and a submission take the longer of the two, not the sum. The
+  // first to fail stops the others (their transfers are abandoned within a
+  // second) and is the job's reason.
+  std::vector<Status> results(wanted.size());
+  std::vector<std::exception_ptr> thrown(wanted.size());
+  std::atomic<int> first_failure{-1};
+  auto fetch = [&](std::size_t i) {
+    const BundleFetch& b = *wanted[i];
+    try {
+      results[i] = FetchBundle(b.url, b.dest, b.what, b.cached);
+    } catch (...) {
+      // Rethrown on the job's thread, where every exception of the pipeline
+      // becomes the job's failure.
+      thrown[i] = std::current_exception();
+      results[i] = Internal("fetching the " + b.what + " stopped");
+    }
+    int none = -1;
+    if (!results[i].ok()) first_failure.compare_exchange_strong(none, static_cast<int>(i));
+  };
+  const LogFields fields = CurrentLogFields();
+  const AbandonScope* job_scope = AbandonScope::Current();
+  std::vector<std::thread> others;
+  for (std::size_t i = 1; i < wanted.size(); ++i) {
+    others.emplace_back([&, i] {
+      ScopedLogFields scoped(fields);
+      AbandonScope abandon([&] { return first_failure.load() >= 0; }, job_scope);
+      fetch(i);
+    });
+  }
+  {
+    AbandonScope abandon([&] { return first_failure.load() >= 0; }, job_scope);
+    fetch(0);
+  }
+  for (auto& t : others) t.join();
+  const int failed = first_failure.load();
+  if (failed < 0) return Status::Ok();
+  if (thrown[static_cast<std::size_t>(failed)]) std::rethrow_exception(thrown[static_cast<std::size_t>(failed)]);
+  return results[static_cast<std::size_t>(failed)];
 }
 
 Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
@@ -425,7 +483,7 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
     shown.Finish(st.ok());
     if (!st.ok()) return st.Prefixed("Could not download the " + what);
   }
-  result_.timings.fetch_s += SecondsSince(t0);
+  AddTime(result_.timings.fetch_s, SecondsSince(t0));
 
   if (dest == "program" && !args_.is_scoring) {
     auto md5 = Md5FileHex(zip, [this] { return cancel_.cancelled(); });
@@ -442,9 +500,9 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   limits.min_free_bytes = env_.limits.min_free_bytes;
   limits.cancelled = [this] { return cancel_.cancelled(); };
   auto stats = ExtractZip(zip, root_ / dest, limits);
-  result_.timings.unzip_s += SecondsSince(t1);
+  AddTime(result_.timings.unzip_s, SecondsSince(t1));
   if (!stats.ok()) return stats.status().Prefixed("The " + what + " could not be unpacked");
-  prepared_bytes_ += stats->bytes;
+  prepared_bytes_ += stats->bytes;  // atomic: bundles unpack at once
   if (dest == "program" || dest == "ingestion_program") {
     auto hoisted = HoistSingleTopFolder(root_ / dest);
     if (!hoisted.ok()) return hoisted.status();

@@ -441,6 +441,55 @@ TEST_F(JobRunnerTest, AFailedDownloadStopsThePullAndIsTheReason) {
   EXPECT_TRUE(reporter_.errors.empty());  // no pull failure reported on top
 }
 
+TEST_F(JobRunnerTest, TheBundlesDownloadAtOnce) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("score.zip", {{"metadata", "command: true\n"}});
+  a.reference_data = Bundle("ref.zip", {{"truth.csv", "1\n"}});
+  a.prediction_result = Bundle("pred.zip", {{"prediction", "1\n"}});
+  std::atomic<bool> program{false}, reference{false}, program_saw_reference{false},
+      reference_saw_program{false};
+  storage_->fetch_hook = [&](const std::string& url) {
+    if (url.find("score.zip") != std::string::npos) {
+      program = true;
+      program_saw_reference = AwaitFlag(reference);
+    } else if (url.find("ref.zip") != std::string::npos) {
+      reference = true;
+      reference_saw_program = AwaitFlag(program);
+    }
+  };
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    fs::path input = FakeEngine::HostPathOf(spec, "/app/input");
+    if (!fs::exists(input / "ref" / "truth.csv")) return 2;
+    if (!fs::exists(input / "res" / "prediction")) return 3;
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.txt", "score: 1\n");
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_TRUE(program_saw_reference);
+  EXPECT_TRUE(reference_saw_program);
+}
+
+TEST_F(JobRunnerTest, AFailedDownloadStopsTheOthersAndIsTheReason) {
+  RunArgs a = Prediction();
+  a.program_data = "mem://missing.zip";
+  a.input_data = Bundle("input.zip", {{"train.csv", "1\n"}});
+  std::atomic<bool> abandoned{false};
+  storage_->fetch_hook = [&](const std::string& url) {
+    if (url.find("input.zip") == std::string::npos) return;
+    // As a transfer does: it ends once its job gives up on it.
+    for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    abandoned = AbandonScope::Abandoned();
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Could not download the submission"));
+  EXPECT_TRUE(abandoned);
+}
+
 TEST_F(JobRunnerTest, PullPolicyMissingSkipsThePullOfAPresentImage) {
   env_.pull_policy = PullPolicy::kMissing;
   RunArgs a = Prediction();
