@@ -34,122 +34,8 @@ bool Contains(std::string_view text, std::string_view needle) {
 
 }  // namespace
 
-struct DockerEngine::ExitWatch {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<int> code;  // from whichever call told first
-  Status wait_error;        // why the wait call gave no code
-  bool events_done = false;
-  bool wait_done = false;
-  bool wait_started = false;
-  std::atomic<bool> cancel{false};
-  std::thread events, waiter;
-
-  // Everything Wait can learn is in.
-  bool Settled() const { return code.has_value() || (events_done && (wait_done || !wait_started)); }
-  bool Ended() {
-    std::lock_guard lock(mu);
-    return events_done && (wait_done || !wait_started);
-  }
-  void Join() {
-    if (events.joinable()) events.join();
-    if (waiter.joinable()) waiter.join();
-  }
-};
-
 DockerEngine::DockerEngine(std::string socket_url, DockerEngineOptions opts)
     : http_(std::move(socket_url), opts.connect_timeout), opts_(opts) {}
-
-DockerEngine::~DockerEngine() {
-  std::vector<std::shared_ptr<ExitWatch>> all;
-  {
-    std::lock_guard lock(watches_mu_);
-    for (auto& [id, watch] : watches_) all.push_back(watch);
-    watches_.clear();
-    all.insert(all.end(), retired_.begin(), retired_.end());
-    retired_.clear();
-  }
-  for (auto& watch : all) watch->cancel = true;
-  for (auto& watch : all) watch->Join();
-}
-
-std::shared_ptr<DockerEngine::ExitWatch> DockerEngine::WatchExit(const std::string& id) {
-  auto watch = std::make_shared<ExitWatch>();
-  {
-    std::lock_guard lock(watches_mu_);
-    auto [it, inserted] = watches_.emplace(id, watch);
-    if (!inserted) return it->second;  // started twice: the first watch serves
-  }
-  watch->events = std::thread([this, watch, id] {
-    HttpCall call;
-    call.path = "/events?filters=" +
-                UrlEncode(json{{"type", {"container"}}, {"container", {id}}, {"event", {"die"}}}.dump());
-    call.cancel = &watch->cancel;
-    std::string line;
-    call.on_body = [&](std::string_view chunk) {
-      line.append(chunk);
-      for (size_t nl; (nl = line.find('\n')) != std::string::npos; line.erase(0, nl + 1)) {
-        if (auto code = ParseDieEvent(std::string_view(line).substr(0, nl), id)) {
-          std::lock_guard lock(watch->mu);
-          if (!watch->code) watch->code = *code;
-          watch->cv.notify_all();
-          return false;  // all it was for
-        }
-      }
-      return line.size() < (1 << 20);  // the engine's events are short lines
-    };
-    Result<HttpReply> reply = http_.Do(call);  // ends with the event, a cancel or an error
-    (void)reply;
-    std::lock_guard lock(watch->mu);
-    watch->events_done = true;
-    watch->cv.notify_all();
-  });
-  return watch;
-}
-
-void DockerEngine::WatchWaitCall(const std::shared_ptr<ExitWatch>& watch, const std::string& id) {
-  {
-    std::lock_guard lock(watch->mu);
-    if (watch->wait_started) return;
-    watch->wait_started = true;
-  }
-  watch->waiter = std::thread([this, watch, id] {
-    Result<int> code = WaitCall(id, std::chrono::seconds(0), &watch->cancel);
-    std::lock_guard lock(watch->mu);
-    if (code.ok()) {
-      if (!watch->code) watch->code = *code;
-    } else {
-      watch->wait_error = code.status();
-    }
-    watch->wait_done = true;
-    watch->cv.notify_all();
-  });
-}
-
-void DockerEngine::Retire(const std::string& id, bool stop) {
-  std::lock_guard lock(watches_mu_);
-  auto it = watches_.find(id);
-  if (it == watches_.end()) return;
-  if (stop) it->second->cancel = true;
-  retired_.push_back(std::move(it->second));
-  watches_.erase(it);
-}
-
-void DockerEngine::Reap(bool all) {
-  std::vector<std::shared_ptr<ExitWatch>> done;
-  {
-    std::lock_guard lock(watches_mu_);
-    for (auto it = retired_.begin(); it != retired_.end();) {
-      if (all || (*it)->Ended()) {
-        done.push_back(std::move(*it));
-        it = retired_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& watch : done) watch->Join();
-}
 
 HttpCall DockerEngine::ShortCall(std::string method, std::string path,
                                  std::string json_body) const {
@@ -269,7 +155,6 @@ Status DockerEngine::Start(const std::string& id) const {
 
 Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& output,
                                     const std::function<void()>& on_started) {
-  Reap(false);
   // Held from the start call until on_started returns, so output waits for it.
   std::mutex output_mu;
   StreamDemuxer demux([&](StreamKind kind, std::string_view data) {
@@ -342,9 +227,6 @@ Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& outpu
                            "attaching to container " + id);
   }
 
-  // Subscribed before the start, so the container's "die" cannot pass unseen
-  // (and if it does, the wait call still answers).
-  std::shared_ptr<ExitWatch> watch = WatchExit(id);
   Status started;
   {
     std::lock_guard lock(output_mu);
@@ -352,14 +234,12 @@ Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& outpu
     if (started.ok() && on_started) on_started();
   }
   if (!started.ok()) {
-    Retire(id, /*stop=*/true);
     // The engine closes the stream of a container that failed to start, but a
     // stream left open would hang us here for good.
     cancel = true;
     reader.join();
     return started;
   }
-  WatchWaitCall(watch, id);
   reader.join();
   if (output_error) std::rethrow_exception(output_error);
   if (!attach_result->ok()) {
@@ -369,41 +249,7 @@ Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& outpu
 }
 
 Result<int> DockerEngine::Wait(const std::string& id, std::chrono::seconds timeout) {
-  std::shared_ptr<ExitWatch> watch;
-  {
-    std::lock_guard lock(watches_mu_);
-    if (auto it = watches_.find(id); it != watches_.end()) watch = it->second;
-  }
-  if (!watch) return WaitCall(id, timeout);
-  std::optional<Result<int>> out;
-  {
-    std::unique_lock lock(watch->mu);
-    auto settled = [&] { return watch->Settled(); };
-    if (timeout.count() > 0) {
-      if (!watch->cv.wait_for(lock, timeout, settled)) {
-        return Timeout("container " + id + " did not stop within " +
-                       std::to_string(timeout.count()) + " s");
-      }
-    } else {
-      watch->cv.wait(lock, settled);
-    }
-    if (watch->code) {
-      out = *watch->code;
-    } else if (watch->wait_done) {
-      out = watch->wait_error;
-    }
-  }
-  // Its calls end by themselves (the wait call once the engine has torn the
-  // container down); they are joined later, off this path.
-  Retire(id, /*stop=*/false);
-  if (!out) return WaitCall(id, timeout);  // the events ended early, and no wait call ran
-  return *std::move(out);
-}
-
-Result<int> DockerEngine::WaitCall(const std::string& id, std::chrono::seconds timeout,
-                                   const std::atomic<bool>* cancel) const {
   HttpCall call;
-  call.cancel = cancel;
   call.method = "POST";
   call.path = ContainerPath(id) + "/wait";
   if (timeout.count() > 0) call.timeout = timeout;
@@ -486,11 +332,7 @@ Status DockerEngine::Kill(const std::string& id) {
 
 Status DockerEngine::Remove(const std::string& id, bool force) {
   std::string path = ContainerPath(id) + (force ? "?force=1&v=1" : "?v=1");
-  Result<HttpReply> removed = http_.Do(ShortCall("DELETE", path));
-  // A watch nobody waited on (its job gave up) goes with the container.
-  Retire(id, /*stop=*/true);
-  Reap(false);
-  CW_ASSIGN_OR_RETURN(HttpReply reply, std::move(removed));
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("DELETE", path)));
   if (reply.status == 204 || reply.status == 404) return Status::Ok();
   // Another caller (a cleanup sweep) is removing it already.
   if (reply.status == 409 && Contains(EngineErrorMessage(reply.body), "already in progress")) {

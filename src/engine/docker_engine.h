@@ -3,13 +3,8 @@
 // Thread-safe: every call makes its own connection.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "engine/docker_http.h"
 #include "engine/engine.h"
@@ -29,9 +24,6 @@ class DockerEngine : public ContainerEngine {
  public:
   // socket_url: "unix:///var/run/docker.sock", a socket path, or "tcp://host:port".
   explicit DockerEngine(std::string socket_url, DockerEngineOptions opts = {});
-  ~DockerEngine() override;
-  DockerEngine(const DockerEngine&) = delete;
-  DockerEngine& operator=(const DockerEngine&) = delete;
 
   Result<std::string> Version() override;
   Result<bool> ImageExists(const std::string& image) override;
@@ -45,11 +37,7 @@ class DockerEngine : public ContainerEngine {
   // image) gives InvalidInput.
   Status StartAndStream(const std::string& id, const OutputFn& output,
                         const std::function<void()>& on_started) override;
-  // timeout <= 0 waits without a limit. For a container StartAndStream
-  // started, the exit code comes from the engine's "die" event, which it
-  // sends some 50 ms before its wait call answers (that one waits for the
-  // network's teardown); the wait call runs beside it, in case the event
-  // never comes (an engine that sends none, a dropped events stream).
+  // timeout <= 0 waits without a limit.
   Result<int> Wait(const std::string& id, std::chrono::seconds timeout) override;
   Result<ContainerState> Inspect(const std::string& id, bool with_size) override;
   Result<ContainerStats> Stats(const std::string& id) override;
@@ -64,26 +52,9 @@ class DockerEngine : public ContainerEngine {
  private:
   HttpCall ShortCall(std::string method, std::string path, std::string json_body = {}) const;
   Status Start(const std::string& id) const;
-  // The engine's wait call, alone.
-  Result<int> WaitCall(const std::string& id, std::chrono::seconds timeout,
-                       const std::atomic<bool>* cancel = nullptr) const;
-
-  // Listens for a container's exit: the events stream and the wait call,
-  // each on a thread of its own, started before and after the start.
-  struct ExitWatch;
-  std::shared_ptr<ExitWatch> WatchExit(const std::string& id);
-  void WatchWaitCall(const std::shared_ptr<ExitWatch>& watch, const std::string& id);
-  // Drops the watch of id (stopping its calls when `stop`), to be joined later.
-  void Retire(const std::string& id, bool stop);
-  // Joins the retired watches whose calls have ended; all of them when `all`.
-  void Reap(bool all);
 
   DockerHttp http_;
   DockerEngineOptions opts_;
-
-  std::mutex watches_mu_;
-  std::map<std::string, std::shared_ptr<ExitWatch>> watches_;  // by container id
-  std::vector<std::shared_ptr<ExitWatch>> retired_;
 };
 
 }  // namespace cw

@@ -141,28 +141,6 @@ Result<ContainerState> ParseInspectBody(std::string_view body) {
   return out;
 }
 
-std::optional<int> ParseDieEvent(std::string_view line, std::string_view id) {
-  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return std::nullopt;
-  // "Action" since API 1.22; "status" before, and still sent.
-  std::string action = StringOrEmpty(j, "Action");
-  if (action.empty()) action = StringOrEmpty(j, "status");
-  if (action != "die") return std::nullopt;
-  auto actor = j.find("Actor");
-  if (actor == j.end() || !actor->is_object()) return std::nullopt;
-  if (StringOrEmpty(*actor, "ID") != id) return std::nullopt;
-  auto attributes = actor->find("Attributes");
-  if (attributes == actor->end() || !attributes->is_object()) return std::nullopt;
-  std::string code = StringOrEmpty(*attributes, "exitCode");
-  if (code.empty() || code.size() > 9) return std::nullopt;  // 0-255 in practice
-  int value = 0;
-  for (char c : code) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + (c - '0');
-  }
-  return value;
-}
-
 Result<ContainerStats> ParseStatsBody(std::string_view body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Internal("the engine's container stats are not JSON");

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <functional>
-#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -44,11 +43,6 @@ Result<ContainerStats> ParseStatsBody(std::string_view body);
 Result<std::vector<ImageInfo>> ParseImagesBody(std::string_view body);
 // GET /system/df's LayersSize: bytes the image store takes.
 Result<long long> ParseLayersSize(std::string_view body);
-
-// One line of GET /events: the exit code of a "die" event of container
-// `id`, if the line is one (its Actor's "exitCode" attribute, a string).
-// Anything else (another event, another container, not JSON) is nullopt.
-std::optional<int> ParseDieEvent(std::string_view line, std::string_view id);
 
 // Reads the pull response: JSON objects, one a line, in chunks cut anywhere.
 // Only the current line is buffered, and a runaway line is dropped past 1 MiB.

@@ -243,44 +243,5 @@ TEST(PullStreamTest, IgnoresNoiseAndDropsRunawayLines) {
   EXPECT_TRUE(p.error().empty());
 }
 
-TEST(DieEventTest, ExitCodeOfTheContainersDieEvent) {
-  const std::string id = "4f1c0e";
-  json event = {{"status", "die"},
-                {"id", id},
-                {"Type", "container"},
-                {"Action", "die"},
-                {"Actor", {{"ID", id}, {"Attributes", {{"exitCode", "137"}, {"image", "busybox"}}}}},
-                {"time", 1700000000}};
-  EXPECT_EQ(ParseDieEvent(event.dump(), id), 137);
-  event["Actor"]["Attributes"]["exitCode"] = "0";
-  EXPECT_EQ(ParseDieEvent(event.dump(), id), 0);
-  // Engines before API 1.22 name the event in "status" only.
-  event.erase("Action");
-  EXPECT_EQ(ParseDieEvent(event.dump(), id), 0);
-}
-
-TEST(DieEventTest, AnythingElseIsNoExit) {
-  const std::string id = "4f1c0e";
-  json die = {{"Action", "die"}, {"Actor", {{"ID", id}, {"Attributes", {{"exitCode", "3"}}}}}};
-  EXPECT_EQ(ParseDieEvent(die.dump(), "another"), std::nullopt);
-  json start = die;
-  start["Action"] = "start";
-  EXPECT_EQ(ParseDieEvent(start.dump(), id), std::nullopt);
-  json oom = die;
-  oom["Action"] = "oom";
-  EXPECT_EQ(ParseDieEvent(oom.dump(), id), std::nullopt);
-  for (const char* code : {"", "-1", "3x", "99999999999"}) {
-    json odd = die;
-    odd["Actor"]["Attributes"]["exitCode"] = code;
-    EXPECT_EQ(ParseDieEvent(odd.dump(), id), std::nullopt) << code;
-  }
-  json no_code = die;
-  no_code["Actor"]["Attributes"].erase("exitCode");
-  EXPECT_EQ(ParseDieEvent(no_code.dump(), id), std::nullopt);
-  EXPECT_EQ(ParseDieEvent("not json", id), std::nullopt);
-  EXPECT_EQ(ParseDieEvent("[1,2]", id), std::nullopt);
-  EXPECT_EQ(ParseDieEvent(R"({"Action":"die","Actor":"x"})", id), std::nullopt);
-}
-
 }  // namespace
 }  // namespace cw
