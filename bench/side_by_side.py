@@ -21,6 +21,9 @@ Cases (README "Performance" says what each row measures):
   startup     worker process start -> first submission Finished (it waited in the queue)
   throughput  submissions a minute: ours with 4 slots, 4 Python workers on one queue
   zip         zipping a 256 MiB random output: ours in run-local, the Python worker's calls
+  floor       the engine alone (no worker, no site): the trivial pair's two containers back
+              to back, and the throughput case's 24 containers on 4 threads; printed below
+              the table with each worker's time above it
 
 "Finished" here means the site has the final status, the scores and the
 scoring output: the Python worker sends Finished before it posts the scores and
@@ -36,10 +39,13 @@ and scripts/build-python-image.
 """
 import argparse
 import atexit
+import http.client
+import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,7 +66,8 @@ DEFAULT_PYTHON_WORKER = os.environ.get("CW_BENCH_PYTHON_WORKER",
 BUSYBOX = harness.BUSYBOX_IMAGE
 PYIMAGE = harness.PYTHON_IMAGE
 MIB = 1024 * 1024
-CASES = ("trivial", "bigdata", "logburst", "idle", "detailed", "startup", "throughput", "zip")
+CASES = ("trivial", "bigdata", "logburst", "idle", "detailed", "startup", "throughput", "zip",
+         "floor")
 # Websocket text the stand-in keeps per submission: a log burst is counted, not kept.
 WS_RECORD_LIMIT = 4 * MIB
 
@@ -449,6 +456,8 @@ class Bench:
         self.kinds = kinds  # label -> (Site, factory(site, **kw) -> worker) or None
         self.bundles = Bundles(args.quick)
         self.rows = []  # (case, what, {label: value or Failed}, unit, target)
+        self.floors = {}  # case -> what the engine alone takes for its containers
+        self.floor_failed = False
         self.notes = []  # why a cell says FAILED, and what was seen anyway
 
     def workers_of(self, label, **kw):
@@ -650,6 +659,38 @@ class Bench:
                  "4 slots / 4 processes", self.each("throughput", run), "jobs/min", ">= 1.2x Python")
 
 
+    # 9
+    def case_floor(self):
+        run_id = secrets.token_hex(4)
+        try:
+            bare_container("true", run_id)  # warm-up, not counted
+            pairs = []
+            for _ in range(self.args.n):
+                t0 = time.time()
+                bare_container("echo 1 > /dev/null", run_id)
+                bare_container("cat /dev/null && echo score: 1 > /dev/null", run_id)
+                pairs.append(time.time() - t0)
+            count = 4 if self.args.quick else 12
+
+            def slot(share):
+                for _ in range(share):
+                    bare_container("sleep 1 && echo 1 > /dev/null", run_id)
+                for _ in range(share):
+                    bare_container("echo score: 1 > /dev/null", run_id)
+            threads = [threading.Thread(target=slot, args=(count // 4,)) for _ in range(4)]
+            t0 = time.time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.floors["trivial"] = Spread(pairs)
+            self.floors["throughput"] = 2 * count / (time.time() - t0) * 60
+        except Exception as e:  # noqa: BLE001 - the table goes on without a floor
+            self.notes.append(f"floor: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            self.floor_failed = True
+        finally:
+            remove_floor_containers(run_id)
+
     # 8
     def case_zip(self):
         mib = 32 if self.args.quick else 256
@@ -698,6 +739,59 @@ class Bench:
                  self.each("zip", run), "s", "< 0.5x Python")
 
 
+# --------------------------------------------------------------------- engine floor
+class _UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path, timeout=120):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def _engine_socket():
+    url = os.environ.get("CONTAINER_SOCKET", "unix:///var/run/docker.sock")
+    return url[len("unix://"):] if url.startswith("unix://") else url
+
+
+FLOOR_LABEL = "codabench-worker-bench.floor"
+
+
+def engine_call(method, path, body=None):
+    conn = _UnixHTTP(_engine_socket())
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json"} if body is not None else {})
+        reply = conn.getresponse()
+        data = reply.read()
+    finally:
+        conn.close()
+    if reply.status >= 300:
+        raise Failed(f"engine {method} {path}: {reply.status} {data[:200]!r}")
+    return json.loads(data) if data else None
+
+
+def bare_container(command, run_id):
+    """What any worker must ask of the engine for one program: create, start,
+    wait (the bridge network, as both workers use; no removal, which ours
+    does after the job and the Python worker before its next step)."""
+    created = engine_call("POST", "/containers/create", {
+        "Image": BUSYBOX, "Cmd": ["sh", "-c", command], "Labels": {FLOOR_LABEL: run_id},
+        "HostConfig": {"LogConfig": {"Type": "none"}}})
+    cid = created["Id"]
+    engine_call("POST", f"/containers/{cid}/start")
+    engine_call("POST", f"/containers/{cid}/wait")
+    return cid
+
+
+def remove_floor_containers(run_id):
+    ids = harness.docker("ps", "-aq", "--filter", f"label={FLOOR_LABEL}={run_id}").stdout.split()
+    if ids:
+        harness.docker("rm", "-f", *ids)
+
+
 class Spread:
     def __init__(self, xs):
         self.xs = sorted(xs)
@@ -740,6 +834,36 @@ def table(rows, markdown):
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    return "\n".join(fmt.format(*r) for r in [head] + body)
+
+
+def floor_table(rows, floors, markdown):
+    """Each worker against what the engine alone takes for the same containers."""
+    head = ["case", "engine alone", "ours", "Python", "ours - floor", "Python - floor"]
+    body = []
+    values = {case: v for case, _, v, _, _ in rows}
+
+    def num(v):
+        return v.median if isinstance(v, Spread) else v if isinstance(v, (int, float)) else None
+    if "trivial" in floors:
+        f = floors["trivial"].median
+        o, p = (num(values.get("trivial", {}).get(k)) for k in ("ours", "Python"))
+        body.append(["trivial (s)", floors["trivial"].text("s"),
+                     f"{o:.2f}" if o is not None else "-", f"{p:.2f}" if p is not None else "-",
+                     f"{o - f:+.2f} s" if o is not None else "-",
+                     f"{p - f:+.2f} s" if p is not None else "-"])
+    if "throughput" in floors:
+        f = floors["throughput"]
+        o, p = (num(values.get("throughput", {}).get(k)) for k in ("ours", "Python"))
+        body.append(["throughput (jobs/min)", f"{f:.2f}",
+                     f"{o:.2f}" if o is not None else "-", f"{p:.2f}" if p is not None else "-",
+                     f"{o / f:.2f}x of it" if o is not None else "-",
+                     f"{p / f:.2f}x of it" if p is not None else "-"])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     fmt = "  ".join("{:<%d}" % w for w in widths)
     return "\n".join(fmt.format(*r) for r in [head] + body)
@@ -810,13 +934,15 @@ def main():
         for site in sites:
             site.close()
     print(table(bench.rows, args.markdown))
+    if bench.floors:
+        print("\n" + floor_table(bench.rows, bench.floors, args.markdown))
     if bench.notes:
         print("\nFAILED cells:\n" + "\n".join(f"- {n}" for n in bench.notes))
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
           f"{time.time() - started:.0f} s"
           + ("; --quick sizes" if args.quick else ""))
     # A Python cell that fails is a finding; one of ours is a bug (or a broken set-up).
-    if any(isinstance(v.get("ours"), Failed) for _, _, v, _, _ in bench.rows):
+    if any(isinstance(v.get("ours"), Failed) for _, _, v, _, _ in bench.rows) or bench.floor_failed:
         sys.exit(1)
 
 
