@@ -15,6 +15,9 @@ Exit status 1 when one of our cells FAILED (a Python one is a finding, not an er
 Cases (README "Performance" says what each row measures):
   trivial     a prediction + scoring pair that does nothing: site sends the job -> Finished
   bigdata     512 MiB of random input copied to the output: download, unzip, zip, upload, scoring
+  twobundles  a 256 MiB submission (model weights) and 256 MiB of input data, both random,
+              served at 64 MiB/s a stream as from a remote object store: the prediction
+              job's downloads and unpacking, then a trivial scoring
   logburst    the program prints 200 MiB to stdout: time, and the worker's peak RSS
   idle        the worker's RSS once it consumes, and after one submission
   detailed    detailed_results.html written -> the stand-in has stored it
@@ -66,8 +69,11 @@ DEFAULT_PYTHON_WORKER = os.environ.get("CW_BENCH_PYTHON_WORKER",
 BUSYBOX = harness.BUSYBOX_IMAGE
 PYIMAGE = harness.PYTHON_IMAGE
 MIB = 1024 * 1024
-CASES = ("trivial", "bigdata", "logburst", "idle", "detailed", "startup", "throughput", "zip",
-         "floor")
+# What one download stream gets from a remote object store (S3 and the like
+# give a single stream tens of MiB/s), for the case that models one.
+STREAM_RATE_MIB = 64
+CASES = ("trivial", "bigdata", "twobundles", "logburst", "idle", "detailed", "startup",
+         "throughput", "zip", "floor")
 # Websocket text the stand-in keeps per submission: a log burst is counted, not kept.
 WS_RECORD_LIMIT = 4 * MIB
 
@@ -399,6 +405,27 @@ class Bundles:
                     reference_data=self._reference, docker_image=BUSYBOX,
                     execution_time_limit=600, enable_detailed_results=False)
 
+    def twobundles(self):
+        """A submission that carries its weights, and a dataset: the prediction
+        job needs both before it starts. Fresh zips each call (no cache)."""
+        mib = self.big_mib // 2
+        self.bigdata()  # makes the random file
+        d = Path(tempdir("cw-bench-two-"))
+        (d / "metadata.yaml").write_text(
+            "command: |-\n  sh -c 'test -s /app/program/weights.bin && "
+            "test -s /app/input_data/data.bin && echo 1 > /app/output/prediction'\n")
+        sub = os.path.join(tempdir("cw-bench-zip-"), "submission.zip")
+        data = os.path.join(tempdir("cw-bench-zip-"), "input_data.zip")
+        with open(self._random, "rb") as f:
+            chunk = f.read(mib * MIB)
+        for path, name in ((sub, "weights.bin"), (data, "data.bin")):
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+                if name == "weights.bin":
+                    z.write(d / "metadata.yaml", "metadata.yaml")
+                z.writestr(name, chunk)
+                z.writestr("nonce", secrets.token_hex(8))
+        return dict(self.trivial(), submission=sub, input_data=data), mib
+
     def logburst(self):
         n = self.burst_mib * MIB
         sub = program({}, f"sh -c 'yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {n} "
@@ -551,6 +578,25 @@ class Bench:
                 worker.stop()
         self.row("bigdata", f"{mib} MiB random input -> output, sent -> Finished",
                  self.each("bigdata", run), "s", "<= 0.33x Python")
+
+    # 2b
+    def case_twobundles(self):
+        rate = STREAM_RATE_MIB * MIB
+
+        def run(label):
+            site, worker = self.running(label)
+            site.standin.faults(storage_stream_rate=rate)
+            try:
+                wait_consuming(site, 1, worker)
+                spec, self._two_mib = self.bundles.twobundles()
+                return one(site, worker, spec)[1]
+            finally:
+                site.standin.faults(storage_stream_rate=0)
+                worker.stop()
+        values = self.each("twobundles", run)
+        mib = getattr(self, "_two_mib", self.bundles.big_mib // 2)
+        self.row("twobundles", f"{mib} MiB submission + {mib} MiB input data at "
+                 f"{STREAM_RATE_MIB} MiB/s a stream, sent -> Finished", values, "s", "< Python")
 
     # 3
     def case_logburst(self):

@@ -159,6 +159,9 @@ class StandIn:
         self.seq = 0
         self.faults = {"api_500": 0, "storage_500": 0, "ws_down": False,
                        "ws_close_after": None, "api_delay_s": 0.0, "storage_delay_s": 0.0,
+                       # bytes a second per download, as one stream from a remote
+                       # object store gets (0: as fast as the machine goes)
+                       "storage_stream_rate": 0,
                        "enforce_content_type": not args.no_content_type_check,
                        "require_blob_type": False}
         self.rejected = []  # 4xx answers to the worker, all routes
@@ -575,7 +578,33 @@ class StandIn:
             entry.update(code=404, reason="NoSuchKey")
             return web.Response(status=404, text="NoSuchKey")
         entry.update(code=200, size=os.path.getsize(path))
-        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+        rate = self.faults["storage_stream_rate"]
+        if not rate:
+            return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+        return await self.paced_file(request, path, float(rate))
+
+    async def paced_file(self, request, path, rate):
+        """The file at `rate` bytes a second: what one stream gets from a remote store."""
+        size = os.path.getsize(path)
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream",
+                                           "Content-Length": str(size)})
+        await resp.prepare(request)
+        chunk = 256 * 1024
+        start = time.monotonic()
+        sent = 0
+        with open(path, "rb") as f:
+            while True:
+                data = f.read(chunk)
+                if not data:
+                    break
+                # A chunk leaves no sooner than the rate allows its last byte.
+                sent += len(data)
+                ahead = sent / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                await resp.write(data)
+        await resp.write_eof()
+        return resp
 
     async def storage_put(self, request):
         key = request.match_info["key"]

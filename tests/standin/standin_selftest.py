@@ -394,6 +394,21 @@ class StandInSelfTest(unittest.TestCase):
         with self.assertRaises(harness.StandInError):
             self.site.faults(no_such_fault=1)
 
+    def test_storage_stream_rate_paces_downloads(self):
+        blob = os.urandom(1024 * 1024)
+        created, msg = self.new_submission(submission=harness.write_file(blob, "big.zip"))
+        read_url = json.loads(msg.body)[0][0]["program_data"]
+        self.site.faults(storage_stream_rate=4 * 1024 * 1024)
+        try:
+            t0 = time.time()
+            code, body = call("GET", read_url)
+            took = time.time() - t0
+        finally:
+            self.site.faults(storage_stream_rate=0)
+        self.assertEqual(code, 200)
+        self.assertEqual(body, blob)
+        self.assertGreaterEqual(took, 0.2, "1 MiB at 4 MiB/s takes a quarter second")
+
     def test_queue_is_declared_with_max_priority(self):
         self.new_submission()
         # Declaring it with other arguments fails, so the site's declaration holds.
