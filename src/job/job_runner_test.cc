@@ -403,6 +403,15 @@ bool AwaitFlag(const std::atomic<bool>& flag) {
   return flag;
 }
 
+// As a transfer or the engine's pull call does: it ends once its job gives up
+// on it (or after 10 s). True when it was given up on.
+bool AwaitAbandoned() {
+  for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return AbandonScope::Abandoned();
+}
+
 TEST_F(JobRunnerTest, TheImageIsPulledWhileTheBundlesDownload) {
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
@@ -428,11 +437,7 @@ TEST_F(JobRunnerTest, AFailedDownloadStopsThePullAndIsTheReason) {
   a.program_data = "mem://missing.zip";
   std::atomic<bool> abandoned{false};
   engine_.pull_hook = [&] {
-    // As the engine's pull call does: it ends once the job gives up on it.
-    for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    abandoned = AbandonScope::Abandoned();
+    abandoned = AwaitAbandoned();
   };
   JobResult r = Run(a);
   ASSERT_FALSE(r.ok());
@@ -478,11 +483,7 @@ TEST_F(JobRunnerTest, AFailedDownloadStopsTheOthersAndIsTheReason) {
   std::atomic<bool> abandoned{false};
   storage_->fetch_hook = [&](const std::string& url) {
     if (url.find("input.zip") == std::string::npos) return;
-    // As a transfer does: it ends once its job gives up on it.
-    for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    abandoned = AbandonScope::Abandoned();
+    abandoned = AwaitAbandoned();
   };
   JobResult r = Run(a);
   ASSERT_FALSE(r.ok());
