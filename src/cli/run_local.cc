@@ -98,10 +98,6 @@ ProgressDisplay TransferDisplay(bool tty) {
   if (tty) {
     d.style = ProgressStyle::kBar;
     d.write = [](const std::string& text) { BarLine::Draw(text); };
-    // Log lines (a pull runs beside the downloads and their unpacking) clear
-    // the bar first instead of landing in it.
-    auto logger = spdlog::default_logger();
-    for (auto& sink : logger->sinks()) sink = BarAwareSink(sink);
     d.columns = [] { return TerminalColumns(STDERR_FILENO); };
     // Someone is watching: half a second of silence is enough.
     d.start_after = std::chrono::milliseconds(500);
@@ -230,6 +226,11 @@ int RunLocal(const RunLocalOptions& o) {
   env.limits = JobLimitsFromConfig(*config);
   env.labels["org.codabench.run-local"] = "1";
   const bool tty = isatty(STDERR_FILENO);
+  if (tty) {
+    // Log lines (a pull runs beside the downloads and their unpacking) clear
+    // the progress bar first instead of landing in it.
+    for (auto& sink : spdlog::default_logger()->sinks()) sink = BarAwareSink(sink);
+  }
   env.progress = TransferDisplay(tty);
   JobRunner runner(env, storage, cache, engine);
 
