@@ -71,6 +71,9 @@ struct WorkerConfig {
   std::string container_memory;    // CONTAINER_MEMORY: per container
   std::string container_cpus;      // CONTAINER_CPUS: per container, e.g. "4" or "2.5"
   std::string extra_mounts;        // EXTRA_MOUNTS: "/data:/data:ro,/models:/models"
+  // SHARED_NETWORK_NAMESPACES: a slot's programs join a long-lived network
+  // namespace per program kind instead of each getting its own (job/network_holders.h).
+  bool shared_network_namespaces = true;
 
   // Limits on what one job's programs and bundles may take of the host
   // (README "Security"). 0 turns a limit off.

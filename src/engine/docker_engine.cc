@@ -140,7 +140,7 @@ Result<std::string> DockerEngine::Create(const ContainerSpec& spec) {
   return id;
 }
 
-Status DockerEngine::Start(const std::string& id) const {
+Status DockerEngine::Start(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/start")));
   if (reply.status == 204 || reply.status == 304) return Status::Ok();  // 304: already running
   std::string message = EngineErrorMessage(reply.body);
@@ -230,7 +230,7 @@ Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& outpu
   Status started;
   {
     std::lock_guard lock(output_mu);
-    started = Start(id);
+    started = DockerEngine::Start(id);
     if (started.ok() && on_started) on_started();
   }
   if (!started.ok()) {

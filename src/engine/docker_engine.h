@@ -44,6 +44,7 @@ class DockerEngine : public ContainerEngine {
   Result<std::vector<ImageInfo>> ListImages() override;
   Result<long long> ImageStoreBytes() override;
   Status RemoveImage(const std::string& image) override;
+  Status Start(const std::string& id) override;
   Status Kill(const std::string& id) override;
   Status Remove(const std::string& id, bool force) override;
   Result<std::vector<std::string>> ListByLabel(const std::string& key,
@@ -51,7 +52,6 @@ class DockerEngine : public ContainerEngine {
 
  private:
   HttpCall ShortCall(std::string method, std::string path, std::string json_body = {}) const;
-  Status Start(const std::string& id) const;
 
   DockerHttp http_;
   DockerEngineOptions opts_;

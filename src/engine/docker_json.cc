@@ -72,9 +72,11 @@ json BuildCreateBody(const ContainerSpec& spec) {
       {"AttachStderr", true},
       // Without a TTY the engine keeps stdout and stderr apart (multiplexed).
       {"Tty", false},
-      {"OpenStdin", false},
+      {"OpenStdin", spec.open_stdin},
   };
+  if (spec.open_stdin) body["StdinOnce"] = false;
   if (!spec.cmd.empty()) body["Cmd"] = spec.cmd;
+  if (!spec.entrypoint.empty()) body["Entrypoint"] = spec.entrypoint;
   if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
   if (!spec.env.empty()) body["Env"] = spec.env;
   if (!spec.labels.empty()) body["Labels"] = spec.labels;
@@ -83,7 +85,11 @@ json BuildCreateBody(const ContainerSpec& spec) {
   if (!spec.mounts.empty()) host["Mounts"] = MountsJson(spec.mounts);
   if (!spec.cap_drop.empty()) host["CapDrop"] = spec.cap_drop;
   if (!spec.security_opt.empty()) host["SecurityOpt"] = spec.security_opt;
-  if (spec.network_disabled) host["NetworkMode"] = "none";
+  if (spec.network_disabled) {
+    host["NetworkMode"] = "none";
+  } else if (!spec.network_mode.empty()) {
+    host["NetworkMode"] = spec.network_mode;
+  }
   if (!spec.device_requests.empty())
     host["DeviceRequests"] = DeviceRequestsJson(spec.device_requests);
   if (!spec.ipc_mode.empty()) host["IpcMode"] = spec.ipc_mode;

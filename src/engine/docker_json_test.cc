@@ -243,5 +243,22 @@ TEST(PullStreamTest, IgnoresNoiseAndDropsRunawayLines) {
   EXPECT_TRUE(p.error().empty());
 }
 
+TEST(CreateBodyTest, NetworkModeEntrypointAndOpenStdin) {
+  ContainerSpec spec;
+  spec.image = "img";
+  spec.network_mode = "container:abc";
+  spec.entrypoint = {"sh", "-c", "read _"};
+  spec.open_stdin = true;
+  json body = BuildCreateBody(spec);
+  EXPECT_EQ(body["HostConfig"]["NetworkMode"], "container:abc");
+  EXPECT_EQ(body["Entrypoint"], json({"sh", "-c", "read _"}));
+  EXPECT_EQ(body["OpenStdin"], true);
+  EXPECT_EQ(body["StdinOnce"], false);
+  EXPECT_EQ(body["AttachStdin"], false);
+  // A competition that turned the network off keeps it off.
+  spec.network_disabled = true;
+  EXPECT_EQ(BuildCreateBody(spec)["HostConfig"]["NetworkMode"], "none");
+}
+
 }  // namespace
 }  // namespace cw

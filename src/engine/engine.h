@@ -32,13 +32,16 @@ struct ContainerSpec {
   std::string name;                      // optional; engine picks one when empty
   std::string image;
   std::vector<std::string> cmd;          // e.g. {"sh", "-c", command}
+  std::vector<std::string> entrypoint;   // empty: the image's
   std::string working_dir;
   std::vector<std::string> env;          // "KEY=value"
   std::map<std::string, std::string> labels;
   std::vector<Mount> mounts;
   std::vector<std::string> cap_drop;
   std::vector<std::string> security_opt; // e.g. "no-new-privileges"
-  bool network_disabled = false;         // NetworkMode "none"
+  bool network_disabled = false;         // NetworkMode "none" (wins over network_mode)
+  std::string network_mode;              // "" = the engine's default network; "container:<id>"
+  bool open_stdin = false;               // keep stdin open (nobody writes to it)
   std::vector<DeviceRequest> device_requests;
   std::string ipc_mode;                  // "" = engine default, "host", "private", ...
   long long shm_size_bytes = 0;          // 0 = engine default
@@ -163,6 +166,12 @@ class ContainerEngine {
   // One sample of what a running container uses.
   virtual Result<ContainerStats> Stats(const std::string& id) {
     return Unavailable("this container engine gives no stats for container " + id);
+  }
+
+  // Starts the container without attaching to its output (one that must
+  // keep running on its own).
+  virtual Status Start(const std::string& id) {
+    return Unavailable("this container engine cannot start container " + id + " on its own");
   }
 
   virtual Status Kill(const std::string& id) = 0;

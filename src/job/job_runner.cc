@@ -27,6 +27,7 @@
 #include "common/safe_file.h"
 #include "common/units.h"
 #include "job/legacy.h"
+#include "job/network_holders.h"
 #include "storage/file_util.h"
 #include "storage/hash.h"
 
@@ -677,6 +678,9 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   spec.pids_limit = c.pids_limit;
   spec.nofile_limit = c.nofile_limit;
   spec.network_disabled = c.network_disabled;
+  if (!c.network_disabled && env_.network_holders) {
+    spec.network_mode = env_.network_holders->For(ProgramKindName(kind), spec.image);
+  }
   spec.device_requests = c.device_requests;
   spec.ipc_mode = c.ipc_mode;
   spec.shm_size_bytes = c.shm_size_bytes;

@@ -64,6 +64,8 @@ struct JobLimits {
   std::chrono::milliseconds output_check_interval{1000};
 };
 
+class NetworkHolders;
+
 struct JobEnvironment {
   std::filesystem::path base_dir;  // this process's view of HOST_DIRECTORY
   std::filesystem::path host_dir;  // the engine daemon's view of the same folder
@@ -73,6 +75,9 @@ struct JobEnvironment {
   bool keep_job_dir = false;
   // Labels put on every container, beside the job's own (worker name, slot).
   std::map<std::string, std::string> labels;
+  // The slot's shared network namespaces (job/network_holders.h); null: each
+  // program gets a network of its own.
+  std::shared_ptr<NetworkHolders> network_holders;
   // How often the scoring output is looked at for new detailed results
   // (an lstat), and the least time between two uploads of them.
   std::chrono::milliseconds detailed_results_interval{250};

@@ -24,6 +24,7 @@
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
+#include "job/network_holders.h"
 #include "metrics/http_server.h"
 #include "metrics/worker_metrics.h"
 #include "report/reporter.h"
@@ -484,6 +485,12 @@ int Serve(const ServeOptions& options) {
     slot_env.container = slot.options;
     for (const auto& [k, v] : slot.labels) slot_env.labels[k] = v;
     slot_env.gpu_usage = gpu_figures.meters.at(runners.size());
+    if (config->shared_network_namespaces && !slot.options.network_disabled) {
+      std::vector<std::string> security_opt = {"no-new-privileges"};
+      if (slot.options.podman) security_opt.push_back("label=disable");
+      slot_env.network_holders =
+          std::make_shared<NetworkHolders>(engine, slot_env.labels, std::move(security_opt));
+    }
     runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
   }
 

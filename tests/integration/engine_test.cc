@@ -20,6 +20,7 @@
 #include "common/abandon.h"
 #include "engine/docker_engine.h"
 #include "engine/image_budget.h"
+#include "job/network_holders.h"
 
 namespace cw {
 namespace {
@@ -340,6 +341,50 @@ TEST_F(EngineTest, NoEngineAtTheSocketIsUnavailableWithAHint) {
   EXPECT_LT(Clock::now() - t0, seconds(6));
   EXPECT_EQ(nowhere.Create(Spec("true")).status().code(), Code::kUnavailable);
   EXPECT_EQ(nowhere.StartAndStream("x", nullptr, nullptr).code(), Code::kUnavailable);
+}
+
+// The network namespace a container's process is in, as `net:[inode]`.
+TEST_F(EngineTest, ProgramsJoinTheirSlotsNetworkHolder) {
+  auto netns_of = [&](const std::string& network_mode) {
+    ContainerSpec spec = Spec("readlink /proc/self/ns/net; cat /sys/class/net/eth0/address");
+    spec.network_disabled = false;
+    spec.network_mode = network_mode;
+    std::string id = MustCreate(spec);
+    Collected run = StartAndCollect(id);
+    EXPECT_TRUE(run.status.ok()) << run.status.ToString();
+    Result<int> code = engine_->Wait(id, seconds(30));
+    EXPECT_TRUE(code.ok() && *code == 0) << run.err;
+    return run.out;
+  };
+  std::vector<std::string> holder_ids;
+  {
+    NetworkHolders holders(*engine_, {{kLabel, label_}}, {"no-new-privileges"});
+    std::string mode = holders.For("program", kImage);
+    ASSERT_EQ(mode.rfind("container:", 0), 0u) << "no holder: " << mode;
+    holder_ids.push_back(mode.substr(10));
+    EXPECT_EQ(holders.For("program", kImage), mode);
+    std::string first = netns_of(mode);
+    // Each joins the holder's namespace, which is on the default network:
+    // it has an interface there (eth0, with its MAC address).
+    EXPECT_EQ(netns_of(mode), first);
+    EXPECT_NE(first.find("net:["), std::string::npos) << first;
+    EXPECT_NE(first.find(":", first.find("\n")), std::string::npos) << "no eth0: " << first;
+    // One of its own is another namespace.
+    EXPECT_NE(netns_of(""), first);
+
+    // A holder that stopped (an engine restart) is made again.
+    ASSERT_TRUE(engine_->Kill(holder_ids[0]).ok());
+    std::string remade = holders.For("program", kImage);
+    ASSERT_EQ(remade.rfind("container:", 0), 0u);
+    holder_ids.push_back(remade.substr(10));
+    EXPECT_NE(remade, mode);
+    EXPECT_NE(netns_of(remade), first);
+  }
+  // The holders went with their slot.
+  for (const std::string& id : holder_ids) {
+    Result<ContainerState> st = engine_->Inspect(id, false);
+    EXPECT_EQ(st.status().code(), Code::kNotFound) << id;
+  }
 }
 
 // Makes a small image of its own content (so it has its own layer) with the
