@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <thread>
+
 namespace cw {
 
 NetworkHolders::NetworkHolders(ContainerEngine& engine, std::map<std::string, std::string> labels,
@@ -17,6 +20,23 @@ NetworkHolders::Holder& NetworkHolders::Of(const std::string& kind) {
   return *slot;
 }
 
+void NetworkHolders::Discard(const std::string& id) {
+  Status removed = engine_.Remove(id, /*force=*/true);
+  if (removed.ok()) return;
+  spdlog::debug("network holder {} not removed yet: {}", id.substr(0, 12), removed.message());
+  std::lock_guard<std::mutex> lock(mu_);
+  discarded_.push_back(id);
+}
+
+void NetworkHolders::RetryDiscarded() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids.swap(discarded_);
+  }
+  for (const std::string& id : ids) Discard(id);
+}
+
 void NetworkHolders::Clear() {
   std::vector<Holder*> all;
   {
@@ -26,14 +46,20 @@ void NetworkHolders::Clear() {
   for (Holder* h : all) {
     std::lock_guard<std::mutex> lock(h->mu);
     if (h->id.empty()) continue;
-    Status removed = engine_.Remove(h->id, /*force=*/true);
-    if (!removed.ok()) spdlog::warn("could not remove network holder {}: {}", h->id.substr(0, 12), removed.ToString());
+    Discard(h->id);
     h->id.clear();
     h->image.clear();
+  }
+  RetryDiscarded();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& id : discarded_) {
+    spdlog::warn("could not remove network holder {}; the next start of this worker will",
+                 id.substr(0, 12));
   }
 }
 
 std::string NetworkHolders::For(const std::string& kind, const std::string& image) {
+  RetryDiscarded();
   Holder& h = Of(kind);
   std::lock_guard<std::mutex> lock(h.mu);
   if (!h.id.empty()) {
@@ -41,15 +67,16 @@ std::string NetworkHolders::For(const std::string& kind, const std::string& imag
       auto state = engine_.Inspect(h.id, /*with_size=*/false);
       if (state.ok() && state->running) return "container:" + h.id;
     }
-    (void)engine_.Remove(h.id, /*force=*/true);  // another image, or it stopped
+    Discard(h.id);  // another image, or it stopped
     h.id.clear();
     h.image.clear();
   }
   ContainerSpec spec;
   spec.image = image;
   // Blocks for good in any image with a shell: stdin stays open, and nobody
-  // ever writes to it. The image's own entrypoint is not run.
-  spec.entrypoint = {"sh", "-c", "read _"};
+  // ever writes to it. An engine that closes it anyway leaves `sleep`. The
+  // image's own entrypoint is not run.
+  spec.entrypoint = {"sh", "-c", kHolderCommand};
   spec.open_stdin = true;
   spec.labels = labels_;
   spec.labels[kLabelNetworkHolder] = kind;
@@ -65,7 +92,10 @@ std::string NetworkHolders::For(const std::string& kind, const std::string& imag
     return "";
   }
   Status started = engine_.Start(*id);
-  if (started.ok()) {
+  // Still running a moment later: a holder whose shell found neither an open
+  // stdin nor `sleep` is gone by then, and a program must not join it.
+  for (int look = 0; look < 2 && started.ok(); ++look) {
+    if (look > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto state = engine_.Inspect(*id, /*with_size=*/false);
     if (!state.ok()) {
       started = state.status();
@@ -76,7 +106,7 @@ std::string NetworkHolders::For(const std::string& kind, const std::string& imag
   if (!started.ok()) {
     spdlog::warn("no shared network namespace for {} programs ({}); each gets its own network",
                  kind, started.message());
-    (void)engine_.Remove(*id, /*force=*/true);
+    Discard(*id);
     return "";
   }
   h.id = *id;

@@ -26,6 +26,8 @@ namespace cw {
 
 // The label a holder carries, with the program kind it holds a namespace for.
 inline constexpr const char* kLabelNetworkHolder = "org.codabench.network-holder";
+// What a holder runs, under `sh -c`.
+inline constexpr const char* kHolderCommand = "read _; exec sleep 2147483647";
 
 class NetworkHolders {
  public:
@@ -56,12 +58,18 @@ class NetworkHolders {
     std::string image;
   };
   Holder& Of(const std::string& kind);
+  // Removes a holder; podman refuses while containers that joined it are
+  // still there (the janitor removes a job's a little later), so one it
+  // refused is tried again at each later call.
+  void Discard(const std::string& id);
+  void RetryDiscarded();
 
   ContainerEngine& engine_;
   const std::map<std::string, std::string> labels_;
   const std::vector<std::string> security_opt_;
-  std::mutex mu_;  // guards holders_ (the map, not the holders)
+  std::mutex mu_;  // guards holders_ (the map, not the holders) and discarded_
   std::map<std::string, std::unique_ptr<Holder>> holders_;
+  std::vector<std::string> discarded_;  // holders whose removal was refused
 };
 
 }  // namespace cw

@@ -18,6 +18,7 @@ class HolderEngine : public ContainerEngine {
   std::vector<std::string> removed;
   bool fail_create = false;
   bool exits_at_once = false;
+  bool refuse_remove = false;  // podman, while a container that joined it is there
   int made = 0;
 
   Result<std::string> Version() override { return std::string("fake"); }
@@ -49,6 +50,7 @@ class HolderEngine : public ContainerEngine {
     return Status::Ok();
   }
   Status Remove(const std::string& id, bool) override {
+    if (refuse_remove) return Internal("container " + id + " has dependent containers");
     running.erase(id);
     created.erase(id);
     removed.push_back(id);
@@ -71,7 +73,7 @@ TEST(NetworkHoldersTest, OneHolderPerKindKeptFromJobToJob) {
 
   const ContainerSpec& spec = engine.created.at("holder0");
   EXPECT_EQ(spec.image, "img:1");
-  EXPECT_EQ(spec.entrypoint, (std::vector<std::string>{"sh", "-c", "read _"}));
+  EXPECT_EQ(spec.entrypoint, (std::vector<std::string>{"sh", "-c", kHolderCommand}));
   EXPECT_TRUE(spec.open_stdin);
   EXPECT_FALSE(spec.network_disabled);
   EXPECT_TRUE(spec.network_mode.empty());  // the engine's default network
@@ -107,6 +109,18 @@ TEST(NetworkHoldersTest, NoHolderMeansANetworkOfItsOwn) {
   EXPECT_TRUE(engine.created.empty()) << "the holder that stopped was removed";
   engine.exits_at_once = false;
   EXPECT_EQ(holders.For("program", "img:1"), "container:holder1");
+}
+
+TEST(NetworkHoldersTest, AHolderTheEngineWillNotRemoveYetIsRemovedLater) {
+  HolderEngine engine;
+  NetworkHolders holders(engine, {}, {});
+  EXPECT_EQ(holders.For("program", "img:1"), "container:holder0");
+  engine.refuse_remove = true;
+  EXPECT_EQ(holders.For("program", "img:2"), "container:holder1");
+  EXPECT_TRUE(engine.created.count("holder0")) << "refused, so still there";
+  engine.refuse_remove = false;  // the janitor removed the last job's programs
+  EXPECT_EQ(holders.For("program", "img:2"), "container:holder1");
+  EXPECT_FALSE(engine.created.count("holder0"));
 }
 
 TEST(NetworkHoldersTest, TheyGoWithTheSlot) {
