@@ -24,9 +24,10 @@ Cases (README "Performance" says what each row measures):
   startup     worker process start -> first submission Finished (it waited in the queue)
   throughput  submissions a minute: ours with 4 slots, 4 Python workers on one queue
   zip         zipping a 256 MiB random output: ours in run-local, the Python worker's calls
-  floor       the engine alone (no worker, no site): the trivial pair's two containers back
-              to back, and the throughput case's 24 containers on 4 threads; printed below
-              the table with each worker's time above it
+  floor       the engine alone (no worker, no site), each container with a network of its
+              own as the Python worker runs them: the trivial pair's two containers back to
+              back, and the throughput case's 24 on 4 threads; printed below the table with
+              each worker against it (ours joins network holders, so it can go below)
 
 "Finished" here means the site has the final status, the scores and the
 scoring output: the Python worker sends Finished before it posts the scores and
@@ -820,9 +821,10 @@ def engine_call(method, path, body=None):
 
 
 def bare_container(command, run_id):
-    """What any worker must ask of the engine for one program: create, start,
-    wait (the bridge network, as both workers use; no removal, which ours
-    does after the job and the Python worker before its next step)."""
+    """What a worker that gives each program a network of its own must ask of
+    the engine: create, start, wait (the default bridge network, as the
+    Python worker's programs get; no removal, which ours does after the job
+    and the Python worker before its next step)."""
     created = engine_call("POST", "/containers/create", {
         "Image": BUSYBOX, "Cmd": ["sh", "-c", command], "Labels": {FLOOR_LABEL: run_id},
         "HostConfig": {"LogConfig": {"Type": "none"}}})

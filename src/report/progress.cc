@@ -327,16 +327,7 @@ class ClearingSink : public spdlog::sinks::sink {
  public:
   explicit ClearingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
   void log(const spdlog::details::log_msg& msg) override {
-    // One lock over both: a bar drawn by another thread between the clear
-    // and the line would end up in front of the line.
-    std::lock_guard<std::mutex> lock(BarMutex());
-    if (bar_width > 0) {
-      std::string blanks = "\r" + std::string(bar_width, ' ') + "\r";
-      std::fputs(blanks.c_str(), stderr);
-      bar_width = 0;
-    }
-    inner_->log(msg);
-    std::fflush(stderr);
+    BarLine::WriteClear([&] { inner_->log(msg); });
   }
   void flush() override { inner_->flush(); }
   void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
@@ -366,6 +357,19 @@ void BarLine::Clear() {
   std::fputs(blanks.c_str(), stderr);
   std::fflush(stderr);
   bar_width = 0;
+}
+
+void BarLine::WriteClear(const std::function<void()>& write) {
+  // One lock over both: a bar drawn by another thread between the clear and
+  // the text would end up in front of the text.
+  std::lock_guard<std::mutex> lock(BarMutex());
+  if (bar_width > 0) {
+    std::string blanks = "\r" + std::string(bar_width, ' ') + "\r";
+    std::fputs(blanks.c_str(), stderr);
+    bar_width = 0;
+  }
+  write();
+  std::fflush(stderr);
 }
 
 std::shared_ptr<spdlog::sinks::sink> BarAwareSink(std::shared_ptr<spdlog::sinks::sink> inner) {

@@ -121,6 +121,9 @@ class BarLine {
   static void Draw(const std::string& text);
   // Clears the bar, if one is drawn. Called before any other stderr output.
   static void Clear();
+  // Clears the bar and runs `write` (other stderr output) under the bar's
+  // lock, so a bar another thread draws cannot land in front of it.
+  static void WriteClear(const std::function<void()>& write);
 };
 
 // A log sink that clears the bar line before each message, then hands the

@@ -1,5 +1,7 @@
 #include "report/terminal_reporter.h"
 
+#include "report/progress.h"
+
 namespace cw {
 namespace {
 
@@ -26,29 +28,40 @@ std::string TerminalReporter::Prefix(ProgramKind kind) const {
 
 Status TerminalReporter::UpdateStatus(JobStatus status, const std::string& details) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(err_, "%s==> [%s] %s%s%s%s\n", color_ ? kBold : "", stage_.c_str(),
-               JobStatusName(status), details.empty() ? "" : ": ", details.c_str(),
-               color_ ? kReset : "");
-  std::fflush(err_);
+  BarLine::WriteClear([&] {
+    std::fprintf(err_, "%s==> [%s] %s%s%s%s\n", color_ ? kBold : "", stage_.c_str(),
+                 JobStatusName(status), details.empty() ? "" : ": ", details.c_str(),
+                 color_ ? kReset : "");
+    std::fflush(err_);
+  });
   return Status::Ok();
 }
 
 Status TerminalReporter::ReportMd5(const std::string& md5_hex) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(err_, "    submission md5 %s\n", md5_hex.c_str());
+  BarLine::WriteClear([&] {
+    std::fprintf(err_, "    submission md5 %s\n", md5_hex.c_str());
+    std::fflush(err_);
+  });
   return Status::Ok();
 }
 
 Status TerminalReporter::ReportError(ErrorType type, const std::string& message, bool) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(err_, "%s!!! %s: %s%s\n", color_ ? kRed : "", ErrorTypeName(type),
-               message.c_str(), color_ ? kReset : "");
+  BarLine::WriteClear([&] {
+    std::fprintf(err_, "%s!!! %s: %s%s\n", color_ ? kRed : "", ErrorTypeName(type),
+                 message.c_str(), color_ ? kReset : "");
+    std::fflush(err_);
+  });
   return Status::Ok();
 }
 
 Status TerminalReporter::ReportScores(const nlohmann::json& scores) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(err_, "    scores %s\n", scores.dump().c_str());
+  BarLine::WriteClear([&] {
+    std::fprintf(err_, "    scores %s\n", scores.dump().c_str());
+    std::fflush(err_);
+  });
   return Status::Ok();
 }
 
@@ -87,13 +100,19 @@ void TerminalReporter::Log(ProgramKind kind, LogStream stream, std::string_view 
 
 void TerminalReporter::LiveError(const std::string& message) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(err_, "%s!!! %s%s\n", color_ ? kRed : "", message.c_str(), color_ ? kReset : "");
+  BarLine::WriteClear([&] {
+    std::fprintf(err_, "%s!!! %s%s\n", color_ ? kRed : "", message.c_str(), color_ ? kReset : "");
+    std::fflush(err_);
+  });
 }
 
 void TerminalReporter::DetailedResultsUpdated() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(err_, "%s    detailed results updated%s\n", color_ ? kDim : "",
-               color_ ? kReset : "");
+  BarLine::WriteClear([&] {
+    std::fprintf(err_, "%s    detailed results updated%s\n", color_ ? kDim : "",
+                 color_ ? kReset : "");
+    std::fflush(err_);
+  });
 }
 
 void TerminalReporter::Flush() {

@@ -98,9 +98,12 @@ class GpuSlotsTest(unittest.TestCase):
         return proc.stdout
 
     def node_containers(self, running_only):
-        out = self.docker("ps", *([] if running_only else ["-a"]), "-q", "--no-trunc",
-                          "--filter", f"label=org.codabench.node={self.nodename}")
-        return [line for line in out.split() if line]
+        """The node's job containers (not its slots' network holders)."""
+        out = self.docker("ps", *([] if running_only else ["-a"]), "--no-trunc",
+                          "--filter", f"label=org.codabench.node={self.nodename}",
+                          "--format", '{{.ID}} {{.Label "org.codabench.network-holder"}}')
+        return [line.split()[0] for line in out.splitlines()
+                if line.strip() and len(line.split()) == 1]
 
     def inspect(self, ids):
         return json.loads(self.docker("inspect", *ids)) if ids else []
@@ -185,6 +188,8 @@ class GpuSlotsTest(unittest.TestCase):
         slot_of = {}
         for line in events.splitlines():
             e = json.loads(line)
+            if "org.codabench.network-holder" in e["Actor"]["Attributes"]:
+                continue  # a slot's network holder, not a job's
             slot_of[e["Actor"]["ID"]] = e["Actor"]["Attributes"]["org.codabench.slot"]
         self.assertEqual(len(slot_of), 8, events)
         hooks = [r for r in self.hook_records() if r.get("id") in slot_of]
