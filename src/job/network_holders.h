@@ -26,14 +26,17 @@ namespace cw {
 
 // The label a holder carries, with the program kind it holds a namespace for.
 inline constexpr const char* kLabelNetworkHolder = "org.codabench.network-holder";
+// The node a queue worker's holders belong to (not org.codabench.node, which
+// only its job containers carry); a restart's sweep removes both.
+inline constexpr const char* kLabelHolderNode = "org.codabench.network-holder-node";
 // What a holder runs, under `sh -c`.
 inline constexpr const char* kHolderCommand = "read _; exec sleep 2147483647";
 
 class NetworkHolders {
  public:
-  // `labels` go on every holder (the node's and the slot's, so a restart's
-  // sweep of the node removes what a killed run left); `security_opt` is the
-  // job containers' own.
+  // `labels` go on every holder (a queue worker's name its node with
+  // kLabelHolderNode, so a restart's sweep removes what a killed run left);
+  // `security_opt` is the job containers' own.
   NetworkHolders(ContainerEngine& engine, std::map<std::string, std::string> labels,
                  std::vector<std::string> security_opt);
   ~NetworkHolders();  // removes the holders

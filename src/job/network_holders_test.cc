@@ -63,7 +63,7 @@ class HolderEngine : public ContainerEngine {
 
 TEST(NetworkHoldersTest, OneHolderPerKindKeptFromJobToJob) {
   HolderEngine engine;
-  NetworkHolders holders(engine, {{"org.codabench.node", "n1"}}, {"no-new-privileges"});
+  NetworkHolders holders(engine, {{kLabelHolderNode, "n1"}}, {"no-new-privileges"});
   std::string program = holders.For("program", "img:1");
   std::string ingestion = holders.For("ingestion", "img:1");
   ASSERT_EQ(program, "container:holder0");
@@ -78,7 +78,8 @@ TEST(NetworkHoldersTest, OneHolderPerKindKeptFromJobToJob) {
   EXPECT_FALSE(spec.network_disabled);
   EXPECT_TRUE(spec.network_mode.empty());  // the engine's default network
   EXPECT_EQ(spec.cap_drop, std::vector<std::string>{"ALL"});
-  EXPECT_EQ(spec.labels.at("org.codabench.node"), "n1");  // swept with the node's
+  EXPECT_EQ(spec.labels.at(kLabelHolderNode), "n1");  // swept with the node's
+  EXPECT_FALSE(spec.labels.count("org.codabench.node")) << "the node's job containers only";
   EXPECT_EQ(spec.labels.at(kLabelNetworkHolder), "program");
   EXPECT_GT(spec.pids_limit, 0);
   EXPECT_GT(spec.memory_bytes, 0);

@@ -232,6 +232,9 @@ void RemoveOrphans(ContainerEngine& engine, const std::string& nodename) {
     spdlog::warn("could not list leftover containers: {}", ids.status().message());
     return;
   }
+  // The slots' network holders, after the job containers that joined them.
+  auto holders = engine.ListByLabel(kLabelHolderNode, nodename);
+  if (holders.ok()) ids->insert(ids->end(), holders->begin(), holders->end());
   for (const auto& id : *ids) {
     spdlog::warn("removing container {} left by an earlier run of {}", id.substr(0, 12), nodename);
     (void)engine.Remove(id, true);
@@ -488,8 +491,11 @@ int Serve(const ServeOptions& options) {
     if (config->shared_network_namespaces && !slot.options.network_disabled) {
       std::vector<std::string> security_opt = {"no-new-privileges"};
       if (slot.options.podman) security_opt.push_back("label=disable");
-      slot_env.network_holders =
-          std::make_shared<NetworkHolders>(engine, slot_env.labels, std::move(security_opt));
+      // Not the job containers' node label: what lists a node's containers
+      // (an admin's `docker ps --filter`, a revoke) sees only jobs.
+      slot_env.network_holders = std::make_shared<NetworkHolders>(
+          engine, std::map<std::string, std::string>{{kLabelHolderNode, nodename}},
+          std::move(security_opt));
     }
     runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
   }

@@ -444,6 +444,11 @@ class FleetTest(unittest.TestCase):
             left = harness.docker("ps", "-a", "--filter", f"label=org.codabench.node={node}",
                                   "--format", "{{.Names}} {{.Status}}").stdout.strip()
             self.assertEqual(left, "", f"containers of {node} left after its sweep")
+            # The network holders of its slots too (those the killed runs left).
+            holders = harness.docker("ps", "-a", "--filter",
+                                     f"label=org.codabench.network-holder-node={node}",
+                                     "--format", "{{.Names}} {{.Status}}").stdout.strip()
+            self.assertEqual(holders, "", f"network holders of {node} left after its sweep")
         for sid in subs:
             self.assertEqual(harness.submission_containers(sid), [],
                              f"containers of submission {sid} left behind")
