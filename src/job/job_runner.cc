@@ -76,6 +76,19 @@ std::string SignalName(int sig) {
   return abbrev ? std::string("SIG") + abbrev : std::string();
 }
 
+}  // namespace
+
+std::vector<std::string> ContainerSecurityOptions(const ContainerOptions& c) {
+  // No program may gain privileges (a set-uid binary in the image or the
+  // submission), under podman as under Docker; podman's SELinux labels
+  // would also refuse the job's bind mounts.
+  std::vector<std::string> out = {"no-new-privileges"};
+  if (c.podman) out.push_back("label=disable");
+  return out;
+}
+
+namespace {
+
 // The capabilities the reference worker drops from every program.
 const std::vector<std::string>& DroppedCapabilities() {
   static const std::vector<std::string> caps = {
@@ -457,7 +470,6 @@ Status Job::FetchBundles(const std::vector<BundleFetch>& all) {
 
 Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
                         const std::string& what, bool cached) {
-  if (raw_url.empty()) return Status::Ok();
   CW_RETURN_IF_ERROR(CheckCancel());
   const std::string url = Url(raw_url);
   auto t0 = Clock::now();
@@ -670,11 +682,7 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   for (const Mount& m : c.extra_mounts) spec.mounts.push_back(m);
 
   spec.cap_drop = DroppedCapabilities();
-  // No program may gain privileges (a set-uid binary in the image or the
-  // submission), under podman as under Docker; podman's SELinux labels
-  // would also refuse the job's bind mounts.
-  spec.security_opt = {"no-new-privileges"};
-  if (c.podman) spec.security_opt.push_back("label=disable");
+  spec.security_opt = ContainerSecurityOptions(c);
   spec.pids_limit = c.pids_limit;
   spec.nofile_limit = c.nofile_limit;
   spec.network_disabled = c.network_disabled;

@@ -66,6 +66,10 @@ struct JobLimits {
 
 class NetworkHolders;
 
+// The engine security options of every container a job's slot runs:
+// no-new-privileges, and label=disable under podman.
+std::vector<std::string> ContainerSecurityOptions(const ContainerOptions& c);
+
 struct JobEnvironment {
   std::filesystem::path base_dir;  // this process's view of HOST_DIRECTORY
   std::filesystem::path host_dir;  // the engine daemon's view of the same folder

@@ -86,12 +86,7 @@ std::string NetworkHolders::For(const std::string& kind, const std::string& imag
   spec.memory_bytes = 32LL << 20;
   spec.log_driver = "none";
   auto id = engine_.Create(spec);
-  if (!id.ok()) {
-    spdlog::warn("no shared network namespace for {} programs ({}); each gets its own network",
-                 kind, id.status().message());
-    return "";
-  }
-  Status started = engine_.Start(*id);
+  Status started = id.ok() ? engine_.Start(*id) : id.status();
   // Still running a moment later: a holder whose shell found neither an open
   // stdin nor `sleep` is gone by then, and a program must not join it.
   for (int look = 0; look < 2 && started.ok(); ++look) {
@@ -106,7 +101,7 @@ std::string NetworkHolders::For(const std::string& kind, const std::string& imag
   if (!started.ok()) {
     spdlog::warn("no shared network namespace for {} programs ({}); each gets its own network",
                  kind, started.message());
-    Discard(*id);
+    if (id.ok()) Discard(*id);
     return "";
   }
   h.id = *id;

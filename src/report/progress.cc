@@ -350,15 +350,6 @@ void BarLine::Draw(const std::string& text) {
   bar_width = blank ? 0 : text.size();
 }
 
-void BarLine::Clear() {
-  std::lock_guard<std::mutex> lock(BarMutex());
-  if (bar_width == 0) return;
-  std::string blanks = "\r" + std::string(bar_width, ' ') + "\r";
-  std::fputs(blanks.c_str(), stderr);
-  std::fflush(stderr);
-  bar_width = 0;
-}
-
 void BarLine::WriteClear(const std::function<void()>& write) {
   // One lock over both: a bar drawn by another thread between the clear and
   // the text would end up in front of the text.

@@ -119,10 +119,9 @@ class BarLine {
  public:
   // Writes `text` (a bar led by "\r", or the blanks that clear one).
   static void Draw(const std::string& text);
-  // Clears the bar, if one is drawn. Called before any other stderr output.
-  static void Clear();
-  // Clears the bar and runs `write` (other stderr output) under the bar's
-  // lock, so a bar another thread draws cannot land in front of it.
+  // Clears the bar, if one is drawn, and runs `write` (any other stderr
+  // output) under the bar's lock, so a bar another thread draws cannot land
+  // in front of it.
   static void WriteClear(const std::function<void()>& write);
 };
 

@@ -489,13 +489,11 @@ int Serve(const ServeOptions& options) {
     for (const auto& [k, v] : slot.labels) slot_env.labels[k] = v;
     slot_env.gpu_usage = gpu_figures.meters.at(runners.size());
     if (config->shared_network_namespaces && !slot.options.network_disabled) {
-      std::vector<std::string> security_opt = {"no-new-privileges"};
-      if (slot.options.podman) security_opt.push_back("label=disable");
       // Not the job containers' node label: what lists a node's containers
       // (an admin's `docker ps --filter`, a revoke) sees only jobs.
       slot_env.network_holders = std::make_shared<NetworkHolders>(
           engine, std::map<std::string, std::string>{{kLabelHolderNode, nodename}},
-          std::move(security_opt));
+          ContainerSecurityOptions(slot.options));
     }
     runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
   }
