@@ -1,5 +1,6 @@
 #include "broker/celery.h"
 
+#include "broker/kombu_json.h"
 #include "common/json_parse.h"
 
 #include <fnmatch.h>
@@ -44,33 +45,6 @@ std::string SerializerName(const std::string& content_type) {
   return "";
 }
 
-std::optional<std::string> Base64Decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  unsigned bits = 0;
-  int nbits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    if (std::isspace(static_cast<unsigned char>(c))) continue;
-    int v = value(c);
-    if (v < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<unsigned>(v);
-    nbits += 6;
-    if (nbits >= 8) {
-      nbits -= 8;
-      out.push_back(static_cast<char>((bits >> nbits) & 0xff));
-    }
-  }
-  return out;
-}
-
 // Checks the serializer and encoding, then parses the body as JSON.
 Result<json> DecodeBody(const MessageProperties& props, std::string_view body) {
   std::string type =
@@ -99,7 +73,7 @@ Result<json> DecodeBody(const MessageProperties& props, std::string_view body) {
     // kombu base64-encodes bodies for transports that cannot carry bytes.
     auto body_encoding = props.headers.find("body_encoding");
     if (body_encoding != props.headers.end() && *body_encoding == "base64") {
-      auto plain = Base64Decode(body);
+      auto plain = DecodeBase64(body);
       if (!plain) return InvalidInput("the body is marked base64 but is not valid base64");
       decoded = std::move(*plain);
       body = decoded;
@@ -198,13 +172,21 @@ std::atomic<std::uint64_t> g_clock{0};
 
 Result<TaskMessage> ParseTaskMessage(const MessageProperties& props, std::string_view body) {
   CW_ASSIGN_OR_RETURN(json parsed, DecodeBody(props, body));
-  if (props.headers.is_object() && props.headers.contains("task")) {
-    return ParseProtocol2(props.headers, parsed);
-  }
-  if (parsed.is_object()) return ParseProtocol1(parsed);
-  return InvalidInput(
+  Result<TaskMessage> task = InvalidInput(
       "not a Celery task message: no task name in its headers and its body is not a protocol 1 "
       "mapping");
+  if (props.headers.is_object() && props.headers.contains("task")) {
+    task = ParseProtocol2(props.headers, parsed);
+  } else if (parsed.is_object()) {
+    task = ParseProtocol1(parsed);
+  }
+  if (task.ok()) {
+    // kombu's loader decodes the whole body; only args and kwargs reach us.
+    task->undecodable = DecodeKombuTypes(task->args, "the task's args");
+    Status in_kwargs = DecodeKombuTypes(task->kwargs, "the task's kwargs");
+    if (task->undecodable.ok()) task->undecodable = in_kwargs;
+  }
+  return task;
 }
 
 Result<ControlMessage> ParseControlMessage(const MessageProperties& props, std::string_view body) {

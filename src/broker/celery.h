@@ -31,6 +31,10 @@ struct TaskMessage {
   // Seconds; absent when the sender gave none (null, 0 or negative).
   std::optional<double> hard_time_limit, soft_time_limit;
   int protocol = 2;
+  // kombu 5.3+ typed values in args and kwargs are decoded (broker/kombu_json.h).
+  // One that could not be is left as sent and named here: the task is still
+  // readable enough to tell the site why it will not run.
+  Status undecodable = Status::Ok();
 };
 
 // Limits on what a message may make the worker parse: a body over
@@ -42,7 +46,8 @@ inline constexpr std::size_t kMaxMessageBytes = 16u << 20;  // 16 MiB
 // JSON only: a pickle, YAML or msgpack message is InvalidInput (never
 // unpickled), as are bad JSON, a body over the limits above, and a missing id
 // or task name, each with the reason, so the worker can reject the message
-// and log why. Never throws.
+// and log why. kombu's typed values are decoded as kombu's loader does (see
+// TaskMessage::undecodable). Never throws.
 Result<TaskMessage> ParseTaskMessage(const MessageProperties& props, std::string_view body);
 
 // A remote-control command broadcast on celery.pidbox (kombu's Mailbox).

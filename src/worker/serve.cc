@@ -545,10 +545,15 @@ int Serve(const ServeOptions& options) {
         !raw["secret"].is_string() || !raw["id"].is_number_integer()) {
       return;
     }
-    SiteReporter reporter(raw["submissions_api_url"].get<std::string>(),
-                          raw["id"].get<long long>(), raw.value("user_pk", 0LL),
-                          raw["secret"].get<std::string>(), raw.value("is_scoring", false), http,
-                          reporter_options);
+    // Neither may throw on a mistyped value: this is the report of one.
+    const auto user_pk = raw.find("user_pk");
+    const auto is_scoring = raw.find("is_scoring");
+    SiteReporter reporter(
+        raw["submissions_api_url"].get<std::string>(), raw["id"].get<long long>(),
+        user_pk != raw.end() && user_pk->is_number_integer() ? user_pk->get<long long>() : 0LL,
+        raw["secret"].get<std::string>(),
+        is_scoring != raw.end() && is_scoring->is_boolean() && is_scoring->get<bool>(), http,
+        reporter_options);
     Status st = reporter.UpdateStatus(JobStatus::kFailed, reason);
     if (!st.ok()) {
       spdlog::warn("could not report the unreadable job: {}", st.message());

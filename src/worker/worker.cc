@@ -190,7 +190,8 @@ void Worker::OnDelivery(std::uint64_t epoch, Delivery delivery) {
                                                                            : nlohmann::json();
   Result<RunArgs> args = Internal("not parsed");
   try {
-    args = ParseRunArgs(raw);
+    // A kombu typed value left undecoded would only be misread below.
+    args = task->undecodable.ok() ? ParseRunArgs(raw) : Result<RunArgs>(task->undecodable);
   } catch (const std::exception& e) {
     args = InvalidInput(e.what());
   }

@@ -275,6 +275,61 @@ TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
   EXPECT_THAT(bad_reasons[0], HasSubstr("docker_image"));
 }
 
+// Codabench's site on Celery 5.6 sends the secret as kombu's typed uuid.
+nlohmann::json TypedSecret(const std::string& hex) {
+  return {{"__type__", "uuid"}, {"__value__", {{"hex", hex}}}};
+}
+
+TEST(Worker, AKombuTypedSecretReachesTheJobAsItsDashedText) {
+  RecordingAcker acker;
+  std::mutex mu;
+  std::vector<std::string> secrets;
+  Worker w({}, acker, [&](int, const RunArgs& args, CancelToken&) {
+    std::lock_guard<std::mutex> lock(mu);
+    secrets.push_back(args.secret);
+    JobResult r;
+    r.outcome = JobResult::Outcome::kSucceeded;
+    return r;
+  });
+  w.Start();
+  nlohmann::json args = RunArgsJson(7);
+  args["secret"] = TypedSecret("3f2b8c1e5a4d4e6f9a7b0c1d2e3f4a5b");
+  w.OnDelivery(1, TaskDelivery(1, "t-1", args));
+  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(secrets.size(), 1u);
+  EXPECT_EQ(secrets[0], "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5b");
+  EXPECT_TRUE(acker.rejects.empty());
+}
+
+TEST(Worker, AnUndecodableTypedValueIsABadJobReportedWithTheDecodedSecret) {
+  RecordingAcker acker;
+  GatedJobs jobs;
+  jobs.release = true;
+  std::mutex mu;
+  std::vector<std::pair<nlohmann::json, std::string>> reports;
+  Worker w({}, acker, jobs.fn(), [&](const nlohmann::json& raw, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu);
+    reports.emplace_back(raw, reason);
+  });
+  w.Start();
+  nlohmann::json args = RunArgsJson(8);
+  args["secret"] = TypedSecret("3f2b8c1e5a4d4e6f9a7b0c1d2e3f4a5b");
+  args["execution_time_limit"] = {{"__type__", "timedelta"}, {"__value__", 600}};
+  w.OnDelivery(1, TaskDelivery(1, "t-1", args));
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !reports.empty();
+  }));
+  ASSERT_EQ(acker.rejects.size(), 1u);
+  EXPECT_FALSE(acker.rejects[0].requeue);
+  EXPECT_EQ(jobs.started, 0);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(reports[0].first["secret"], "3f2b8c1e-5a4d-4e6f-9a7b-0c1d2e3f4a5b");
+  EXPECT_THAT(reports[0].second, HasSubstr("'execution_time_limit'"));
+  EXPECT_THAT(reports[0].second, HasSubstr("('timedelta')"));
+}
+
 // Records bad-job reports; each can be held until released, as a slow site would.
 struct SlowSite {
   std::mutex mu;

@@ -222,6 +222,73 @@ class QueueWorkerTest(harness.WorkerTestCase):
         # Idle, it stops cleanly on SIGTERM.
         self.assertEqual(worker.stop(timeout=30), 0, worker.log_tail())
 
+    # Codabench's site on Celery 5.6 sends the secret as kombu's typed uuid;
+    # kombu 5.3.0 wrote it with its version, 5.2 as text (tests/standin/kombu_wire.py).
+    def test_every_kombu_releases_messages_are_scored_with_the_dashed_secret(self):
+        self.start_worker()
+        sent = {}
+        for kombu in ("5.6", "5.3.0", "5.2"):
+            created = self.submit(self.zips["results_submission"], ingestion=False, kombu=kombu)
+            sent[kombu] = created["id"]
+        for kombu, sid in sent.items():
+            rec = self.wait_final(sid)
+            self.assertFinished(rec)
+            self.assertEqual([t["kombu"] for t in rec["tasks"]], [kombu, kombu])
+            self.assertAlmostEqual(float(rec["scores"][-1]["scores"]["accuracy"]), 2 / 3,
+                                   places=4)
+            # Every PATCH, the scores' POST and every websocket path carried the
+            # secret as str(uuid.UUID) writes it, as the Python worker sends it.
+            forms = rec["secret_forms"]
+            self.assertEqual(set(forms), {"dashed"}, f"kombu {kombu}: {forms}")
+            self.assertGreaterEqual(forms["dashed"], 6, f"kombu {kombu}: {forms}")
+            self.assertTrue(rec["ws_connections"], f"kombu {kombu}: no websocket")
+            self.assertTrue(all(c["accepted"] for c in rec["ws_connections"]),
+                            f"kombu {kombu}: {rec['ws_connections']}")
+            self.assertEqual([c["reason"] for c in rec["api_calls"] if c["code"] != 200], [])
+        self.check_worker_log()
+
+    # A typed value the worker cannot read: the job cannot run, and the site
+    # hears why, because the secret beside it could be decoded.
+    def test_an_undecodable_typed_value_fails_the_submission_with_the_reason(self):
+        from kombu import Connection, Exchange, Producer, Queue
+
+        created = self.submit(self.zips["results_submission"], ingestion=False, send=False)
+        sid = created["id"]
+        run_args = {"id": sid, "user_pk": created["user_pk"],
+                    "submissions_api_url": self.site.api_url,
+                    "secret": {"__type__": "uuid",
+                               "__value__": {"hex": created["secret"].replace("-", "")}},
+                    "docker_image": harness.BUSYBOX_IMAGE,
+                    "execution_time_limit": {"__type__": "timedelta", "__value__": 60},
+                    "is_scoring": False}
+        tid = str(uuid.uuid4())
+        headers = {"lang": "py", "task": "compute_worker_run", "id": tid, "shadow": None,
+                   "eta": None, "expires": None, "group": None, "group_index": None,
+                   "retries": 0, "timelimit": [None, None], "root_id": tid, "parent_id": None,
+                   "argsrepr": "()", "kwargsrepr": "{}", "origin": "e2e@test",
+                   "ignore_result": False, "replaced_task_nesting": 0,
+                   "stamped_headers": None, "stamps": {}}
+        embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+        queue = Queue("compute-worker", Exchange("compute-worker"), routing_key="compute-worker",
+                      queue_arguments={"x-max-priority": 10})
+        with Connection(self.vhost) as conn:
+            channel = conn.channel()
+            queue(channel).declare()
+            Producer(channel, exchange=queue.exchange, routing_key="compute-worker").publish(
+                json.dumps([[run_args], {}, embed]), headers=headers, correlation_id=tid,
+                content_type="application/json", content_encoding="utf-8", delivery_mode=2)
+            channel.close()
+        worker = self.start_worker()
+        rec = self.wait_final(sid)
+        self.assertEqual(rec["status"], "Failed", summarize(rec))
+        self.assertIn("could not read this job", rec["status_details"])
+        self.assertIn("'execution_time_limit'", rec["status_details"])
+        self.assertIn("timedelta", rec["status_details"])
+        self.assertNotIn(created["secret"].replace("-", ""), rec["status_details"])
+        self.assertEqual(set(rec["secret_forms"]), {"dashed"}, rec["secret_forms"])
+        self.wait_queue_empty()
+        self.assertTrue(worker.alive(), worker.log_tail())
+
     def test_malformed_messages_are_dropped_and_the_next_job_runs(self):
         from kombu import Connection, Exchange, Producer, Queue
 

@@ -31,6 +31,9 @@ import aiohttp
 import yaml
 from kombu import Connection, Exchange, Queue
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kombu_wire  # noqa: E402
+
 log = logging.getLogger("mock-worker")
 REQUIRED = ("id", "user_pk", "submissions_api_url", "secret", "docker_image",
             "execution_time_limit", "is_scoring", "program_data", "prediction_result")
@@ -291,8 +294,11 @@ def handle(body, message, base):
         task = (message.headers or {}).get("task")
         if task != "compute_worker_run":
             raise ValueError(f"unknown task {task!r}")
-        payload = json.loads(message.body)
+        payload = kombu_wire.loads(message.body)
         args = payload[0][0]
+        # As Codabench's worker does since the site moved to kombu 5.6.
+        if "secret" in args:
+            args["secret"] = str(args["secret"])
         missing = [k for k in REQUIRED if k not in args]
         if missing:
             raise ValueError(f"run_args lacks {missing}")

@@ -135,7 +135,13 @@ class StandInSelfTest(unittest.TestCase):
         run_args = args[0]
         self.assertEqual(set(run_args), PREDICTION_KEYS)
         self.assertEqual(run_args["id"], created["id"])
-        self.assertEqual(run_args["secret"], created["secret"])
+        # Codabench's site on Celery 5.6 (the stand-in's default): kombu's typed uuid.
+        self.assertEqual(run_args["secret"], {"__type__": "uuid",
+                                              "__value__": {"hex": created["secret"].replace("-", "")}})
+        for header, value in (("replaced_task_nesting", 0), ("stamped_headers", None),
+                              ("stamps", {})):
+            self.assertIn(header, msg.headers)
+            self.assertEqual(msg.headers[header], value)
         self.assertIs(run_args["is_scoring"], False)
         self.assertEqual(run_args["execution_time_limit"], 42)
         self.assertEqual(run_args["submissions_api_url"], self.site.api_url)
@@ -148,6 +154,23 @@ class StandInSelfTest(unittest.TestCase):
         record = self.site.submission(created["id"])
         self.assertEqual(record["status"], "Submitted")
         self.assertEqual(record["tasks"][0]["priority"], 0)
+
+    def test_each_kombu_release_writes_the_secret_its_own_way(self):
+        for kombu, expected in (
+                ("5.2", lambda secret: secret),
+                ("5.3.0", lambda secret: {"__type__": "uuid", "__value__": {
+                    "hex": secret.replace("-", ""), "version": 4}}),
+                ("5.6", lambda secret: {"__type__": "uuid", "__value__": {
+                    "hex": secret.replace("-", "")}})):
+            created, msg = self.new_submission(kombu=kombu)
+            run_args = json.loads(msg.body)[0][0]
+            self.assertEqual(run_args["secret"], expected(created["secret"]), kombu)
+            self.assertEqual("stamps" in msg.headers, kombu != "5.2", kombu)
+            self.assertEqual(self.site.submission(created["id"])["tasks"][0]["kombu"], kombu)
+        status, _ = self.site.request("POST", "/_test/submissions", {
+            "submission": str(self.sub_zip), "scoring_program": str(self.scoring_zip),
+            "kombu": "4.6"})
+        self.assertEqual(status, 400)
 
     def test_scoring_patch_sends_the_scoring_job_with_priority_10(self):
         created, _ = self.new_submission()
