@@ -66,6 +66,9 @@ import uuid
 import zipfile
 
 from aiohttp import web, WSMsgType
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kombu_wire  # noqa: E402
 from aiohttp.abc import AbstractAccessLogger
 
 log = logging.getLogger("standin")
@@ -110,10 +113,20 @@ class SiteCelery:
         with self.app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
 
-    def send(self, run_args, soft_time_limit, priority):
-        result = self.app.send_task("compute_worker_run", args=(run_args,),
+    def send(self, run_args, soft_time_limit, priority, kombu=kombu_wire.DEFAULT):
+        # As the site's Celery of that kombu release writes it (kombu_wire.py).
+        options = {}
+        serializer = kombu_wire.serializer_name(kombu)
+        if serializer:
+            options["serializer"] = serializer
+        headers = kombu_wire.extra_headers(kombu)
+        if headers:
+            options["headers"] = headers
+        result = self.app.send_task("compute_worker_run",
+                                    args=(kombu_wire.site_run_args(run_args),),
                                     queue="compute-worker",
-                                    soft_time_limit=soft_time_limit, priority=priority)
+                                    soft_time_limit=soft_time_limit, priority=priority,
+                                    **options)
         return result.id
 
     def revoke(self, task_id):
@@ -142,6 +155,13 @@ class Submission:
         self.tasks = []
         self.revokes = []
         self.storage = []  # storage requests touching this submission's keys
+        # How the secret was written in each API call and websocket path:
+        # "dashed" (str(uuid.UUID), what the Python worker sends) or "other".
+        self.secret_forms = {}
+
+    def note_secret(self, value):
+        form = "dashed" if value == self.secret else "other"
+        self.secret_forms[form] = self.secret_forms.get(form, 0) + 1
 
 
 class StandIn:
@@ -295,9 +315,11 @@ class StandIn:
         run_args = self.build_run_args(sub, is_scoring)
         priority = 10 if is_scoring else 0
         soft_time_limit = sub.spec["execution_time_limit"] + TIME_PADDING
-        task_id = await self.in_celery(self.celery.send, run_args, soft_time_limit, priority)
+        task_id = await self.in_celery(self.celery.send, run_args, soft_time_limit, priority,
+                                       sub.spec["kombu"])
         sub.tasks.append(self.stamp(task_id=task_id, is_scoring=is_scoring, priority=priority,
-                                    soft_time_limit=soft_time_limit, run_args=run_args))
+                                    soft_time_limit=soft_time_limit, run_args=run_args,
+                                    kombu=sub.spec["kombu"]))
         if sub.status == "Submitting":
             sub.status = "Submitted"
         log.info("sent %s job %s for submission %d", "scoring" if is_scoring else "prediction",
@@ -360,6 +382,7 @@ class StandIn:
             return web.json_response({"detail": "unreadable body"}, status=400)
 
         shown = {k: v for k, v in fields.items() if k != "secret"}
+        sub.note_secret(fields.get("secret"))
         secret, why = self.parse_secret(fields.get("secret"))
         if why or secret != uuid.UUID(sub.secret):
             reason = why or "Submission secrets do not match"
@@ -433,6 +456,7 @@ class StandIn:
                                             reason=f"unreadable body: {e}"))
             self.reject(route, 400, "body is not a JSON object", sub)
             return web.json_response({"detail": "JSON parse error"}, status=400)
+        sub.note_secret(data.get("secret"))
         secret, why = self.parse_secret(data.get("secret"))
         if why:
             sub.api_calls.append(self.stamp(method="POST", fields=None, code=400, reason=why))
@@ -481,6 +505,7 @@ class StandIn:
                           closed_t=None, close_code=None, frames=0, bytes=0, unrecorded=0)
         if sub is not None:
             sub.ws_connections.append(conn)
+            sub.note_secret(secret)
         if self.faults["ws_down"]:
             conn["refused"] = "ws_down fault (503)"
             return web.Response(status=503, text="websocket endpoint down (injected fault)")
@@ -701,7 +726,11 @@ class StandIn:
             "leaderboard_columns": spec.get("leaderboard_columns"),
             "send": bool(spec.get("send", True)),
             "user_pk": int(spec.get("user_pk", 1)),
+            "kombu": spec.get("kombu") or self.args.kombu,
         }
+        if spec["kombu"] not in kombu_wire.FORMATS:
+            return web.json_response({"error": f"kombu: one of {kombu_wire.FORMATS}"},
+                                     status=400)
         sid = self.next_id
         self.next_id += 1
         sub = Submission(sid, spec["user_pk"], spec)
@@ -819,7 +848,7 @@ class StandIn:
             "statuses": sub.statuses, "api_calls": sub.api_calls, "errors": sub.errors,
             "scores": sub.scores, "ws": ws, "ws_messages": sub.ws_messages,
             "ws_connections": sub.ws_connections, "keys": sub.keys, "objects": objects,
-            "storage": storage,
+            "storage": storage, "secret_forms": sub.secret_forms,
             "puts": [e for e in storage if e["method"] == "PUT"],
             "gets": [e for e in storage if e["method"] in ("GET", "HEAD")],
             "zips": {"prediction_result": self.zip_listing(sub.keys["prediction_result"]),
@@ -931,6 +960,10 @@ def main():
     p.add_argument("--ws-record-limit", type=int, default=None, metavar="BYTES",
                    help="keep at most this much websocket text per submission; later "
                         "frames are only counted (default: keep everything)")
+    p.add_argument("--kombu", choices=kombu_wire.FORMATS, default=kombu_wire.DEFAULT,
+                   help="write task messages as this kombu release does (default: "
+                        f"{kombu_wire.DEFAULT}, what Codabench's site sends today); "
+                        "a submission's own \"kombu\" overrides it")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
