@@ -37,6 +37,7 @@ struct Transfer {
   std::string body;
   std::FILE* out = nullptr;  // the download's .part file
   int out_errno = 0;
+  std::uint64_t written = 0;  // body bytes written to `out`
   std::FILE* in = nullptr;  // the upload's source
   int in_errno = 0;
   std::optional<long> retry_after_s;
@@ -54,6 +55,7 @@ std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) 
       t->out_errno = errno ? errno : EIO;
       return 0;  // libcurl ends the call with CURLE_WRITE_ERROR
     }
+    t->written += len;
     return len;
   }
   // Error answers and small bodies are kept, up to the cap; the rest is read
@@ -105,6 +107,24 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
     }
   }
   return len;
+}
+
+// A 2xx download is whole when it has every byte its Content-Length
+// announced (libcurl checks this too; the count here does not depend on how a
+// connection ended) and, when asked, at least one.
+Status WholeBody(CURL* curl, const HttpRequest& req, const Transfer& t) {
+  curl_off_t announced = -1;
+  curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+  if (announced >= 0 && t.written != static_cast<std::uint64_t>(announced)) {
+    return Unavailable(req.server + " sent " + std::to_string(t.written) + " of the " +
+                       std::to_string(announced) + " bytes it announced for the " + req.action +
+                       " (the connection ended early)");
+  }
+  if (req.refuse_empty_download && t.written == 0) {
+    return Unavailable(req.server + " answered the " + req.action +
+                       " with an empty file, and this file is never empty");
+  }
+  return Status::Ok();
 }
 
 // One attempt's outcome, with whether trying again could help.
@@ -410,6 +430,11 @@ Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
   if (!part.empty()) {
     if (!Is2xx(response.status)) {
       discard_part();
+    } else if (Status whole = WholeBody(curl, req, t); !whole.ok()) {
+      discard_part();
+      a.error = whole;
+      a.transient = true;
+      return a;
     } else {
       if (int err = out->Close(); err != 0) {
         discard_part();

@@ -38,8 +38,14 @@ struct HttpRequest {
   // Streamed from disk as the body, with its Content-Length; never read whole.
   std::filesystem::path upload_from;
   // A 2xx body goes to this file, through "<file>.part" and a rename: a
-  // failed call leaves no file and no .part behind.
+  // failed call leaves no file and no .part behind. Only a whole body counts:
+  // fewer bytes than the answer's Content-Length (a connection closed early)
+  // is a failed attempt, retried like a network error.
   std::filesystem::path download_to;
+  // With download_to: an empty 2xx body is a failed attempt too, retried (a
+  // store that answers before the object is written, a proxy that lost it).
+  // For files that are never empty, such as zips.
+  bool refuse_empty_download = false;
   // Hears the bytes of the body received so far and its size (0: the server
   // did not say), from libcurl's progress callback: at least once a second
   // and after each chunk. Each attempt counts from 0 again. Must not block.

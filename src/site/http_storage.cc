@@ -58,6 +58,8 @@ Status HttpStorage::Fetch(const std::string& url, const fs::path& dest,
   if (!IsHttpUrl(url)) return NotHttp(url);
   HttpRequest req = StorageRequest("GET", url, "download");
   req.download_to = dest;
+  // Every bundle is a zip, and a zip is never empty.
+  req.refuse_empty_download = true;
   req.on_download_progress = progress;
   auto got = client_.Send(req, policy_);
   return got.ok() ? Status::Ok() : got.status();
