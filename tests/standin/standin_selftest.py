@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -171,6 +172,37 @@ class StandInSelfTest(unittest.TestCase):
             "submission": str(self.sub_zip), "scoring_program": str(self.scoring_zip),
             "kombu": "4.6"})
         self.assertEqual(status, 400)
+
+    # Datasets are keyed by their content: a new submission with the same
+    # scoring program writes the same object while earlier jobs read it. Every
+    # read gets the whole object, as from a store (the flaky e2e_fleet run got
+    # 200 with 0 bytes when the copy truncated the file in place).
+    def test_a_dataset_written_again_is_never_read_half_written(self):
+        big = harness.make_zip("bigscoring", overrides={
+            "metadata.yaml": "command: true\n", "blob.bin": os.urandom(4 << 20).hex()})
+        size = os.path.getsize(big)
+        created, msg = self.new_submission(scoring_program=big)
+        self.patch(created["id"], status="Scoring", secret=created["secret"])
+        url = json.loads(get_message(self.vhost).body)[0][0]["program_data"]
+        bad, reads, stop = [], [0], threading.Event()
+
+        def read():
+            while not stop.is_set():
+                status, data = call("GET", url)
+                reads[0] += 1
+                if status != 200 or len(data) != size:
+                    bad.append((status, len(data)))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for _ in range(12):
+                self.new_submission(scoring_program=big)
+        finally:
+            stop.set()
+            reader.join()
+        self.assertGreater(reads[0], 3)
+        self.assertEqual(bad, [], f"{len(bad)} of {reads[0]} reads were not the whole {size} bytes")
 
     def test_scoring_patch_sends_the_scoring_job_with_priority_10(self):
         created, _ = self.new_submission()
