@@ -1,6 +1,7 @@
 // DockerEngine against a stand-in engine on 127.0.0.1 (tcp://): the answers
-// a real engine gives only in trouble (a pull that fails inside a 200
-// stream), which the integration tests cannot always provoke.
+// a real engine gives only in trouble (a pull that fails inside a 200 stream,
+// a container name already in use), which the integration tests cannot
+// always provoke.
 #include "engine/docker_engine.h"
 
 #include <gtest/gtest.h>
@@ -70,6 +71,24 @@ TEST(DockerEngineTest, APullWithoutErrorLinesSucceeds) {
   });
   DockerEngine engine(EngineUrl(server));
   EXPECT_TRUE(engine.PullImage("x:1", nullptr).ok());
+}
+
+TEST(DockerEngineTest, ANameInUseIsAlreadyExists) {
+  Server server([](const Request& req) {
+    EXPECT_EQ(req.target, "/containers/create?name=scoring_uPK-3_sID-7");
+    return Json(409,
+                "{\"message\":\"Conflict. The container name \\\"/scoring_uPK-3_sID-7\\\" is "
+                "already in use by container \\\"abc\\\". You have to remove (or rename) that "
+                "container to be able to reuse that name.\"}");
+  });
+  DockerEngine engine(EngineUrl(server));
+  ContainerSpec spec;
+  spec.name = "scoring_uPK-3_sID-7";
+  spec.image = "busybox";
+  Result<std::string> id = engine.Create(spec);
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), Code::kAlreadyExists) << id.status().ToString();
+  EXPECT_NE(id.status().message().find("is already in use"), std::string::npos);
 }
 
 }  // namespace
