@@ -640,8 +640,14 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
                                                args_.ingestion_only_during_scoring);
 
   ContainerSpec spec;
-  spec.name = "codabench-" + std::to_string(args_.id) + "-" + Stage() + "-" +
-              ProgramKindName(kind) + "-" + job_uid_;
+  // The Python worker's names, so admins' `docker ps` habits work: the
+  // program is "scoring_" in both steps. Taken when the same submission runs
+  // twice on this host, or when its prediction's container is still being
+  // removed as its scoring job starts: then a suffix (below).
+  const std::string python_name = std::string(ingestion ? "ingestion_" : "scoring_") + "uPK-" +
+                                  std::to_string(args_.user_pk) + "_sID-" +
+                                  std::to_string(args_.id);
+  spec.name = python_name;
   spec.image = args_.docker_image;
   spec.cmd = {"sh", "-c", command};
   spec.working_dir = "/app/program";
@@ -699,6 +705,14 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
 
   spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
   auto id = engine_.Create(spec);
+  for (int retry = 0; retry < 3 && !id.ok() && id.status().code() == Code::kAlreadyExists;
+       ++retry) {
+    std::string taken = spec.name;
+    spec.name = python_name + "_" + RandomHex(3);
+    spdlog::info("{}: container name {} is another container's; naming the {}'s {}", args_.id,
+                 taken, run->label, spec.name);
+    id = engine_.Create(spec);
+  }
   if (!id.ok()) {
     // The engine's daemon does not see the job folder where the worker says
     // it is: the classic wrong mount of a worker that runs in a container.

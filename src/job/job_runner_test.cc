@@ -1116,5 +1116,82 @@ TEST_F(JobRunnerTest, DetailedResultsAreSentOnChangeRateLimitedAndFinal) {
   EXPECT_LE(uploads, 5);  // 300 ms of changes at one upload per 150 ms, plus the last
 }
 
+
+// Containers carry the Python worker's names ("scoring_" is the program in
+// both steps), and all our labels.
+TEST_F(JobRunnerTest, ContainersAreNamedAsThePythonWorkerNamesThem) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: ingest\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  RunArgs s = Scoring();
+  s.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  s.prediction_result = Bundle("prediction.zip", {{"scores.json", "{\"a\": 1}"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json", "{\"a\": 1}");
+    return 0;
+  };
+  r = Run(s);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  std::map<std::string, std::string> names;  // stage/kind -> name
+  for (const auto& spec : engine_.created) {
+    names[spec.labels.at(kLabelStage) + "/" + spec.labels.at(kLabelKind)] = spec.name;
+    EXPECT_EQ(spec.labels.at(kLabelWorker), "codabench-worker");
+    EXPECT_EQ(spec.labels.at(kLabelSubmission), "7");
+    EXPECT_FALSE(spec.labels.at(kLabelJob).empty());
+  }
+  EXPECT_EQ(names, (std::map<std::string, std::string>{
+                       {"prediction/ingestion", "ingestion_uPK-3_sID-7"},
+                       {"prediction/program", "scoring_uPK-3_sID-7"},
+                       {"scoring/program", "scoring_uPK-3_sID-7"}}));
+  EXPECT_TRUE(engine_.refused_names.empty());
+}
+
+// The prediction's container may still be being removed (after the ack) as
+// the scoring job of the same submission starts on this host; or the same
+// submission runs twice. The name taken, a short suffix makes it unique.
+TEST_F(JobRunnerTest, ATakenContainerNameGetsAShortSuffix) {
+  env_.defer_cleanup = true;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  JobResult first = Run(a);
+  ASSERT_TRUE(first.ok()) << first.failure.ToString();
+  ASSERT_EQ(engine_.live_containers(), 1u);  // its cleanup has not run yet
+  JobResult second = Run(a);
+  ASSERT_TRUE(second.ok()) << second.failure.ToString();
+  ASSERT_EQ(engine_.created.size(), 2u);
+  EXPECT_EQ(engine_.created[0].name, "scoring_uPK-3_sID-7");
+  EXPECT_THAT(engine_.created[1].name, ContainsRegex("^scoring_uPK-3_sID-7_[0-9a-f]{6}$"));
+  EXPECT_THAT(engine_.refused_names, ElementsAre("scoring_uPK-3_sID-7"));
+  EXPECT_EQ(engine_.created[1].labels.at(kLabelSubmission), "7");
+  first.cleanup();
+  second.cleanup();
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+// A name that stays taken whatever the suffix (an engine that refuses every
+// name) fails the job with the engine's words, after a few tries.
+TEST_F(JobRunnerTest, ANameThatStaysTakenFailsAfterAFewTries) {
+  struct AllTakenEngine : FakeEngine {
+    int creates = 0;
+    Result<std::string> Create(const ContainerSpec& spec) override {
+      ++creates;
+      return AlreadyExists("Conflict. The container name \"/" + spec.name + "\" is already in use");
+    }
+  } engine;
+  engine.images.insert(kImage);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  JobRunner runner(env_, *storage_, *cache_, engine);
+  JobResult r = runner.Run(a, reporter_, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(engine.creates, 4);
+  EXPECT_EQ(r.failure.code(), Code::kAlreadyExists);
+  EXPECT_THAT(r.failure.message(), HasSubstr("The submission's container could not be created"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("is already in use"));
+}
+
 }  // namespace
 }  // namespace cw

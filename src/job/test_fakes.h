@@ -39,7 +39,7 @@ class FakeEngine : public ContainerEngine {
 
   // Recorded calls.
   std::vector<ContainerSpec> created;
-  std::vector<std::string> pulled, killed_ids, removed;
+  std::vector<std::string> pulled, killed_ids, removed, refused_names;
 
   Result<std::string> Version() override { return std::string("Fake 1.0"); }
   Result<bool> ImageExists(const std::string& image) override {
@@ -62,6 +62,15 @@ class FakeEngine : public ContainerEngine {
   Result<std::string> Create(const ContainerSpec& spec) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!images.count(spec.image)) return NotFound("No such image: " + spec.image);
+    // A name is taken while its container is there (as in the engine).
+    bool taken = false;
+    for (const auto& entry : state_) {
+      taken = taken || (!spec.name.empty() && entry.second->spec.name == spec.name);
+    }
+    if (taken) {
+      refused_names.push_back(spec.name);
+      return AlreadyExists("Conflict. The container name \"/" + spec.name + "\" is already in use");
+    }
     std::string id = "c" + std::to_string(created.size());
     created.push_back(spec);
     state_[id] = std::make_shared<State>();
