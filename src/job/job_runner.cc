@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -74,6 +75,18 @@ std::string DescribeSlotGpus(const GpuUsageMeter& meter, const GpuUsage& usage) 
 std::string SignalName(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : std::string();
+}
+
+// The status_details of a Failed status, in the shapes of the Python
+// worker's texts so that admins and participants can compare the two:
+// "Submission failed: <reason>. See logs for more details." (its
+// SubmissionException), with our reason inside.
+std::string SubmissionFailedDetails(std::string reason) {
+  while (!reason.empty() && (reason.back() == '.' || std::isspace(static_cast<unsigned char>(reason.back())))) {
+    reason.pop_back();
+  }
+  if (reason.empty()) return "Submission failed. See logs for more details.";
+  return "Submission failed: " + reason + ". See logs for more details.";
 }
 
 }  // namespace
@@ -243,7 +256,9 @@ class Job {
     std::unique_lock<std::mutex> lock(wake_mu_);
     wake_cv_.wait_for(lock, d, [&] { return stop.load(); });
   }
-  void Fail(const Status& why);
+  // Reports Failed. `details` (status_details) is made from `why` when empty:
+  // "Docker image pull failed: ..." or "Submission failed: ... See logs ...".
+  void Fail(const Status& why, std::string details = "");
   Status CheckCancel() const {
     if (cancel_.cancelled()) return Cancelled(cancel_.reason());
     return Status::Ok();
@@ -262,6 +277,7 @@ class Job {
   fs::path root_, output_dir_, input_dir_, logs_dir_;
   std::vector<std::unique_ptr<ProgramRun>> programs_;
   std::string time_limit_error_;  // reported once the logs are up
+  bool pull_failed_ = false;       // the job's reason is its image's pull
   // Set by the disk watcher when the programs wrote more than
   // MAX_OUTPUT_SIZE_GB; the main loop then stops them.
   std::atomic<bool> output_too_large_{false};
@@ -293,11 +309,21 @@ JobResult Job::Run() {
       Status patched = reporter_.UpdateStatus(JobStatus::kRunning, HostDetails());
       if (!patched.ok()) spdlog::warn("could not report Running: {}", patched.ToString());
     }
-    st = RunPrograms();
+    // Caught here as well as in JobRunner::Run, so that what the programs
+    // wrote still goes up (an exception past their threads' join).
+    try {
+      st = RunPrograms();
+    } catch (const std::exception& e) {
+      st = Internal(std::string("The worker hit an internal error while running this job: ") +
+                    e.what());
+    } catch (...) {
+      st = Internal("The worker hit an internal error while running this job: an unknown exception");
+    }
   }
-  // Logs go up whatever happened to the programs: they are how a participant
-  // finds out what went wrong.
-  if (!programs_.empty() && !cancel_.cancelled()) {
+  // Logs go up whatever happened to the programs (a failure, the time limit,
+  // the task's own time limit): they are how a participant finds out what
+  // went wrong. Not after a revoke or a shutdown, which report nothing more.
+  if (!programs_.empty() && (!cancel_.cancelled() || cancel_.report())) {
     auto up = Clock::now();
     Status logs = UploadLogs();
     result_.timings.upload_s += SecondsSince(up);
@@ -314,7 +340,9 @@ JobResult Job::Run() {
   if (st.ok()) {
     result_.outcome = JobResult::Outcome::kSucceeded;
   } else if (cancel_.cancelled() && cancel_.report()) {
-    Fail(Timeout(cancel_.reason()));
+    // The task's own time limit (Celery's): its words alone, as the Python
+    // worker sends "Execution time limit exceeded.".
+    Fail(Timeout(cancel_.reason()), cancel_.reason());
   } else if (st.code() == Code::kCancelled || cancel_.cancelled()) {
     result_.outcome = JobResult::Outcome::kCancelled;
     result_.failure = st.code() == Code::kCancelled ? st : Cancelled(cancel_.reason());
@@ -365,11 +393,15 @@ std::function<void()> Job::Cleanup() {
   };
 }
 
-void Job::Fail(const Status& why) {
+void Job::Fail(const Status& why, std::string details) {
   result_.outcome = JobResult::Outcome::kFailed;
   result_.failure = why;
   spdlog::error("submission {} {} job failed: {}", args_.id, Stage(), why.ToString());
-  Status patched = reporter_.UpdateStatus(JobStatus::kFailed, why.message());
+  if (details.empty()) {
+    details = pull_failed_ ? "Docker image pull failed: " + why.message()
+                           : SubmissionFailedDetails(why.message());
+  }
+  Status patched = reporter_.UpdateStatus(JobStatus::kFailed, details);
   if (!patched.ok()) spdlog::error("could not report Failed: {}", patched.ToString());
 }
 
@@ -599,10 +631,15 @@ Status Job::FinishPull(bool stop) {
   }
   std::string reason = pulled.ok() ? "the image is not on this machine and pulling is off"
                                    : pulled.message();
+  // The engine's reason, without the "pulling image <image>: " it comes with.
+  if (const std::string said = "pulling image " + image + ": "; reason.rfind(said, 0) == 0) {
+    reason.erase(0, said.size());
+  }
   std::string message = "Pull for " + image + " failed: " + reason;
   Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, message, args_.is_scoring);
   if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
   reporter_.LiveError(message);
+  pull_failed_ = true;
   return Status(pulled.ok() ? Code::kNotFound : pulled.code(), message);
 }
 
@@ -1048,7 +1085,7 @@ Status Job::RunPrograms() {
     }
     spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id,
                  why.message());
-    reporter_.LiveError(why.message() + "; the job goes on with what it wrote");
+    reporter_.LiveError(why.message() + " (see its stderr log); the job goes on with what it wrote");
   }
   return Status::Ok();
 }
@@ -1064,10 +1101,11 @@ Status Job::ProgramExitStatus(const ProgramRun& run) const {
   std::string signal = code > 128 ? SignalName(code - 128) : std::string();
   if (!signal.empty()) {
     return InvalidInput("The " + run.label + " was killed by " + signal + " (exit code " +
-                        std::to_string(code) + "; see its stderr log)");
+                        std::to_string(code) + ")");
   }
-  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code) +
-                      " (see its stderr log)");
+  // No "see its stderr log": the Failed status's details end with "See logs
+  // for more details.", and the live note of the prediction step says it.
+  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code));
 }
 
 // For a failing scoring step: which program of this job or of the
@@ -1298,7 +1336,8 @@ JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& c
   result.failure = Internal("The worker hit an internal error while running this job: " + what);
   spdlog::error("submission {} {} job: {}", args.id, args.is_scoring ? "scoring" : "prediction",
                 result.failure.ToString());
-  Status patched = reporter.UpdateStatus(JobStatus::kFailed, result.failure.message());
+  Status patched =
+      reporter.UpdateStatus(JobStatus::kFailed, SubmissionFailedDetails(result.failure.message()));
   if (!patched.ok()) spdlog::error("could not report Failed: {}", patched.ToString());
   return result;
 }
