@@ -650,13 +650,20 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   run->kind = kind;
   run->label = ingestion ? "ingestion program"
                          : (args_.is_scoring ? "scoring program" : "submission");
+  // The scoring step is judged by its scoring program's exit code, as the
+  // Python worker judges it: a scoring program that cannot run leaves none,
+  // and fails the job (there, after the other program ran; here, before).
+  const bool scoring_program = !ingestion && args_.is_scoring;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return std::unique_ptr<ProgramRun>();
+  if (!fs::is_directory(dir, ec)) {
+    if (scoring_program) return InvalidInput("This scoring job has no scoring program");
+    return std::unique_ptr<ProgramRun>();
+  }
 
   CW_ASSIGN_OR_RETURN(ProgramMetadata meta, ReadProgramMetadata(dir));
   if (!meta.has_metadata) {
-    if (ingestion) {
-      return InvalidInput("The ingestion program has no metadata.yaml (or metadata) file");
+    if (ingestion || scoring_program) {
+      return InvalidInput("The " + run->label + " has no metadata.yaml (or metadata) file");
     }
     // A results-only submission: its files are the predictions.
     spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
@@ -666,8 +673,8 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
     return std::unique_ptr<ProgramRun>();
   }
   if (!meta.command) {
-    if (ingestion) {
-      return InvalidInput("The ingestion program's " + meta.file.filename().string() +
+    if (ingestion || scoring_program) {
+      return InvalidInput("The " + run->label + "'s " + meta.file.filename().string() +
                           " has no 'command'");
     }
     spdlog::info("{}: {} has no command; the ingestion program uses it", args_.id, run->label);

@@ -331,6 +331,58 @@ TEST_F(JobRunnerTest, NonZeroExitOfTheScoringProgramFails) {
   EXPECT_FALSE(storage_->WasPut(a.scoring_result));
 }
 
+// The Python worker fails a scoring step whose scoring program has no exit
+// code (`program_rc is None`): here the engine lost the container.
+TEST_F(JobRunnerTest, AScoringProgramWithoutAnExitCodeFailsTheJob) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json",
+              "{\"accuracy\": 1}");
+    out(StreamKind::kStderr, "scored\n");
+    return 0;
+  };
+  engine_.wait_status = NotFound("No such container: c0");
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(),
+            "The scoring program did not report an exit code: No such container: c0");
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: The scoring program did not report an exit code: No such "
+            "container: c0. See logs for more details.");
+  // Scores it may have written are not taken; what it said still goes up.
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+  EXPECT_EQ(storage_->Read("mem://s_stderr"), "scored\n");
+}
+
+// Nor is a scoring program that cannot run (no command, no metadata, none at
+// all) a scoring: the Python worker fails those for want of an exit code too.
+TEST_F(JobRunnerTest, AScoringJobWhoseScoringProgramCannotRunFails) {
+  RunArgs a = Scoring();
+  a.prediction_result = Bundle("prediction.zip", {{"scores.json", "{\"accuracy\": 1}"}});
+  a.program_data = Bundle("nocommand.zip", {{"metadata.yaml", "description: none\n"}});
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(), "The scoring program's metadata.yaml has no 'command'");
+
+  a.program_data = Bundle("nometa.zip", {{"scores.json", "{\"accuracy\": 1}"}});
+  r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(), "The scoring program has no metadata.yaml (or metadata) file");
+
+  a.program_data = "";
+  r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(), "This scoring job has no scoring program");
+  EXPECT_TRUE(engine_.created.empty());
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+}
+
 TEST_F(JobRunnerTest, MissingScoresFailWithAClearReason) {
   RunArgs a = Scoring();
   a.program_data = Bundle("scoring.zip", {{"metadata", "command: true\n"}});

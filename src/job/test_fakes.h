@@ -33,6 +33,7 @@ class FakeEngine : public ContainerEngine {
   Status pull_status;            // what a pull returns
   std::map<std::string, FakeProgram> programs;  // by label org.codabench.kind
   Status start_status;           // non-OK: StartAndStream fails like a bad command
+  Status wait_status;            // non-OK: Wait fails (the engine lost the container)
   std::set<std::string> oom_kinds;  // kinds whose containers Inspect reports OOM-killed
   long long writable_bytes = -1;    // what Inspect(with_size) says of every container
   ContainerStats stats;             // what Stats says of every running container
@@ -97,6 +98,7 @@ class FakeEngine : public ContainerEngine {
   Result<int> Wait(const std::string& id, std::chrono::seconds) override {
     std::shared_ptr<State> s = Get(id);
     if (!s) return NotFound("no container " + id);
+    if (!wait_status.ok()) return wait_status;
     return s->exit_code;
   }
   Result<ContainerState> Inspect(const std::string& id, bool with_size) override {
