@@ -7,6 +7,7 @@ const char* CodeName(Code code) {
     case Code::kOk: return "OK";
     case Code::kInvalidInput: return "InvalidInput";
     case Code::kNotFound: return "NotFound";
+    case Code::kAlreadyExists: return "AlreadyExists";
     case Code::kTimeout: return "Timeout";
     case Code::kCancelled: return "Cancelled";
     case Code::kUnavailable: return "Unavailable";

@@ -14,6 +14,7 @@ enum class Code {
   kOk = 0,
   kInvalidInput,   // the participant's or organizer's input is wrong (bad zip, no command, ...)
   kNotFound,       // a file, image, container or URL that is not there
+  kAlreadyExists,  // a name is taken (a container name in the engine)
   kTimeout,        // a time limit was passed
   kCancelled,      // the job was cancelled (revoke, shutdown)
   kUnavailable,    // a server or engine could not be reached; may work later
@@ -50,6 +51,7 @@ class [[nodiscard]] Status {
 
 inline Status InvalidInput(std::string m) { return Status(Code::kInvalidInput, std::move(m)); }
 inline Status NotFound(std::string m) { return Status(Code::kNotFound, std::move(m)); }
+inline Status AlreadyExists(std::string m) { return Status(Code::kAlreadyExists, std::move(m)); }
 inline Status Timeout(std::string m) { return Status(Code::kTimeout, std::move(m)); }
 inline Status Cancelled(std::string m) { return Status(Code::kCancelled, std::move(m)); }
 inline Status Unavailable(std::string m) { return Status(Code::kUnavailable, std::move(m)); }

@@ -130,6 +130,13 @@ Result<std::string> DockerEngine::Create(const ContainerSpec& spec) {
   // Replace, not throw, on invalid UTF-8: env and command come from users.
   std::string body = BuildCreateBody(spec).dump(-1, ' ', false, json::error_handler_t::replace);
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", path, std::move(body))));
+  if (reply.status == 409 || (reply.status != 201 && !spec.name.empty() &&
+                               Contains(EngineErrorMessage(reply.body), "is already in use"))) {
+    // The only conflict of a create: the name belongs to another container
+    // (Docker answers 409; podman's words are the same).
+    return AlreadyExists("creating container " + spec.name + ": " +
+                         EngineErrorMessage(reply.body));
+  }
   if (reply.status != 201) {
     return EngineHttpError(reply.status, reply.body,
                            "creating a container from image " + spec.image);

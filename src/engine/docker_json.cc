@@ -258,7 +258,14 @@ void PullStreamParser::ParseLine(std::string_view line) {
   json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return;  // not ours to judge; the HTTP status and errors decide
 
+  // Any line with an "error" the engine set fails the pull, whatever the
+  // HTTP status said (the Python worker checks `line.get("error")` too).
   std::string error = StringOrEmpty(j, "error");
+  if (auto e = j.find("error"); error.empty() && e != j.end() && !e->is_string()) {
+    const bool set = !e->is_null() && !(e->is_boolean() && !e->get<bool>()) &&
+                     !(e->is_structured() && e->empty()) && !(e->is_number() && e->get<double>() == 0);
+    if (set) error = e->dump();
+  }
   if (auto detail = j.find("errorDetail");
       error.empty() && detail != j.end() && detail->is_object()) {
     error = StringOrEmpty(*detail, "message");

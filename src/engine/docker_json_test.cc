@@ -231,6 +231,29 @@ TEST(PullStreamTest, ErrorDetailAlone) {
   EXPECT_EQ(p.error(), "toomanyrequests");
 }
 
+// The Python worker's test, `line.get("error")`: any error line fails the
+// pull, whatever its form and wherever the chunks cut it.
+TEST(PullStreamTest, AnErrorKeyAloneIsAFailureInAnyForm) {
+  const std::string line = "{\"error\":\"toomanyrequests: You have reached your pull rate limit\"}";
+  for (size_t cut = 1; cut < line.size(); cut += 7) {
+    PullLog log;
+    PullStreamParser p(log.Fn());
+    p.Feed("{\"status\":\"Pulling from x\",\"id\":\"1\"}\n" + line.substr(0, cut));
+    EXPECT_TRUE(p.error().empty());
+    p.Feed(line.substr(cut));  // the last line, without a newline
+    p.Finish();
+    EXPECT_EQ(p.error(), "toomanyrequests: You have reached your pull rate limit") << cut;
+    EXPECT_EQ(log.seen.size(), 1u);
+  }
+  PullStreamParser object(nullptr);
+  object.Feed("{\"error\":{\"code\":500}}\n");
+  EXPECT_EQ(object.error(), "{\"code\":500}");
+  // Unset, as Python's truthiness has it: not an error.
+  PullStreamParser unset(nullptr);
+  unset.Feed("{\"error\":null}\n{\"error\":\"\"}\n{\"error\":false}\n{\"error\":{}}\n");
+  EXPECT_TRUE(unset.error().empty());
+}
+
 TEST(PullStreamTest, IgnoresNoiseAndDropsRunawayLines) {
   PullLog log;
   PullStreamParser p(log.Fn());

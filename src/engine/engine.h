@@ -130,7 +130,8 @@ class ContainerEngine {
   // access, registry unreachable) when it fails.
   virtual Status PullImage(const std::string& image, const PullProgressFn& progress) = 0;
 
-  // Returns the container id.
+  // Returns the container id. AlreadyExists when spec.name is another
+  // container's (one being removed counts too).
   virtual Result<std::string> Create(const ContainerSpec& spec) = 0;
 
   // Starts the container and streams its stdout and stderr, kept apart, to

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -74,6 +75,18 @@ std::string DescribeSlotGpus(const GpuUsageMeter& meter, const GpuUsage& usage) 
 std::string SignalName(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : std::string();
+}
+
+// The status_details of a Failed status, in the shapes of the Python
+// worker's texts so that admins and participants can compare the two:
+// "Submission failed: <reason>. See logs for more details." (its
+// SubmissionException), with our reason inside.
+std::string SubmissionFailedDetails(std::string reason) {
+  while (!reason.empty() && (reason.back() == '.' || std::isspace(static_cast<unsigned char>(reason.back())))) {
+    reason.pop_back();
+  }
+  if (reason.empty()) return "Submission failed. See logs for more details.";
+  return "Submission failed: " + reason + ". See logs for more details.";
 }
 
 }  // namespace
@@ -243,7 +256,9 @@ class Job {
     std::unique_lock<std::mutex> lock(wake_mu_);
     wake_cv_.wait_for(lock, d, [&] { return stop.load(); });
   }
-  void Fail(const Status& why);
+  // Reports Failed. `details` (status_details) is made from `why` when empty:
+  // "Docker image pull failed: ..." or "Submission failed: ... See logs ...".
+  void Fail(const Status& why, std::string details = "");
   Status CheckCancel() const {
     if (cancel_.cancelled()) return Cancelled(cancel_.reason());
     return Status::Ok();
@@ -262,6 +277,7 @@ class Job {
   fs::path root_, output_dir_, input_dir_, logs_dir_;
   std::vector<std::unique_ptr<ProgramRun>> programs_;
   std::string time_limit_error_;  // reported once the logs are up
+  bool pull_failed_ = false;       // the job's reason is its image's pull
   // Set by the disk watcher when the programs wrote more than
   // MAX_OUTPUT_SIZE_GB; the main loop then stops them.
   std::atomic<bool> output_too_large_{false};
@@ -293,11 +309,21 @@ JobResult Job::Run() {
       Status patched = reporter_.UpdateStatus(JobStatus::kRunning, HostDetails());
       if (!patched.ok()) spdlog::warn("could not report Running: {}", patched.ToString());
     }
-    st = RunPrograms();
+    // Caught here as well as in JobRunner::Run, so that what the programs
+    // wrote still goes up (an exception past their threads' join).
+    try {
+      st = RunPrograms();
+    } catch (const std::exception& e) {
+      st = Internal(std::string("The worker hit an internal error while running this job: ") +
+                    e.what());
+    } catch (...) {
+      st = Internal("The worker hit an internal error while running this job: an unknown exception");
+    }
   }
-  // Logs go up whatever happened to the programs: they are how a participant
-  // finds out what went wrong.
-  if (!programs_.empty() && !cancel_.cancelled()) {
+  // Logs go up whatever happened to the programs (a failure, the time limit,
+  // the task's own time limit): they are how a participant finds out what
+  // went wrong. Not after a revoke or a shutdown, which report nothing more.
+  if (!programs_.empty() && (!cancel_.cancelled() || cancel_.report())) {
     auto up = Clock::now();
     Status logs = UploadLogs();
     result_.timings.upload_s += SecondsSince(up);
@@ -314,7 +340,9 @@ JobResult Job::Run() {
   if (st.ok()) {
     result_.outcome = JobResult::Outcome::kSucceeded;
   } else if (cancel_.cancelled() && cancel_.report()) {
-    Fail(Timeout(cancel_.reason()));
+    // The task's own time limit (Celery's): its words alone, as the Python
+    // worker sends "Execution time limit exceeded.".
+    Fail(Timeout(cancel_.reason()), cancel_.reason());
   } else if (st.code() == Code::kCancelled || cancel_.cancelled()) {
     result_.outcome = JobResult::Outcome::kCancelled;
     result_.failure = st.code() == Code::kCancelled ? st : Cancelled(cancel_.reason());
@@ -365,11 +393,15 @@ std::function<void()> Job::Cleanup() {
   };
 }
 
-void Job::Fail(const Status& why) {
+void Job::Fail(const Status& why, std::string details) {
   result_.outcome = JobResult::Outcome::kFailed;
   result_.failure = why;
   spdlog::error("submission {} {} job failed: {}", args_.id, Stage(), why.ToString());
-  Status patched = reporter_.UpdateStatus(JobStatus::kFailed, why.message());
+  if (details.empty()) {
+    details = pull_failed_ ? "Docker image pull failed: " + why.message()
+                           : SubmissionFailedDetails(why.message());
+  }
+  Status patched = reporter_.UpdateStatus(JobStatus::kFailed, details);
   if (!patched.ok()) spdlog::error("could not report Failed: {}", patched.ToString());
 }
 
@@ -599,10 +631,15 @@ Status Job::FinishPull(bool stop) {
   }
   std::string reason = pulled.ok() ? "the image is not on this machine and pulling is off"
                                    : pulled.message();
+  // The engine's reason, without the "pulling image <image>: " it comes with.
+  if (const std::string said = "pulling image " + image + ": "; reason.rfind(said, 0) == 0) {
+    reason.erase(0, said.size());
+  }
   std::string message = "Pull for " + image + " failed: " + reason;
   Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, message, args_.is_scoring);
   if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
   reporter_.LiveError(message);
+  pull_failed_ = true;
   return Status(pulled.ok() ? Code::kNotFound : pulled.code(), message);
 }
 
@@ -613,13 +650,20 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   run->kind = kind;
   run->label = ingestion ? "ingestion program"
                          : (args_.is_scoring ? "scoring program" : "submission");
+  // The scoring step is judged by its scoring program's exit code, as the
+  // Python worker judges it: a scoring program that cannot run leaves none,
+  // and fails the job (there, after the other program ran; here, before).
+  const bool scoring_program = !ingestion && args_.is_scoring;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return std::unique_ptr<ProgramRun>();
+  if (!fs::is_directory(dir, ec)) {
+    if (scoring_program) return InvalidInput("This scoring job has no scoring program");
+    return std::unique_ptr<ProgramRun>();
+  }
 
   CW_ASSIGN_OR_RETURN(ProgramMetadata meta, ReadProgramMetadata(dir));
   if (!meta.has_metadata) {
-    if (ingestion) {
-      return InvalidInput("The ingestion program has no metadata.yaml (or metadata) file");
+    if (ingestion || scoring_program) {
+      return InvalidInput("The " + run->label + " has no metadata.yaml (or metadata) file");
     }
     // A results-only submission: its files are the predictions.
     spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
@@ -629,8 +673,8 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
     return std::unique_ptr<ProgramRun>();
   }
   if (!meta.command) {
-    if (ingestion) {
-      return InvalidInput("The ingestion program's " + meta.file.filename().string() +
+    if (ingestion || scoring_program) {
+      return InvalidInput("The " + run->label + "'s " + meta.file.filename().string() +
                           " has no 'command'");
     }
     spdlog::info("{}: {} has no command; the ingestion program uses it", args_.id, run->label);
@@ -640,8 +684,14 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
                                                args_.ingestion_only_during_scoring);
 
   ContainerSpec spec;
-  spec.name = "codabench-" + std::to_string(args_.id) + "-" + Stage() + "-" +
-              ProgramKindName(kind) + "-" + job_uid_;
+  // The Python worker's names, so admins' `docker ps` habits work: the
+  // program is "scoring_" in both steps. Taken when the same submission runs
+  // twice on this host, or when its prediction's container is still being
+  // removed as its scoring job starts: then a suffix (below).
+  const std::string python_name = std::string(ingestion ? "ingestion_" : "scoring_") + "uPK-" +
+                                  std::to_string(args_.user_pk) + "_sID-" +
+                                  std::to_string(args_.id);
+  spec.name = python_name;
   spec.image = args_.docker_image;
   spec.cmd = {"sh", "-c", command};
   spec.working_dir = "/app/program";
@@ -699,6 +749,14 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
 
   spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
   auto id = engine_.Create(spec);
+  for (int retry = 0; retry < 3 && !id.ok() && id.status().code() == Code::kAlreadyExists;
+       ++retry) {
+    std::string taken = spec.name;
+    spec.name = python_name + "_" + RandomHex(3);
+    spdlog::info("{}: container name {} is another container's; naming the {}'s {}", args_.id,
+                 taken, run->label, spec.name);
+    id = engine_.Create(spec);
+  }
   if (!id.ok()) {
     // The engine's daemon does not see the job folder where the worker says
     // it is: the classic wrong mount of a worker that runs in a container.
@@ -1034,7 +1092,7 @@ Status Job::RunPrograms() {
     }
     spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id,
                  why.message());
-    reporter_.LiveError(why.message() + "; the job goes on with what it wrote");
+    reporter_.LiveError(why.message() + " (see its stderr log); the job goes on with what it wrote");
   }
   return Status::Ok();
 }
@@ -1050,10 +1108,11 @@ Status Job::ProgramExitStatus(const ProgramRun& run) const {
   std::string signal = code > 128 ? SignalName(code - 128) : std::string();
   if (!signal.empty()) {
     return InvalidInput("The " + run.label + " was killed by " + signal + " (exit code " +
-                        std::to_string(code) + "; see its stderr log)");
+                        std::to_string(code) + ")");
   }
-  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code) +
-                      " (see its stderr log)");
+  // No "see its stderr log": the Failed status's details end with "See logs
+  // for more details.", and the live note of the prediction step says it.
+  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code));
 }
 
 // For a failing scoring step: which program of this job or of the
@@ -1284,7 +1343,8 @@ JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& c
   result.failure = Internal("The worker hit an internal error while running this job: " + what);
   spdlog::error("submission {} {} job: {}", args.id, args.is_scoring ? "scoring" : "prediction",
                 result.failure.ToString());
-  Status patched = reporter.UpdateStatus(JobStatus::kFailed, result.failure.message());
+  Status patched =
+      reporter.UpdateStatus(JobStatus::kFailed, SubmissionFailedDetails(result.failure.message()));
   if (!patched.ok()) spdlog::error("could not report Failed: {}", patched.ToString());
   return result;
 }

@@ -296,10 +296,17 @@ TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   JobResult r = Run(a);
   EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
   EXPECT_EQ(r.failure.code(), Code::kTimeout);
-  EXPECT_THAT(r.failure.message(), HasSubstr("Execution Time Limit exceeded. Limit was 1 seconds"));
+  EXPECT_EQ(r.failure.message(), "Execution Time Limit exceeded. Limit was 1 seconds");
+  // The Python worker's texts: the error PATCH, the live error, and its
+  // SubmissionException's shape for the status.
   ASSERT_EQ(reporter_.errors.size(), 1u);
   EXPECT_EQ(reporter_.errors[0].first, ErrorType::kExecutionTimeLimitExceeded);
+  EXPECT_EQ(reporter_.errors[0].second, "Execution Time Limit exceeded. Limit was 1 seconds");
+  EXPECT_THAT(reporter_.live_errors, ElementsAre("Execution Time Limit exceeded. Limit was 1 seconds"));
   EXPECT_EQ(reporter_.StatusSequence().back(), JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: Execution Time Limit exceeded. Limit was 1 seconds. See logs for "
+            "more details.");
   EXPECT_EQ(engine_.killed_ids.size(), 2u);
   EXPECT_EQ(engine_.live_containers(), 0u);
   // The logs up to the kill still reach storage, before the error text that
@@ -316,9 +323,64 @@ TEST_F(JobRunnerTest, NonZeroExitOfTheScoringProgramFails) {
                                    const std::atomic<bool>&) { return 3; };
   JobResult r = Run(a);
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.failure.message(), HasSubstr("scoring program exited with code 3"));
+  EXPECT_EQ(r.failure.message(), "The scoring program exited with code 3");
   EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
-  EXPECT_THAT(reporter_.statuses.back().details, HasSubstr("exited with code 3"));
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: The scoring program exited with code 3. See logs for more details.");
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+}
+
+// The Python worker fails a scoring step whose scoring program has no exit
+// code (`program_rc is None`): here the engine lost the container.
+TEST_F(JobRunnerTest, AScoringProgramWithoutAnExitCodeFailsTheJob) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json",
+              "{\"accuracy\": 1}");
+    out(StreamKind::kStderr, "scored\n");
+    return 0;
+  };
+  engine_.wait_status = NotFound("No such container: c0");
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(),
+            "The scoring program did not report an exit code: No such container: c0");
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: The scoring program did not report an exit code: No such "
+            "container: c0. See logs for more details.");
+  // Scores it may have written are not taken; what it said still goes up.
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+  EXPECT_EQ(storage_->Read("mem://s_stderr"), "scored\n");
+}
+
+// Nor is a scoring program that cannot run (no command, no metadata, none at
+// all) a scoring: the Python worker fails those for want of an exit code too.
+TEST_F(JobRunnerTest, AScoringJobWhoseScoringProgramCannotRunFails) {
+  RunArgs a = Scoring();
+  a.prediction_result = Bundle("prediction.zip", {{"scores.json", "{\"accuracy\": 1}"}});
+  a.program_data = Bundle("nocommand.zip", {{"metadata.yaml", "description: none\n"}});
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(), "The scoring program's metadata.yaml has no 'command'");
+
+  a.program_data = Bundle("nometa.zip", {{"scores.json", "{\"accuracy\": 1}"}});
+  r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(), "The scoring program has no metadata.yaml (or metadata) file");
+
+  a.program_data = "";
+  r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.message(), "This scoring job has no scoring program");
+  EXPECT_TRUE(engine_.created.empty());
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
 }
 
 TEST_F(JobRunnerTest, MissingScoresFailWithAClearReason) {
@@ -363,6 +425,8 @@ TEST_F(JobRunnerTest, BrokenZipIsReportedToTheParticipant) {
   EXPECT_EQ(r.failure.code(), Code::kInvalidInput);
   EXPECT_THAT(r.failure.message(), HasSubstr("The submission could not be unpacked"));
   EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: " + r.failure.message() + ". See logs for more details.");
 }
 
 TEST_F(JobRunnerTest, MissingBundleIsReported) {
@@ -380,11 +444,16 @@ TEST_F(JobRunnerTest, ImagePullFailureWithoutLocalImageFailsWithTheEngineReason)
   engine_.pull_status = NotFound("pull access denied for nosuch/image");
   JobResult r = Run(a);
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.failure.message(), HasSubstr("Pull for nosuch/image:1 failed"));
-  EXPECT_THAT(r.failure.message(), HasSubstr("pull access denied"));
+  EXPECT_EQ(r.failure.message(), "Pull for nosuch/image:1 failed: pull access denied for nosuch/image");
   ASSERT_EQ(reporter_.errors.size(), 1u);
   EXPECT_EQ(reporter_.errors[0].first, ErrorType::kDockerImagePullFail);
+  EXPECT_EQ(reporter_.errors[0].second, r.failure.message());
   EXPECT_TRUE(engine_.created.empty());
+  // The Python worker's shape: "Docker image pull failed: <why>".
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Docker image pull failed: Pull for nosuch/image:1 failed: pull access denied for "
+            "nosuch/image");
 }
 
 TEST_F(JobRunnerTest, LocalImageServesWhenTheRegistryCannotBeReached) {
@@ -571,9 +640,10 @@ TEST_F(JobRunnerTest, CancelStopsTheProgramsAndReportsNothingMore) {
 TEST_F(JobRunnerTest, TaskTimeLimitCancelReportsFailed) {
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: sleep 100\n"}});
-  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn& out,
                                        const std::atomic<bool>& killed) {
-    cancel_.Cancel("Soft time limit exceeded!", /*report=*/true);
+    out(StreamKind::kStdout, "epoch 1\n");
+    cancel_.Cancel("Execution time limit exceeded.", /*report=*/true);
     while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return 137;
   };
@@ -581,8 +651,13 @@ TEST_F(JobRunnerTest, TaskTimeLimitCancelReportsFailed) {
   EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
   ASSERT_FALSE(reporter_.statuses.empty());
   EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
-  EXPECT_EQ(reporter_.statuses.back().details, "Soft time limit exceeded!");
+  // The task's reason alone, as the Python worker sends its soft limit's.
+  EXPECT_EQ(reporter_.statuses.back().details, "Execution time limit exceeded.");
   EXPECT_EQ(engine_.live_containers(), 0u);
+  // What the program wrote before the limit still goes up.
+  EXPECT_EQ(storage_->Read("mem://p_stdout"), "epoch 1\n");
+  EXPECT_TRUE(storage_->WasPut("mem://p_stderr"));
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
 }
 
 TEST_F(JobRunnerTest, MountsUseTheEngineHostPathWhenTheWorkerRunsInAContainer) {
@@ -916,6 +991,10 @@ TEST_F(JobRunnerTest, AnExceptionInThePipelineFailsTheJobWithAReason) {
   EXPECT_EQ(r.failure.code(), Code::kInternal);
   EXPECT_THAT(r.failure.message(), HasSubstr("internal error while running this job: boom"));
   EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  // A clear reason, never a stack trace (the Python worker sends its traceback).
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: The worker hit an internal error while running this job: boom. "
+            "See logs for more details.");
 }
 
 TEST_F(JobRunnerTest, DeferredCleanupWaitsForTheCaller) {
@@ -1114,6 +1193,169 @@ TEST_F(JobRunnerTest, DetailedResultsAreSentOnChangeRateLimitedAndFinal) {
   int uploads = reporter_.detailed_updates;
   EXPECT_GE(uploads, 2);  // while it ran, not only at the end
   EXPECT_LE(uploads, 5);  // 300 ms of changes at one upload per 150 ms, plus the last
+}
+
+// Every failure after the programs ran still uploads what they wrote (the
+// Python worker now pushes the logs it has "even in case of crash").
+class FailingPutStorage : public FakeStorage {
+ public:
+  using FakeStorage::FakeStorage;
+  std::string failing_url;
+  Status Put(const std::string& url, const std::filesystem::path& src,
+             const std::string& content_type) override {
+    if (url == failing_url) return Unavailable("storage said 503");
+    return FakeStorage::Put(url, src, content_type);
+  }
+};
+
+TEST_F(JobRunnerTest, LogsGoUpWhenTheOutputUploadFails) {
+  FailingPutStorage storage(tmp_ / "store");
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: ingest\n"}});
+  storage.failing_url = a.prediction_result;
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    out(StreamKind::kStdout, "predicted\n");
+    return 0;
+  };
+  engine_.programs["ingestion"] = [](const ContainerSpec&, const OutputFn& out,
+                                     const std::atomic<bool>&) {
+    out(StreamKind::kStderr, "ingested\n");
+    return 0;
+  };
+  JobRunner runner(env_, storage, *cache_, engine_);
+  JobResult r = runner.Run(a, reporter_, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.failure.message(), HasSubstr("Could not upload the output: storage said 503"));
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(storage.Read("mem://p_stdout"), "predicted\n");
+  EXPECT_EQ(storage.Read("mem://pi_stderr"), "ingested\n");
+  for (const char* url : {"mem://p_stderr", "mem://pi_stdout"}) {
+    EXPECT_TRUE(storage.WasPut(url)) << url;
+  }
+}
+
+TEST_F(JobRunnerTest, LogsGoUpWhenTheScoresCannotBeRead) {
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json", "{not json");
+    out(StreamKind::kStderr, "wrote scores\n");
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(reporter_.statuses.back().details, HasSubstr("Submission failed: "));
+  EXPECT_EQ(storage_->Read("mem://s_stderr"), "wrote scores\n");
+  EXPECT_TRUE(storage_->WasPut("mem://s_stdout"));
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+}
+
+TEST_F(JobRunnerTest, LogsGoUpAfterAnExceptionOnceTheProgramsRan) {
+  // The live note about the ingestion's exit code is the last thing the
+  // programs' step does; a reporter that throws there stands for any bug.
+  struct ThrowingLiveReporter : RecordingReporter {
+    void LiveError(const std::string&) override { throw std::runtime_error("boom"); }
+  } reporter;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: ingest\n"}});
+  engine_.programs["ingestion"] = [](const ContainerSpec&, const OutputFn& out,
+                                     const std::atomic<bool>&) {
+    out(StreamKind::kStderr, "Traceback: ingestion failed\n");
+    return 1;
+  };
+  JobRunner runner(env_, *storage_, *cache_, engine_);
+  JobResult r = runner.Run(a, reporter, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.code(), Code::kInternal);
+  EXPECT_EQ(r.failure.message(), "The worker hit an internal error while running this job: boom");
+  EXPECT_EQ(reporter.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(storage_->Read("mem://pi_stderr"), "Traceback: ingestion failed\n");
+  for (const char* url : {"mem://p_stdout", "mem://p_stderr", "mem://pi_stdout"}) {
+    EXPECT_TRUE(storage_->WasPut(url)) << url;
+  }
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+// Containers carry the Python worker's names ("scoring_" is the program in
+// both steps), and all our labels.
+TEST_F(JobRunnerTest, ContainersAreNamedAsThePythonWorkerNamesThem) {
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  a.ingestion_program = Bundle("i.zip", {{"metadata", "command: ingest\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  RunArgs s = Scoring();
+  s.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  s.prediction_result = Bundle("prediction.zip", {{"scores.json", "{\"a\": 1}"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json", "{\"a\": 1}");
+    return 0;
+  };
+  r = Run(s);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  std::map<std::string, std::string> names;  // stage/kind -> name
+  for (const auto& spec : engine_.created) {
+    names[spec.labels.at(kLabelStage) + "/" + spec.labels.at(kLabelKind)] = spec.name;
+    EXPECT_EQ(spec.labels.at(kLabelWorker), "codabench-worker");
+    EXPECT_EQ(spec.labels.at(kLabelSubmission), "7");
+    EXPECT_FALSE(spec.labels.at(kLabelJob).empty());
+  }
+  EXPECT_EQ(names, (std::map<std::string, std::string>{
+                       {"prediction/ingestion", "ingestion_uPK-3_sID-7"},
+                       {"prediction/program", "scoring_uPK-3_sID-7"},
+                       {"scoring/program", "scoring_uPK-3_sID-7"}}));
+  EXPECT_TRUE(engine_.refused_names.empty());
+}
+
+// The prediction's container may still be being removed (after the ack) as
+// the scoring job of the same submission starts on this host; or the same
+// submission runs twice. The name taken, a short suffix makes it unique.
+TEST_F(JobRunnerTest, ATakenContainerNameGetsAShortSuffix) {
+  env_.defer_cleanup = true;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  JobResult first = Run(a);
+  ASSERT_TRUE(first.ok()) << first.failure.ToString();
+  ASSERT_EQ(engine_.live_containers(), 1u);  // its cleanup has not run yet
+  JobResult second = Run(a);
+  ASSERT_TRUE(second.ok()) << second.failure.ToString();
+  ASSERT_EQ(engine_.created.size(), 2u);
+  EXPECT_EQ(engine_.created[0].name, "scoring_uPK-3_sID-7");
+  EXPECT_THAT(engine_.created[1].name, ContainsRegex("^scoring_uPK-3_sID-7_[0-9a-f]{6}$"));
+  EXPECT_THAT(engine_.refused_names, ElementsAre("scoring_uPK-3_sID-7"));
+  EXPECT_EQ(engine_.created[1].labels.at(kLabelSubmission), "7");
+  first.cleanup();
+  second.cleanup();
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+// A name that stays taken whatever the suffix (an engine that refuses every
+// name) fails the job with the engine's words, after a few tries.
+TEST_F(JobRunnerTest, ANameThatStaysTakenFailsAfterAFewTries) {
+  struct AllTakenEngine : FakeEngine {
+    int creates = 0;
+    Result<std::string> Create(const ContainerSpec& spec) override {
+      ++creates;
+      return AlreadyExists("Conflict. The container name \"/" + spec.name + "\" is already in use");
+    }
+  } engine;
+  engine.images.insert(kImage);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  JobRunner runner(env_, *storage_, *cache_, engine);
+  JobResult r = runner.Run(a, reporter_, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(engine.creates, 4);
+  EXPECT_EQ(r.failure.code(), Code::kAlreadyExists);
+  EXPECT_THAT(r.failure.message(), HasSubstr("The submission's container could not be created"));
+  EXPECT_THAT(r.failure.message(), HasSubstr("is already in use"));
 }
 
 }  // namespace

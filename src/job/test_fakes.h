@@ -33,13 +33,14 @@ class FakeEngine : public ContainerEngine {
   Status pull_status;            // what a pull returns
   std::map<std::string, FakeProgram> programs;  // by label org.codabench.kind
   Status start_status;           // non-OK: StartAndStream fails like a bad command
+  Status wait_status;            // non-OK: Wait fails (the engine lost the container)
   std::set<std::string> oom_kinds;  // kinds whose containers Inspect reports OOM-killed
   long long writable_bytes = -1;    // what Inspect(with_size) says of every container
   ContainerStats stats;             // what Stats says of every running container
 
   // Recorded calls.
   std::vector<ContainerSpec> created;
-  std::vector<std::string> pulled, killed_ids, removed;
+  std::vector<std::string> pulled, killed_ids, removed, refused_names;
 
   Result<std::string> Version() override { return std::string("Fake 1.0"); }
   Result<bool> ImageExists(const std::string& image) override {
@@ -62,6 +63,15 @@ class FakeEngine : public ContainerEngine {
   Result<std::string> Create(const ContainerSpec& spec) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!images.count(spec.image)) return NotFound("No such image: " + spec.image);
+    // A name is taken while its container is there (as in the engine).
+    bool taken = false;
+    for (const auto& entry : state_) {
+      taken = taken || (!spec.name.empty() && entry.second->spec.name == spec.name);
+    }
+    if (taken) {
+      refused_names.push_back(spec.name);
+      return AlreadyExists("Conflict. The container name \"/" + spec.name + "\" is already in use");
+    }
     std::string id = "c" + std::to_string(created.size());
     created.push_back(spec);
     state_[id] = std::make_shared<State>();
@@ -88,6 +98,7 @@ class FakeEngine : public ContainerEngine {
   Result<int> Wait(const std::string& id, std::chrono::seconds) override {
     std::shared_ptr<State> s = Get(id);
     if (!s) return NotFound("no container " + id);
+    if (!wait_status.ok()) return wait_status;
     return s->exit_code;
   }
   Result<ContainerState> Inspect(const std::string& id, bool with_size) override {

@@ -352,7 +352,7 @@ void Worker::WatchdogLoop() {
                                std::to_string(static_cast<long long>(*job->hard_limit_s)) + " s)",
                            true);
       } else if (job->soft_limit_s && elapsed > *job->soft_limit_s) {
-        job->cancel.Cancel("Soft time limit exceeded!", true);
+        job->cancel.Cancel("Execution time limit exceeded.", true);  // the Python worker's words
       }
     }
   }

@@ -131,6 +131,24 @@ TEST_F(EngineTest, StdoutAndStderrKeptApartAndExitCode) {
   EXPECT_EQ(*code, 3);
 }
 
+// Job containers take the Python worker's names, which repeat: the engine's
+// refusal must be AlreadyExists for the job to retry under another name.
+TEST_F(EngineTest, ANameInUseIsAlreadyExists) {
+  ContainerSpec spec = Spec("true");
+  spec.name = "scoring_uPK-1_sID-" + label_;
+  std::string first = MustCreate(spec);
+  Result<std::string> again = engine_->Create(spec);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), Code::kAlreadyExists) << again.status().ToString();
+  EXPECT_NE(again.status().message().find(spec.name), std::string::npos) << again.status().ToString();
+  spec.name += "_a1b2c3";
+  MustCreate(spec);
+  // Once the first is gone, its name is free again.
+  ASSERT_TRUE(engine_->Remove(first, /*force=*/true).ok());
+  spec.name = "scoring_uPK-1_sID-" + label_;
+  MustCreate(spec);
+}
+
 TEST_F(EngineTest, NameEnvAndWorkingDir) {
   ContainerSpec spec = Spec("echo \"$GREETING\"; pwd");
   spec.name = "cw-engine-test-" + label_;

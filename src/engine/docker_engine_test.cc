@@ -1,0 +1,95 @@
+// DockerEngine against a stand-in engine on 127.0.0.1 (tcp://): the answers
+// a real engine gives only in trouble (a pull that fails inside a 200 stream,
+// a container name already in use), which the integration tests cannot
+// always provoke.
+#include "engine/docker_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "site/test_http_server.h"
+
+namespace cw {
+namespace {
+
+using testing_http::Request;
+using testing_http::Response;
+using testing_http::Server;
+
+std::string EngineUrl(const Server& server) {
+  return "tcp://127.0.0.1:" + std::to_string(server.port());
+}
+
+Response Json(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.reason = status == 200 ? "OK" : "Error";
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = std::move(body);
+  return r;
+}
+
+// What dockerd streams when a layer cannot be fetched after the pull began:
+// the HTTP status is already 200 when the error comes.
+TEST(DockerEngineTest, AnErrorLineFailsAPullAnsweredWith200) {
+  Server server([](const Request& req) {
+    if (req.method == "POST" && req.target.rfind("/images/create?", 0) == 0) {
+      return Json(200,
+                  "{\"status\":\"Pulling from library/busybox\",\"id\":\"latest\"}\r\n"
+                  "{\"status\":\"Pulling fs layer\",\"progressDetail\":{},\"id\":\"a1b2\"}\r\n"
+                  "{\"errorDetail\":{\"message\":\"unknown blob\"},\"error\":\"unknown blob\"}\r\n");
+    }
+    return Json(404, "{\"message\":\"not here\"}");
+  });
+  DockerEngine engine(EngineUrl(server));
+  std::vector<std::string> statuses;
+  Status st = engine.PullImage("busybox:latest",
+                               [&](const PullProgress& p) { statuses.push_back(p.status); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
+  EXPECT_EQ(st.message(), "pulling image busybox:latest: unknown blob");
+  EXPECT_EQ(statuses, (std::vector<std::string>{"Pulling from library/busybox", "Pulling fs layer"}));
+  ASSERT_EQ(server.request_count(), 1u);
+  EXPECT_EQ(server.requests()[0].target, "/images/create?fromImage=busybox&tag=latest");
+}
+
+TEST(DockerEngineTest, AnErrorWithoutDetailFailsAPullToo) {
+  Server server([](const Request&) {
+    return Json(200, "{\"status\":\"Pulling from x\"}\n{\"error\":\"toomanyrequests: rate limit\"}");
+  });
+  DockerEngine engine(EngineUrl(server));
+  Status st = engine.PullImage("x:1", nullptr);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "pulling image x:1: toomanyrequests: rate limit");
+}
+
+TEST(DockerEngineTest, APullWithoutErrorLinesSucceeds) {
+  Server server([](const Request&) {
+    return Json(200, "{\"status\":\"Status: Image is up to date for x:1\"}\n");
+  });
+  DockerEngine engine(EngineUrl(server));
+  EXPECT_TRUE(engine.PullImage("x:1", nullptr).ok());
+}
+
+TEST(DockerEngineTest, ANameInUseIsAlreadyExists) {
+  Server server([](const Request& req) {
+    EXPECT_EQ(req.target, "/containers/create?name=scoring_uPK-3_sID-7");
+    return Json(409,
+                "{\"message\":\"Conflict. The container name \\\"/scoring_uPK-3_sID-7\\\" is "
+                "already in use by container \\\"abc\\\". You have to remove (or rename) that "
+                "container to be able to reuse that name.\"}");
+  });
+  DockerEngine engine(EngineUrl(server));
+  ContainerSpec spec;
+  spec.name = "scoring_uPK-3_sID-7";
+  spec.image = "busybox";
+  Result<std::string> id = engine.Create(spec);
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), Code::kAlreadyExists) << id.status().ToString();
+  EXPECT_NE(id.status().message().find("is already in use"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cw
