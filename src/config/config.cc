@@ -271,6 +271,7 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice&
   c.container_cpus = Trim(Get(env, "CONTAINER_CPUS"));
   c.extra_mounts = Trim(Get(env, "EXTRA_MOUNTS"));
   c.metrics_address = Trim(Get(env, "METRICS_ADDRESS"));
+  c.metrics_token = Trim(Get(env, "METRICS_TOKEN"));
   // Unset or "none": a warm shutdown waits as long as its jobs run.
   if (Lower(Trim(Get(env, "WORKER_SHUTDOWN_TIMEOUT"))) != "none") {
     CW_ASSIGN_OR_RETURN(double seconds, NonNegative(env, "WORKER_SHUTDOWN_TIMEOUT", -1,

@@ -94,6 +94,10 @@ struct WorkerConfig {
   // METRICS_ADDRESS (`run --metrics-address`): HOST:PORT for /metrics,
   // /healthz and /readyz (README "Metrics and health"); "": off.
   std::string metrics_address;
+  // METRICS_TOKEN: /status over HTTP answers only "Authorization: Bearer
+  // <token>"; without a token it is not served over HTTP (the status socket
+  // still is). /metrics and the health paths never need it.
+  std::string metrics_token;
 };
 
 // What LoadConfig sees of the machine when it decides where the worker's own

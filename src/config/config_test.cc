@@ -57,7 +57,9 @@ TEST(Config, ReadsEverySetting) {
              {"COMPETITION_CONTAINER_HTTPS_PROXY", "http://proxy:3129"},
              {"CODALAB_IGNORE_CLEANUP_STEP", "1"},
              {"MAX_CACHE_DIR_SIZE_GB", "2.5"},
-             {"WORKER_BUNDLE_URL_REWRITE", "http://localhost:9000|http://minio:9000"}};
+             {"WORKER_BUNDLE_URL_REWRITE", "http://localhost:9000|http://minio:9000"},
+             {"METRICS_ADDRESS", "0.0.0.0:9464"},
+             {"METRICS_TOKEN", " tok-123 "}};
   auto c = ConfigFromEnv(env, true);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_TRUE(c->broker_use_ssl);
@@ -73,6 +75,8 @@ TEST(Config, ReadsEverySetting) {
   EXPECT_EQ(c->container_https_proxy, "http://proxy:3129");
   EXPECT_TRUE(c->ignore_cleanup);
   EXPECT_DOUBLE_EQ(c->max_cache_dir_size_gb, 2.5);
+  EXPECT_EQ(c->metrics_address, "0.0.0.0:9464");
+  EXPECT_EQ(c->metrics_token, "tok-123");
   EXPECT_EQ(RewriteUrl(*c, "http://localhost:9000/bucket/x.zip?sig=1"),
             "http://minio:9000/bucket/x.zip?sig=1");
   EXPECT_EQ(RewriteUrl(*c, "https://s3.example.com/x.zip"), "https://s3.example.com/x.zip");

@@ -1,14 +1,22 @@
 // A tiny HTTP/1.1 server for /metrics, /healthz and /readyz, on a thread of its
-// own. One connection at a time, GET only, a bounded request, a timeout on
-// every socket operation, "Connection: close" on every answer: enough for a
-// Prometheus scrape and a health probe, and nothing a stranger could use to
-// hold the worker up.
+// own. GET only, a bounded request, a deadline for each connection,
+// "Connection: close" on every answer: enough for a Prometheus scrape and a
+// health probe, and nothing a stranger could use to hold the worker up. One
+// thread polls every connection at once, so hundreds of idle or slow ones do
+// not delay the others; past max_connections the oldest is dropped for the
+// newest (a probe sends its request at once, an idle connection does not).
+// Paths in token_paths answer only a request with "Authorization: Bearer
+// <token>" (and not at all while no token is set).
+//
+// Threads: construct, Start and Stop from one thread; the handlers run on the
+// server's thread, one at a time.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -27,7 +35,10 @@ using HttpHandler = std::function<HttpResponse()>;
 
 struct HttpServerOptions {
   std::size_t max_request_bytes = 8192;  // the request line and headers
-  std::chrono::milliseconds io_timeout{5000};  // reading the request, writing the answer
+  std::chrono::milliseconds io_timeout{5000};  // a connection's whole life
+  std::size_t max_connections = 512;
+  std::string token;                  // for token_paths; empty: they are not served
+  std::set<std::string> token_paths;  // e.g. "/status"
 };
 
 // "HOST:PORT" or "[IPv6]:PORT" (port 0: any free port).
@@ -56,8 +67,11 @@ class HttpServer {
   HttpResponse Answer(const std::string& request) const;
 
  private:
+  struct Connection;
   void Loop();
-  void Serve(int fd);
+  // False once the connection is done (answered or broken).
+  bool Read(Connection& c);
+  bool Write(Connection& c);
 
   std::map<std::string, HttpHandler> handlers_;
   HttpServerOptions options_;

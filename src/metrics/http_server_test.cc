@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace cw::metrics {
@@ -96,6 +99,88 @@ TEST(HttpServer, ASilentClientIsDroppedAfterTheTimeout) {
   // ... and the next client is served.
   r = Exchange(s.port(), "GET /metrics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+}
+
+// A connection opened and left idle, as a stranger holding the port would.
+int IdleConnection(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One connection at a time used to mean 200 idle connections held a probe
+// for 200 times the 5 s timeout.
+TEST(HttpServer, AProbeIsAnsweredWhileHundredsOfIdleConnectionsAreHeld) {
+  HttpServer s = MakeServer();  // io_timeout 5 s
+  ASSERT_TRUE(s.Start("127.0.0.1:0").ok());
+  std::vector<int> idle;
+  for (int i = 0; i < 200; ++i) {
+    int fd = IdleConnection(s.port());
+    ASSERT_GE(fd, 0) << i;
+    idle.push_back(fd);
+  }
+  // Half of them send half a request and stop.
+  for (std::size_t i = 0; i < idle.size(); i += 2) {
+    (void)send(idle[i], "GET /metrics HTTP/1.1\r\n", 24, MSG_NOSIGNAL);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::string r = Exchange(s.port(), "GET /readyz HTTP/1.1\r\n\r\n");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.rfind("HTTP/1.1 503 ", 0), 0u) << r;
+  EXPECT_LT(took, std::chrono::seconds(1));  // far under one idle connection's timeout
+  for (int fd : idle) close(fd);
+}
+
+TEST(HttpServer, PastTheCapTheOldestConnectionMakesRoom) {
+  HttpServerOptions options;
+  options.max_connections = 8;
+  HttpServer s = MakeServer(options);
+  ASSERT_TRUE(s.Start("127.0.0.1:0").ok());
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(IdleConnection(s.port()));
+  std::string r = Exchange(s.port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  // The first idle connection was closed for it: it reads the end of the stream.
+  char c;
+  EXPECT_EQ(recv(idle[0], &c, 1, 0), 0);
+  for (int fd : idle) close(fd);
+}
+
+TEST(HttpServer, TokenPathsNeedTheBearerToken) {
+  HttpServerOptions options;
+  options.token = "s3cret-token";
+  options.token_paths = {"/status"};
+  HttpServer s({{"/status", [] { return HttpResponse{200, "application/json", "{}"}; }},
+                {"/metrics", [] { return HttpResponse{200, "text/plain", "m 1\n"}; }}},
+               options);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\n\r\n").code, 401);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n").code, 401);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\nAuthorization: Bearer s3cret-token-and-more\r\n\r\n").code, 401);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\nAuthorization: Basic czNjcmV0LXRva2Vu\r\n\r\n").code, 401);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\nHost: x\r\nauthorization: Bearer s3cret-token\r\n\r\n").code, 200);
+  // A header after the blank line is body, not a header.
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\n\r\nAuthorization: Bearer s3cret-token\r\n").code, 401);
+  EXPECT_EQ(s.Answer("GET /metrics HTTP/1.1\r\n\r\n").code, 200);  // others need nothing
+  ASSERT_TRUE(s.Start("127.0.0.1:0").ok());
+  std::string r = Exchange(s.port(), "GET /status HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 401 Unauthorized\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("WWW-Authenticate: Bearer\r\n"), std::string::npos) << r;
+  EXPECT_EQ(r.find("{}"), std::string::npos) << r;
+}
+
+TEST(HttpServer, TokenPathsAreNotServedWithoutAToken) {
+  HttpServerOptions options;
+  options.token_paths = {"/status"};
+  HttpServer s({{"/status", [] { return HttpResponse{200, "application/json", "{}"}; }}}, options);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\nAuthorization: Bearer \r\n\r\n").code, 404);
+  EXPECT_EQ(s.Answer("GET /status HTTP/1.1\r\n\r\n").code, 404);
 }
 
 TEST(HttpServer, BindFailureNamesTheSetting) {
