@@ -44,29 +44,22 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// [start, end) of the authority ("user:pass@host:port") in `url`.
-std::pair<size_t, size_t> AuthoritySpan(std::string_view url) {
-  size_t sep = url.find("://");
-  size_t start = sep == std::string_view::npos ? 0 : sep + 3;
-  size_t end = url.find_first_of("/?#", start);
-  if (end == std::string_view::npos) end = url.size();
-  return {start, end};
-}
-
 }  // namespace
 
 std::string RedactUrl(std::string_view url) {
-  auto [start, end] = AuthoritySpan(url);
-  std::string_view authority = url.substr(start, end - start);
-  // The last '@' ends the user-info, as Python's urlsplit reads it: a
-  // password with a raw '@' in it is still hidden whole.
-  size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  size_t colon = authority.substr(0, at).find(':');
-  if (colon == std::string_view::npos) return std::string(url);
-  std::string out(url.substr(0, start + colon + 1));
+  size_t sep = url.find("://");
+  size_t start = sep == std::string_view::npos ? 0 : sep + 3;
+  // The user-info ends at the URL's last '@', not at the first '/', '?' or
+  // '#': a password may hold any of them raw, and such a URL is exactly the
+  // one that fails to parse and gets logged. A vhost holding '@' is rare, and
+  // hiding a host or port then is the safe mistake.
+  size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  std::string out(url.substr(0, colon + 1));
   out += "***";
-  out += url.substr(start + at);
+  out += url.substr(at);
   return out;
 }
 
