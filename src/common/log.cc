@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
 namespace cw {
@@ -74,7 +75,49 @@ class JsonLogFormatter : public spdlog::formatter {
   }
 };
 
+// %* in a pattern: the message, through EscapeControls.
+class EscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    const std::string text = EscapeControls(payload);
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<spdlog::custom_flag_formatter> clone() const override {
+    return std::make_unique<EscapedMessage>();
+  }
+};
+
 }  // namespace
+
+std::string EscapeControls(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    } else if (c == 0xc2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      const auto c1 = static_cast<unsigned char>(text[++i]);
+      out += "\\u00";
+      out.push_back(kHex[c1 >> 4]);
+      out.push_back(kHex[c1 & 0xf]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
 
 const LogFields& CurrentLogFields() { return t_fields; }
 
@@ -92,7 +135,9 @@ void ConfigureLogging(bool json, const std::string& level) {
   if (json) {
     spdlog::set_formatter(MakeJsonLogFormatter());
   } else {
-    spdlog::set_pattern("%^[%H:%M:%S %l]%$ %v");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<EscapedMessage>('*').set_pattern("%^[%H:%M:%S %l]%$ %*");
+    spdlog::set_formatter(std::move(formatter));
   }
   std::string lower = level;
   std::transform(lower.begin(), lower.end(), lower.begin(),

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <spdlog/formatter.h>
 
@@ -44,8 +45,15 @@ class ScopedLogFields {
 // "thread", "name"}}. Invalid UTF-8 in a message is replaced, never dropped.
 std::unique_ptr<spdlog::formatter> MakeJsonLogFormatter();
 
+// `text` with every control character a terminal acts on (C0 but the tab,
+// DEL, and C1 written as UTF-8) shown as an escape (\x1b, \n, \u009b), so a
+// zip entry name or a program's words cannot move the cursor, recolour or
+// forge lines in a terminal or a plain-text log. Other bytes are kept.
+std::string EscapeControls(std::string_view text);
+
 // Sets the default logger's format (JSON or text) and level ("info",
-// "DEBUG", "warning", ...; an unknown level keeps info).
+// "DEBUG", "warning", ...; an unknown level keeps info). Text lines pass
+// their message through EscapeControls; JSON escapes it as JSON does.
 void ConfigureLogging(bool json, const std::string& level);
 
 }  // namespace cw

@@ -78,5 +78,35 @@ TEST(JsonLog, ConfigureLoggingTakesPythonStyleLevelNames) {
   EXPECT_EQ(spdlog::get_level(), spdlog::level::info);
 }
 
+TEST(TextLog, EscapeControls) {
+  EXPECT_EQ(EscapeControls("plain text, tab\tkept, ünïcode"), "plain text, tab\tkept, ünïcode");
+  EXPECT_EQ(EscapeControls("a\x1b[2Jb"), "a\\x1b[2Jb");
+  EXPECT_EQ(EscapeControls("line\n[12:00:00 info] forged"), "line\\n[12:00:00 info] forged");
+  EXPECT_EQ(EscapeControls("cr\rover"), "cr\\rover");
+  EXPECT_EQ(EscapeControls(std::string("nul\0bell\a\x7f", 10)), "nul\\x00bell\\x07\\x7f");
+  EXPECT_EQ(EscapeControls("c1 \xc2\x9b" "31m"), "c1 \\u009b31m");  // CSI as UTF-8
+  EXPECT_EQ(EscapeControls("\xc2\xa0nbsp"), "\xc2\xa0nbsp");      // not a control
+}
+
+// A zip entry's name in a failure reason cannot drive the admin's terminal.
+TEST(TextLog, TextLinesEscapeTheMessage) {
+  std::ostringstream out;
+  auto logger = std::make_shared<spdlog::logger>(
+      "text-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  ConfigureLogging(false, "info");
+  spdlog::warn("cannot unpack 'evil\x1b]0;owned\x07\nname.txt'");
+  logger->flush();
+  spdlog::set_default_logger(previous);
+  ConfigureLogging(false, "info");
+  const std::string text = out.str();
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_NE(text.find("cannot unpack 'evil\\x1b]0;owned\\x07\\nname.txt'"), std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace cw
