@@ -1,5 +1,7 @@
 #include "report/terminal_reporter.h"
 
+#include "common/log.h"
+
 #include "report/progress.h"
 
 namespace cw {
@@ -30,7 +32,7 @@ Status TerminalReporter::UpdateStatus(JobStatus status, const std::string& detai
   std::lock_guard<std::mutex> lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "%s==> [%s] %s%s%s%s\n", color_ ? kBold : "", stage_.c_str(),
-                 JobStatusName(status), details.empty() ? "" : ": ", details.c_str(),
+                 JobStatusName(status), details.empty() ? "" : ": ", EscapeControls(details).c_str(),
                  color_ ? kReset : "");
     std::fflush(err_);
   });
@@ -50,7 +52,7 @@ Status TerminalReporter::ReportError(ErrorType type, const std::string& message,
   std::lock_guard<std::mutex> lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "%s!!! %s: %s%s\n", color_ ? kRed : "", ErrorTypeName(type),
-                 message.c_str(), color_ ? kReset : "");
+                 EscapeControls(message).c_str(), color_ ? kReset : "");
     std::fflush(err_);
   });
   return Status::Ok();
@@ -101,7 +103,8 @@ void TerminalReporter::Log(ProgramKind kind, LogStream stream, std::string_view 
 void TerminalReporter::LiveError(const std::string& message) {
   std::lock_guard<std::mutex> lock(mu_);
   BarLine::WriteClear([&] {
-    std::fprintf(err_, "%s!!! %s%s\n", color_ ? kRed : "", message.c_str(), color_ ? kReset : "");
+    std::fprintf(err_, "%s!!! %s%s\n", color_ ? kRed : "", EscapeControls(message).c_str(),
+                 color_ ? kReset : "");
     std::fflush(err_);
   });
 }

@@ -65,5 +65,23 @@ TEST(TerminalReporter, StatusesGoToTheErrorStream) {
   std::fclose(err);
 }
 
+// The worker's own words (which may quote a zip entry's name) cannot drive
+// the terminal; a program's output is its own and is shown as written.
+TEST(TerminalReporter, TheWorkersWordsHaveTheirControlCharactersEscaped) {
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  TerminalReporter r("prediction", out, err, false);
+  ASSERT_TRUE(r.UpdateStatus(JobStatus::kFailed, "bad entry 'a\x1b[2Jb'").ok());
+  ASSERT_TRUE(r.ReportError(ErrorType::kDockerImagePullFail, "pull\x1b]0;x\x07", false).ok());
+  r.LiveError("line\nforged");
+  std::string text = ReadAll(err);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_NE(text.find("bad entry 'a\\x1b[2Jb'"), std::string::npos) << text;
+  EXPECT_NE(text.find("line\\nforged"), std::string::npos) << text;
+  std::fclose(out);
+  std::fclose(err);
+}
+
 }  // namespace
 }  // namespace cw
