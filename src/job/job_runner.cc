@@ -28,6 +28,7 @@
 #include "common/safe_file.h"
 #include "common/units.h"
 #include "job/legacy.h"
+#include "job/program_exit.h"
 #include "job/network_holders.h"
 #include "storage/file_util.h"
 #include "storage/hash.h"
@@ -42,73 +43,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-
-std::string FormatMiB(long long bytes) {
-  if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
-    return std::to_string(bytes >> 30) + " GiB";
-  }
-  return std::to_string(bytes >> 20) + " MiB";
-}
-
-// "peak memory 212 MiB, CPU 3.4 s" (or what of it the engine told).
-std::string DescribeUsage(const ProgramOutcome& o) {
-  std::string out;
-  if (o.peak_memory_bytes) out += "peak memory " + FormatMiB(*o.peak_memory_bytes);
-  if (o.cpu_seconds) {
-    char cpu[32];
-    std::snprintf(cpu, sizeof cpu, "CPU %.1f s", *o.cpu_seconds);
-    out += (out.empty() ? "" : ", ") + std::string(cpu);
-  }
-  return out.empty() ? "no usage figures from the engine" : out;
-}
-
-// "; GPUs 0, 1 while the programs ran: peak memory 3276 MiB, utilisation 87%
-// on average". The programs share the slot's GPUs, so the figures are the
-// slot's over their whole run, the same on each program's line.
-std::string DescribeSlotGpus(const GpuUsageMeter& meter, const GpuUsage& usage) {
-  std::string figures = DescribeGpuUsage(usage);
-  return "; " + meter.Describe() + " while the programs ran: " +
-         (figures.empty() ? "no figures (no sample landed while they ran)" : figures);
-}
-
-// "SIGKILL" for 9; empty when `sig` is no signal this system knows.
-std::string SignalName(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : std::string();
-}
-
-// The status_details of a Failed status, in the shapes of the Python
-// worker's texts so that admins and participants can compare the two:
-// "Submission failed: <reason>. See logs for more details." (its
-// SubmissionException), with our reason inside.
-std::string SubmissionFailedDetails(std::string reason) {
-  while (!reason.empty() && (reason.back() == '.' || std::isspace(static_cast<unsigned char>(reason.back())))) {
-    reason.pop_back();
-  }
-  if (reason.empty()) return "Submission failed. See logs for more details.";
-  return "Submission failed: " + reason + ". See logs for more details.";
-}
-
-}  // namespace
-
-std::vector<std::string> ContainerSecurityOptions(const ContainerOptions& c) {
-  // No program may gain privileges (a set-uid binary in the image or the
-  // submission), under podman as under Docker; podman's SELinux labels
-  // would also refuse the job's bind mounts.
-  std::vector<std::string> out = {"no-new-privileges"};
-  if (c.podman) out.push_back("label=disable");
-  return out;
-}
-
-namespace {
-
-// The capabilities the reference worker drops from every program.
-const std::vector<std::string>& DroppedCapabilities() {
-  static const std::vector<std::string> caps = {
-      "AUDIT_WRITE", "CHOWN",  "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",   "MKNOD",
-      "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"};
-  return caps;
-}
 
 // Detailed results past this are not sent (an HTML page, images inlined).
 constexpr std::uint64_t kMaxDetailedResultsBytes = 256ull << 20;
@@ -198,7 +132,7 @@ class Job {
     return env_.rewrite_url ? env_.rewrite_url(url) : url;
   }
   fs::path Host(const fs::path& p) const { return ToHostPath(p, env_.base_dir, env_.host_dir); }
-  const char* Stage() const { return args_.is_scoring ? "scoring" : "prediction"; }
+  const char* Stage() const { return StageName(args_.is_scoring); }
   std::string HostDetails() const {
     return std::string(args_.is_scoring ? "scoring_hostname-" : "ingestion_hostname-") +
            env_.hostname;
@@ -235,8 +169,8 @@ class Job {
   void WatchDisk(std::atomic<bool>& stop);
   void WatchUsage(std::atomic<bool>& stop);
   std::optional<fs::path> DetailedResultsFile() const;
-  Status ProgramExitStatus(const ProgramRun& run) const;
-  std::string EarlierExitNote() const;
+  // How the programs ended, for the verdict and the notes on it.
+  std::vector<ProgramEnd> Ends() const;
   Status UploadLogs();
   Status Finish();
   void RemoveContainers();
@@ -274,7 +208,7 @@ class Job {
 
   JobResult result_;
   std::string job_uid_ = RandomHex(6);
-  fs::path root_, output_dir_, input_dir_, logs_dir_;
+  JobFolder folder_;
   std::vector<std::unique_ptr<ProgramRun>> programs_;
   std::string time_limit_error_;  // reported once the logs are up
   bool pull_failed_ = false;       // the job's reason is its image's pull
@@ -349,7 +283,7 @@ JobResult Job::Run() {
   } else {
     Fail(st);
   }
-  if (env_.keep_job_dir) result_.job_dir = root_;
+  if (env_.keep_job_dir) result_.job_dir = folder_.root();
   result_.timings.total_s = SecondsSince(start);
   result_.cleanup = Cleanup();
   if (!env_.defer_cleanup) {
@@ -365,7 +299,7 @@ std::function<void()> Job::Cleanup() {
     std::lock_guard<std::mutex> lock(containers_mu_);
     ids.swap(containers_);
   }
-  fs::path folder = env_.keep_job_dir ? fs::path() : root_;
+  fs::path folder = env_.keep_job_dir ? fs::path() : folder_.root();
   ContainerEngine& engine = engine_;
   std::shared_ptr<ImageBudget> images = image_held_ ? env_.images : nullptr;
   image_held_ = false;
@@ -375,11 +309,7 @@ std::function<void()> Job::Cleanup() {
       Status st = engine.Remove(id, true);
       if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
     }
-    if (!folder.empty()) {
-      std::error_code ec;
-      fs::remove_all(folder, ec);
-      if (ec) spdlog::warn("could not remove job folder {}: {}", folder.string(), ec.message());
-    }
+    if (!folder.empty()) JobFolder::Remove(folder);
     if (!images) return;
     images->Release(image);
     auto swept = images->Enforce();
@@ -414,30 +344,7 @@ Status Job::Prepare() {
   Status patched = reporter_.UpdateStatus(first, HostDetails());
   if (!patched.ok()) spdlog::warn("could not report {}: {}", JobStatusName(first), patched.ToString());
   std::string prefix = "job-" + std::to_string(args_.id) + "-" + Stage() + "-";
-  CW_ASSIGN_OR_RETURN(root_, MakeUniqueDir(JobsFolder(env_), prefix));
-  // What programs leave (a set-uid binary, a participant's data) is for this
-  // job alone: no other user of the host may reach into the jobs folder. The
-  // engine mounts the folders below by path, so programs do not need these
-  // to be open.
-  for (const fs::path& d : {env_.base_dir / "jobs", JobsFolder(env_), root_}) {
-    if (::chmod(d.c_str(), 0700) != 0) {
-      return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
-    }
-  }
-  output_dir_ = root_ / "output";
-  input_dir_ = root_ / "input";
-  logs_dir_ = root_ / "logs";
-  std::error_code ec;
-  for (const fs::path& d : {output_dir_, input_dir_, logs_dir_, root_ / "bundles",
-                            root_ / "shared", env_.base_dir / "data"}) {
-    fs::create_directories(d, ec);
-    if (ec) return IoError("cannot create " + d.string() + ": " + ec.message());
-  }
-  // Programs in the container may run as another user; they must be able to
-  // write their output.
-  for (const fs::path& d : {output_dir_, root_ / "shared"}) {
-    fs::permissions(d, fs::perms::all, ec);
-  }
+  CW_ASSIGN_OR_RETURN(folder_, JobFolder::Create(env_, prefix));
 
   StartPull();
   const bool s = args_.is_scoring;
@@ -505,7 +412,7 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   CW_RETURN_IF_ERROR(CheckCancel());
   const std::string url = Url(raw_url);
   auto t0 = Clock::now();
-  fs::path zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
+  fs::path zip = folder_.bundles() / (fs::path(dest).filename().string() + ".zip");
   Result<std::optional<fs::path>> kept = std::optional<fs::path>();
   if (dest == "input/res") kept = cache_.Claim(url, zip);
   if (!kept.ok()) spdlog::warn("{}: {}; downloading it", args_.id, kept.status().ToString());
@@ -546,7 +453,7 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   limits.max_entries = env_.limits.max_unpacked_files;
   limits.min_free_bytes = env_.limits.min_free_bytes;
   limits.cancelled = [this] { return cancel_.cancelled(); };
-  auto stats = ExtractZip(zip, root_ / dest, limits);
+  auto stats = ExtractZip(zip, folder_.root() / dest, limits);
   AddTime(result_.timings.unzip_s, SecondsSince(t1));
   if (md5.valid()) {
     Result<std::string> sum = md5.get();
@@ -558,7 +465,7 @@ Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
   if (!stats.ok()) return stats.status().Prefixed("The " + what + " could not be unpacked");
   prepared_bytes_ += stats->bytes;  // atomic: bundles unpack at once
   if (dest == "program" || dest == "ingestion_program") {
-    auto hoisted = HoistSingleTopFolder(root_ / dest);
+    auto hoisted = HoistSingleTopFolder(folder_.root() / dest);
     if (!hoisted.ok()) return hoisted.status();
   }
   spdlog::info("{}: {} unpacked ({} files, {} bytes)", args_.id, what, stats->files,
@@ -645,11 +552,10 @@ Status Job::FinishPull(bool stop) {
 
 Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   const bool ingestion = kind == ProgramKind::kIngestion;
-  fs::path dir = root_ / (ingestion ? "ingestion_program" : "program");
+  const fs::path dir = folder_.program(kind);
   auto run = std::make_unique<ProgramRun>();
   run->kind = kind;
-  run->label = ingestion ? "ingestion program"
-                         : (args_.is_scoring ? "scoring program" : "submission");
+  run->label = ProgramLabel(kind, args_.is_scoring);
   // The scoring step is judged by its scoring program's exit code, as the
   // Python worker judges it: a scoring program that cannot run leaves none,
   // and fails the job (there, after the other program ran; here, before).
@@ -668,8 +574,8 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
     // A results-only submission: its files are the predictions.
     spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
                  run->label);
-    CW_RETURN_IF_ERROR(CopyTreeContents(dir, output_dir_));
-    prepared_bytes_ += TreeSize(output_dir_);
+    CW_RETURN_IF_ERROR(CopyTreeContents(dir, folder_.output()));
+    prepared_bytes_ += TreeSize(folder_.output());
     return std::unique_ptr<ProgramRun>();
   }
   if (!meta.command) {
@@ -683,69 +589,18 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   std::string command = ReplaceLegacyVariables(*meta.command, kind, args_.is_scoring,
                                                args_.ingestion_only_during_scoring);
 
-  ContainerSpec spec;
-  // The Python worker's names, so admins' `docker ps` habits work: the
-  // program is "scoring_" in both steps. Taken when the same submission runs
-  // twice on this host, or when its prediction's container is still being
-  // removed as its scoring job starts: then a suffix (below).
-  const std::string python_name = std::string(ingestion ? "ingestion_" : "scoring_") + "uPK-" +
-                                  std::to_string(args_.user_pk) + "_sID-" +
-                                  std::to_string(args_.id);
-  spec.name = python_name;
-  spec.image = args_.docker_image;
-  spec.cmd = {"sh", "-c", command};
-  spec.working_dir = "/app/program";
-  spec.env = {"PYTHONUNBUFFERED=1"};
-  const auto& c = env_.container;
-  if (!c.http_proxy.empty()) {
-    spec.env.push_back("http_proxy=" + c.http_proxy);
-    spec.env.push_back("HTTP_PROXY=" + c.http_proxy);
+  // Names taken when the same submission runs twice on this host, or when
+  // its prediction's container is still being removed as its scoring job
+  // starts: then a suffix (below).
+  std::string network;
+  if (!env_.container.network_disabled && env_.network_holders) {
+    network = env_.network_holders->For(ProgramKindName(kind), args_.docker_image);
   }
-  if (!c.https_proxy.empty()) {
-    spec.env.push_back("https_proxy=" + c.https_proxy);
-    spec.env.push_back("HTTPS_PROXY=" + c.https_proxy);
-  }
-  spec.env.insert(spec.env.end(), c.env.begin(), c.env.end());
-  spec.labels = env_.labels;
-  spec.labels[kLabelWorker] = "codabench-worker";
-  spec.labels[kLabelSubmission] = std::to_string(args_.id);
-  spec.labels[kLabelJob] = job_uid_;
-  spec.labels[kLabelKind] = ProgramKindName(kind);
-  spec.labels[kLabelStage] = Stage();
-
-  auto mount = [&](const fs::path& p, const char* target, bool ro) {
-    fs::create_directories(p, ec);
-    spec.mounts.push_back({Host(p).string(), target, ro});
-  };
-  mount(dir, "/app/program", false);
-  mount(output_dir_, "/app/output", false);
-  mount(env_.base_dir / "data", "/app/data", true);
-  if (ingestion) {
-    const bool from_res = args_.ingestion_only_during_scoring && args_.is_scoring;
-    mount(root_ / (from_res ? "input/res" : "program"), "/app/ingested_program", false);
-  }
-  if (args_.is_scoring) {
-    mount(root_ / "shared", "/app/shared", false);
-    mount(input_dir_, "/app/input", false);
-  }
-  if (!args_.input_data.empty()) mount(root_ / "input_data", "/app/input_data", false);
-  for (const Mount& m : c.extra_mounts) spec.mounts.push_back(m);
-
-  spec.cap_drop = DroppedCapabilities();
-  spec.security_opt = ContainerSecurityOptions(c);
-  spec.pids_limit = c.pids_limit;
-  spec.nofile_limit = c.nofile_limit;
-  spec.network_disabled = c.network_disabled;
-  if (!c.network_disabled && env_.network_holders) {
-    spec.network_mode = env_.network_holders->For(ProgramKindName(kind), spec.image);
-  }
-  spec.device_requests = c.device_requests;
-  spec.ipc_mode = c.ipc_mode;
-  spec.shm_size_bytes = c.shm_size_bytes;
-  spec.memory_bytes = c.memory_bytes;
-  spec.nano_cpus = c.nano_cpus;
-  spec.cpuset_cpus = c.cpuset_cpus;
-  spec.log_driver = "none";
+  ProgramContainer container =
+      ProgramContainerSpec(args_, kind, command, job_uid_, folder_, env_, network);
+  for (const fs::path& p : container.mount_sources) fs::create_directories(p, ec);
+  ContainerSpec& spec = container.spec;
+  const std::string python_name = spec.name;
 
   spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
   auto id = engine_.Create(spec);
@@ -777,12 +632,12 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
     containers_.push_back(*id);
   }
   const char* name = ProgramKindName(kind);
-  run->out = std::make_unique<LogFile>(logs_dir_ / (std::string(name) + ".stdout"),
+  run->out = std::make_unique<LogFile>(folder_.logs() / (std::string(name) + ".stdout"),
                                        env_.max_log_bytes);
-  run->err = std::make_unique<LogFile>(logs_dir_ / (std::string(name) + ".stderr"),
+  run->err = std::make_unique<LogFile>(folder_.logs() / (std::string(name) + ".stderr"),
                                        env_.max_log_bytes);
   if (!run->out->ok() || !run->err->ok()) return IoError("cannot create log files in " +
-                                                         logs_dir_.string());
+                                                         folder_.logs().string());
   run->stdout_url = ingestion ? args_.ingestion_stdout_url : args_.stdout_url;
   run->stderr_url = ingestion ? args_.ingestion_stderr_url : args_.stderr_url;
   return run;
@@ -839,10 +694,10 @@ void Job::StreamProgram(ProgramRun& run) {
 std::optional<fs::path> Job::DetailedResultsFile() const {
   // symlink_status: a link the program left is never taken for the file.
   std::error_code ec;
-  fs::path preferred = output_dir_ / "detailed_results.html";
+  fs::path preferred = folder_.output() / "detailed_results.html";
   if (fs::is_regular_file(fs::symlink_status(preferred, ec))) return preferred;
   std::optional<fs::path> first;
-  for (const auto& entry : fs::directory_iterator(output_dir_, ec)) {
+  for (const auto& entry : fs::directory_iterator(folder_.output(), ec)) {
     if (fs::is_regular_file(entry.symlink_status(ec)) && entry.path().extension() == ".html" &&
         (!first || entry.path() < *first)) {
       first = entry.path();
@@ -858,7 +713,7 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
   // Looks are cheap (an lstat), so they are frequent and a change reaches
   // the site within about a second; uploads are at most one a second, and
   // never of an unchanged file.
-  const fs::path snapshot = root_ / "detailed_results.snapshot.html";
+  const fs::path snapshot = folder_.root() / "detailed_results.snapshot.html";
   using Seen = std::pair<std::int64_t, std::int64_t>;  // mtime ns, size
   std::optional<Seen> last;
   std::optional<Clock::time_point> last_upload;
@@ -873,7 +728,7 @@ void Job::WatchDetailedResults(std::atomic<bool>& stop) {
     // detailed_results.html is looked for every time; without it, finding
     // "the first *.html" lists the output folder, which may be big: not more
     // than every 2 s.
-    const fs::path preferred = output_dir_ / "detailed_results.html";
+    const fs::path preferred = folder_.output() / "detailed_results.html";
     std::error_code ec;
     if (fs::is_regular_file(fs::symlink_status(preferred, ec))) {
       file = preferred;
@@ -1054,8 +909,7 @@ Status Job::RunPrograms() {
   }
   CW_RETURN_IF_ERROR(CheckCancel());
   if (timed_out) {
-    std::string message = "Execution Time Limit exceeded. Limit was " +
-                          std::to_string(args_.execution_time_limit) + " seconds";
+    std::string message = TimeLimitMessage(args_.execution_time_limit);
     // Sent after the logs are uploaded: the site appends it to the stderr
     // log, which the upload would otherwise overwrite.
     time_limit_error_ = message;
@@ -1063,90 +917,26 @@ Status Job::RunPrograms() {
     return Timeout(message);
   }
   if (too_large) {
-    const std::string limit = FormatGb(env_.limits.max_output_bytes);
-    std::string message = "Job output larger than " + limit + " GB (MAX_OUTPUT_SIZE_GB=" + limit +
-                          "): the programs wrote " +
-                          FormatGb(output_bytes_seen_.load()) +
-                          " GB and were stopped";
+    std::string message =
+        OutputTooLargeMessage(env_.limits.max_output_bytes, output_bytes_seen_.load());
     reporter_.LiveError(message);
     return InvalidInput(message);
   }
-  for (auto& run : programs_) {
-    if (!run->error.ok()) return run->error;
+  ExitVerdict verdict = JudgeProgramEnds(Ends(), args_.is_scoring, env_.container.memory_bytes,
+                                         folder_.input() / "res" / "metadata");
+  for (const std::string& why : verdict.tolerated) {
+    spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id, why);
+    reporter_.LiveError(why + " (see its stderr log); the job goes on with what it wrote");
   }
-  // Out of memory ends the job in either step: what the program left is cut
-  // short, and only this message says why.
-  for (auto& run : programs_) {
-    if (run->oom_killed) return ProgramExitStatus(*run);
-  }
-  // As the Python worker does: in the prediction step an exit code does not
-  // fail the job (a results-only submission to a CodaLab 1.5 competition
-  // makes its ingestion program exit 1, and the scoring program scores the
-  // copied files); in the scoring step the scoring program's does.
-  for (auto& run : programs_) {
-    if (!run->outcome.exit_code || *run->outcome.exit_code == 0) continue;
-    Status why = ProgramExitStatus(*run);
-    if (args_.is_scoring && run->kind == ProgramKind::kProgram) {
-      std::string earlier = EarlierExitNote();
-      return earlier.empty() ? why : Status(why.code(), why.message() + "; " + earlier);
-    }
-    spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id,
-                 why.message());
-    reporter_.LiveError(why.message() + " (see its stderr log); the job goes on with what it wrote");
-  }
-  return Status::Ok();
+  return verdict.status;
 }
 
-Status Job::ProgramExitStatus(const ProgramRun& run) const {
-  const int code = run.outcome.exit_code.value_or(-1);
-  if (run.oom_killed) {
-    long long limit = env_.container.memory_bytes;
-    return InvalidInput("The " + run.label + " ran out of memory (limit " +
-                        (limit > 0 ? FormatMiB(limit) : std::string("the host's memory")) +
-                        ") and was stopped (exit code " + std::to_string(code) + ")");
-  }
-  std::string signal = code > 128 ? SignalName(code - 128) : std::string();
-  if (!signal.empty()) {
-    return InvalidInput("The " + run.label + " was killed by " + signal + " (exit code " +
-                        std::to_string(code) + ")");
-  }
-  // No "see its stderr log": the Failed status's details end with "See logs
-  // for more details.", and the live note of the prediction step says it.
-  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code));
-}
-
-// For a failing scoring step: which program of this job or of the
-// prediction step exited non-zero before (from the prediction output's
-// `metadata`, which the worker wrote).
-std::string Job::EarlierExitNote() const {
-  std::vector<std::string> notes;
+std::vector<ProgramEnd> Job::Ends() const {
+  std::vector<ProgramEnd> ends;
   for (const auto& run : programs_) {
-    if (run->kind == ProgramKind::kIngestion && run->outcome.exit_code &&
-        *run->outcome.exit_code != 0) {
-      notes.push_back("the ingestion program exited with code " +
-                      std::to_string(*run->outcome.exit_code));
-    }
+    ends.push_back({run->kind, run->label, run->outcome, run->oom_killed, run->error});
   }
-  auto text = ReadRegularFile(input_dir_ / "res" / "metadata", 64 * 1024);
-  if (text.ok()) {
-    try {
-      YAML::Node meta = YAML::Load(*text);
-      for (auto [key, who] : {std::pair{"exitCode", "the submission"},
-                              std::pair{"ingestionExitCode", "the ingestion program"}}) {
-        if (!meta.IsMap() || !meta[key] || !meta[key].IsScalar()) continue;
-        int code = 0;
-        if (YAML::convert<int>::decode(meta[key], code) && code != 0) {
-          notes.push_back(std::string(who) + " exited with code " + std::to_string(code) +
-                          " in the prediction step");
-        }
-      }
-    } catch (const std::exception&) {
-      // Not the worker's own metadata: nothing to add.
-    }
-  }
-  std::string out;
-  for (const auto& n : notes) out += (out.empty() ? "" : "; ") + n;
-  return out;
+  return ends;
 }
 
 void Job::WatchUsage(std::atomic<bool>& stop) {
@@ -1179,11 +969,7 @@ void Job::WatchUsage(std::atomic<bool>& stop) {
 void Job::WatchDisk(std::atomic<bool>& stop) {
   // Every folder a program can write. What was unpacked or copied into them
   // before the start is not the programs' doing.
-  std::vector<fs::path> dirs;
-  for (const char* d : {"output", "shared", "program", "ingestion_program", "input",
-                        "input_data"}) {
-    dirs.push_back(root_ / d);
-  }
+  const std::vector<fs::path> dirs = folder_.Writable();
   auto measure = [&] {
     std::uintmax_t bytes = 0;
     for (const auto& d : dirs) bytes += MeasureTree(d).bytes;
@@ -1253,12 +1039,12 @@ Status Job::Finish() {
   // program it is the ingestion's (as the Python worker writes it).
   ProgramOutcome program = result_.program;
   if (!program.elapsed_seconds) program.elapsed_seconds = result_.ingestion.elapsed_seconds;
-  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, program, result_.ingestion, result_.gpu));
+  CW_RETURN_IF_ERROR(WriteOutputMetadata(folder_.output(), program, result_.ingestion, result_.gpu));
   auto t0 = Clock::now();
   if (args_.is_scoring) {
-    auto scores = ReadScores(output_dir_);
+    auto scores = ReadScores(folder_.output());
     if (!scores.ok()) {
-      std::string earlier = EarlierExitNote();
+      std::string earlier = EarlierExitNote(Ends(), folder_.input() / "res" / "metadata");
       if (earlier.empty()) return scores.status();
       return Status(scores.status().code(), scores.status().message() + "; " + earlier);
     }
@@ -1266,8 +1052,8 @@ Status Job::Finish() {
     Status sent = reporter_.ReportScores(result_.scores);
     if (!sent.ok()) return sent.Prefixed("Could not send the scores to the site");
   }
-  fs::path zip = root_ / "output.zip";
-  CW_RETURN_IF_ERROR(CreateZip(output_dir_, zip, [this] { return cancel_.cancelled(); }));
+  fs::path zip = folder_.root() / "output.zip";
+  CW_RETURN_IF_ERROR(CreateZip(folder_.output(), zip, [this] { return cancel_.cancelled(); }));
   const std::string& url = args_.is_scoring ? args_.scoring_result : args_.prediction_result;
   Status put = storage_.Put(Url(url), zip, "application/zip");
   result_.timings.upload_s += SecondsSince(t0);
@@ -1297,28 +1083,6 @@ void Job::RemoveContainers() {
 }
 
 }  // namespace
-
-fs::path JobsFolder(const JobEnvironment& env) {
-  fs::path jobs = env.base_dir / "jobs";
-  return env.jobs_subfolder.empty() ? jobs : jobs / env.jobs_subfolder;
-}
-
-int RemoveLeftoverJobFolders(const JobEnvironment& env) {
-  const fs::path jobs = JobsFolder(env);
-  int removed = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it(jobs, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    fs::remove_all(it->path(), rm);
-    if (rm) {
-      spdlog::warn("could not remove {} left by an earlier run: {}", it->path().string(),
-                   rm.message());
-    } else {
-      ++removed;
-    }
-  }
-  return removed;
-}
 
 JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& cancel) {
   // A bug or an exhausted resource (std::bad_alloc, a filesystem error) in
