@@ -27,6 +27,8 @@
 #include "common/log.h"
 #include "common/safe_file.h"
 #include "common/units.h"
+#include "job/bundle_fetcher.h"
+#include "job/image_puller.h"
 #include "job/legacy.h"
 #include "job/program_exit.h"
 #include "job/network_holders.h"
@@ -117,10 +119,6 @@ class Job {
         reporter_(reporter), cancel_(cancel) {}
 
   ~Job() {
-    if (puller_.joinable()) {  // an exception left Prepare
-      stop_pull_ = true;
-      puller_.join();
-    }
     RemoveContainers();
     if (image_held_) env_.images->Release(args_.docker_image);  // an exception ended Run
   }
@@ -139,29 +137,6 @@ class Job {
   }
 
   Status Prepare();
-  struct BundleFetch {
-    std::string url;   // empty: the job has none
-    std::string dest;  // folder under the job's, which names the zip too
-    std::string what;  // for messages: "input data"
-    bool cached;       // through the bundle cache (datasets), or not (programs)
-  };
-  Status FetchBundles(const std::vector<BundleFetch>& bundles);
-  Status FetchBundle(const std::string& url, const std::string& dest, const std::string& what,
-                     bool cached);
-  // Bundles fetch at once: their times add up under a lock.
-  void AddTime(double& total, double seconds) {
-    std::lock_guard<std::mutex> lock(times_mu_);
-    total += seconds;
-  }
-  // The image is pulled on its own thread while the bundles download: they
-  // do not depend on each other, and a pull that finds the image up to date
-  // still costs a registry round trip or two.
-  void StartPull();
-  // The pull itself, on the pulling thread: into pull_.
-  void Pull();
-  // Waits for the pull (stopping it first when `stop`), then decides: the
-  // image, a local copy, or the job fails with the engine's reason.
-  Status FinishPull(bool stop);
   Status RunPrograms();
   Result<std::unique_ptr<ProgramRun>> CreateProgram(ProgramKind kind);
   void StreamProgram(ProgramRun& run);
@@ -216,17 +191,8 @@ class Job {
   // MAX_OUTPUT_SIZE_GB; the main loop then stops them.
   std::atomic<bool> output_too_large_{false};
   std::atomic<std::uintmax_t> output_bytes_seen_{0};
-  std::mutex times_mu_;
   std::atomic<std::uintmax_t> prepared_bytes_{0};  // unpacked or copied before the programs ran
   bool image_held_ = false;            // Acquired from env_.images
-  struct PullOutcome {
-    Result<bool> exists = false;  // was the image on this machine before the pull
-    bool pulled = false;          // a pull was made
-    Status status;                // its result
-  };
-  std::thread puller_;
-  PullOutcome pull_;
-  std::atomic<bool> stop_pull_{false};
   std::mutex containers_mu_;
   std::vector<std::string> containers_;
   std::mutex wake_mu_;
@@ -346,208 +312,44 @@ Status Job::Prepare() {
   std::string prefix = "job-" + std::to_string(args_.id) + "-" + Stage() + "-";
   CW_ASSIGN_OR_RETURN(folder_, JobFolder::Create(env_, prefix));
 
-  StartPull();
-  const bool s = args_.is_scoring;
-  Status fetched = FetchBundles({
-      {args_.program_data, "program", s ? "scoring program" : "submission", false},
-      {args_.ingestion_program, "ingestion_program", "ingestion program", false},
-      {args_.input_data, "input_data", "input data", true},
-      {args_.reference_data, "input/ref", "reference data", true},
-      {s ? args_.prediction_result : std::string(), "input/res", "prediction output", false},
-  });
-  if (fetched.ok()) fetched = CheckCancel();
-  Status pulled = FinishPull(/*stop=*/!fetched.ok());
-  return fetched.ok() ? pulled : fetched;
-}
-
-Status Job::FetchBundles(const std::vector<BundleFetch>& all) {
-  std::vector<const BundleFetch*> wanted;
-  for (const BundleFetch& b : all) {
-    if (!b.url.empty()) wanted.push_back(&b);
-  }
-  if (wanted.empty()) return Status::Ok();
-  // Each bundle downloads and unpacks into its own folder, all at once: a
-  // dataset and a submission take the longer of the two, not the sum. The
-  // first to fail stops the others (their transfers are abandoned within a
-  // second) and is the job's reason.
-  std::vector<Status> results(wanted.size());
-  std::vector<std::exception_ptr> thrown(wanted.size());
-  std::atomic<int> first_failure{-1};
-  auto fetch = [&](std::size_t i) {
-    const BundleFetch& b = *wanted[i];
-    try {
-      results[i] = FetchBundle(b.url, b.dest, b.what, b.cached);
-    } catch (...) {
-      // Rethrown on the job's thread, where every exception of the pipeline
-      // becomes the job's failure.
-      thrown[i] = std::current_exception();
-      results[i] = Internal("fetching the " + b.what + " stopped");
-    }
-    int none = -1;
-    if (!results[i].ok()) first_failure.compare_exchange_strong(none, static_cast<int>(i));
-  };
-  const LogFields fields = CurrentLogFields();
-  const AbandonScope* job_scope = AbandonScope::Current();
-  std::vector<std::thread> others;
-  for (std::size_t i = 1; i < wanted.size(); ++i) {
-    others.emplace_back([&, i] {
-      ScopedLogFields scoped(fields);
-      AbandonScope abandon([&] { return first_failure.load() >= 0; }, job_scope);
-      fetch(i);
-    });
-  }
-  {
-    AbandonScope abandon([&] { return first_failure.load() >= 0; }, job_scope);
-    fetch(0);
-  }
-  for (auto& t : others) t.join();
-  const int failed = first_failure.load();
-  if (failed < 0) return Status::Ok();
-  if (thrown[static_cast<std::size_t>(failed)]) std::rethrow_exception(thrown[static_cast<std::size_t>(failed)]);
-  return results[static_cast<std::size_t>(failed)];
-}
-
-Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
-                        const std::string& what, bool cached) {
-  CW_RETURN_IF_ERROR(CheckCancel());
-  const std::string url = Url(raw_url);
-  auto t0 = Clock::now();
-  fs::path zip = folder_.bundles() / (fs::path(dest).filename().string() + ".zip");
-  Result<std::optional<fs::path>> kept = std::optional<fs::path>();
-  if (dest == "input/res") kept = cache_.Claim(url, zip);
-  if (!kept.ok()) spdlog::warn("{}: {}; downloading it", args_.id, kept.status().ToString());
-  TransferProgress shown(env_.progress, "downloading the " + what);
-  TransferProgressFn progress;
-  if (env_.progress.enabled()) {
-    progress = [&shown](std::uint64_t done, std::uint64_t total) { shown.Update(done, total); };
-  }
-  if (kept.ok() && kept->has_value()) {
-    spdlog::info("{}: the {} is the one this worker uploaded; not downloaded again", args_.id,
-                 what);
-  } else if (cached) {
-    // Pinned into the job's folder: another slot's download may evict the
-    // cache entry before this job has unpacked it.
-    auto got = cache_.Get(url, storage_, zip, progress);
-    shown.Finish(got.ok());
-    if (!got.ok()) return got.status().Prefixed("Could not download the " + what);
-    zip = *got;
-  } else {
-    Status st = storage_.Fetch(url, zip, progress);
-    shown.Finish(st.ok());
-    if (!st.ok()) return st.Prefixed("Could not download the " + what);
-  }
-  AddTime(result_.timings.fetch_s, SecondsSince(t0));
-
-  // The submission's checksum is read while it unpacks (both from the page
-  // cache): it costs no time of its own. Sent after, as the Python worker does.
-  std::future<Result<std::string>> md5;
-  if (dest == "program" && !args_.is_scoring) {
-    md5 = std::async(std::launch::async, [this, zip] {
-      return Md5FileHex(zip, [this] { return cancel_.cancelled(); });
-    });
-  }
-
-  auto t1 = Clock::now();
-  UnpackLimits limits;
-  limits.max_bytes = env_.limits.max_unpacked_bytes;
-  limits.max_entries = env_.limits.max_unpacked_files;
-  limits.min_free_bytes = env_.limits.min_free_bytes;
-  limits.cancelled = [this] { return cancel_.cancelled(); };
-  auto stats = ExtractZip(zip, folder_.root() / dest, limits);
-  AddTime(result_.timings.unzip_s, SecondsSince(t1));
-  if (md5.valid()) {
-    Result<std::string> sum = md5.get();
-    if (sum.ok()) {
-      Status sent = reporter_.ReportMd5(*sum);
-      if (!sent.ok()) spdlog::warn("could not report the submission's md5: {}", sent.ToString());
-    }
-  }
-  if (!stats.ok()) return stats.status().Prefixed("The " + what + " could not be unpacked");
-  prepared_bytes_ += stats->bytes;  // atomic: bundles unpack at once
-  if (dest == "program" || dest == "ingestion_program") {
-    auto hoisted = HoistSingleTopFolder(folder_.root() / dest);
-    if (!hoisted.ok()) return hoisted.status();
-  }
-  spdlog::info("{}: {} unpacked ({} files, {} bytes)", args_.id, what, stats->files,
-               stats->bytes);
-  return Status::Ok();
-}
-
-void Job::StartPull() {
   // Held from now: the image store's sweep after another job must not remove
   // the image between this pull and the programs' start.
   if (env_.images) {
     env_.images->Acquire(args_.docker_image);
     image_held_ = true;
   }
-  const LogFields fields = CurrentLogFields();
-  puller_ = std::thread([this, fields] {
-    ScopedLogFields scoped(fields);
-    // Ends the engine's pull call within about a second of a cancel or of a
-    // failed download.
-    AbandonScope abandon([this] { return stop_pull_.load() || cancel_.cancelled(); });
-    auto t0 = Clock::now();
-    try {
-      Pull();
-    } catch (const std::exception& e) {
-      pull_.status = Internal(std::string("the image pull stopped: ") + e.what());
-    }
-    result_.timings.pull_s = SecondsSince(t0);
-  });
-}
-
-void Job::Pull() {
-  const std::string& image = args_.docker_image;
-  pull_.exists = engine_.ImageExists(image);
-  if (!pull_.exists.ok()) return;
-  pull_.pulled = env_.pull_policy == PullPolicy::kAlways ||
-                 (env_.pull_policy == PullPolicy::kMissing && !*pull_.exists);
-  if (!pull_.pulled) return;
-  spdlog::info("pulling image {}", image);
-  TransferProgress shown(env_.progress, "pulling image " + image);
-  PullTally tally;
-  PullProgressFn progress;
-  if (env_.progress.enabled()) {
-    progress = [&shown, &tally](const PullProgress& p) {
-      try {
-        tally.Add(p);
-        shown.Update(tally.done(), tally.total(), tally.total_partial(), tally.Detail());
-      } catch (...) {
-        // A pull goes on whatever its display does.
-      }
+  ImagePuller puller(engine_, args_.docker_image, env_.pull_policy, env_.progress, cancel_);
+  const bool s = args_.is_scoring;
+  BundleFetchContext context{storage_, cache_, cancel_, env_, folder_.root(), folder_.bundles(),
+                             args_.id, nullptr};
+  if (!s) {
+    context.on_submission_md5 = [this](const std::string& sum) {
+      Status sent = reporter_.ReportMd5(sum);
+      if (!sent.ok()) spdlog::warn("could not report the submission's md5: {}", sent.ToString());
     };
   }
-  pull_.status = engine_.PullImage(image, progress);
-  shown.Finish(pull_.status.ok());
-}
-
-Status Job::FinishPull(bool stop) {
-  if (stop) stop_pull_ = true;
-  if (puller_.joinable()) puller_.join();
-  if (stop) return Status::Ok();  // the job ends for another reason
-  CW_RETURN_IF_ERROR(CheckCancel());
-  const std::string& image = args_.docker_image;
-  const Status& pulled = pull_.status;
-  if (!pull_.exists.ok()) return pull_.exists.status().Prefixed("Cannot reach the container engine");
-  const bool exists = *pull_.exists;
-  if (pulled.ok() && (pull_.pulled || exists)) return Status::Ok();
-  if (!pulled.ok() && exists) {
-    spdlog::warn("pull of {} failed ({}); using the copy already on this machine", image,
-                 pulled.message());
-    return Status::Ok();
+  BundleFetcher fetcher(std::move(context));
+  Status fetched = fetcher.FetchAll({
+      {args_.program_data, "program", s ? "scoring program" : "submission", false},
+      {args_.ingestion_program, "ingestion_program", "ingestion program", false},
+      {args_.input_data, "input_data", "input data", true},
+      {args_.reference_data, "input/ref", "reference data", true},
+      {s ? args_.prediction_result : std::string(), "input/res", "prediction output", false},
+  });
+  result_.timings.fetch_s = fetcher.fetch_seconds();
+  result_.timings.unzip_s = fetcher.unzip_seconds();
+  prepared_bytes_ += fetcher.prepared_bytes();
+  if (fetched.ok()) fetched = CheckCancel();
+  Status pulled = puller.Finish(/*stop=*/!fetched.ok());
+  result_.timings.pull_s = puller.seconds();
+  if (puller.refused()) {
+    Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, pulled.message(),
+                                        args_.is_scoring);
+    if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
+    reporter_.LiveError(pulled.message());
+    pull_failed_ = true;
   }
-  std::string reason = pulled.ok() ? "the image is not on this machine and pulling is off"
-                                   : pulled.message();
-  // The engine's reason, without the "pulling image <image>: " it comes with.
-  if (const std::string said = "pulling image " + image + ": "; reason.rfind(said, 0) == 0) {
-    reason.erase(0, said.size());
-  }
-  std::string message = "Pull for " + image + " failed: " + reason;
-  Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, message, args_.is_scoring);
-  if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
-  reporter_.LiveError(message);
-  pull_failed_ = true;
-  return Status(pulled.ok() ? Code::kNotFound : pulled.code(), message);
+  return fetched.ok() ? pulled : fetched;
 }
 
 Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
