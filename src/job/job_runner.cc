@@ -114,8 +114,8 @@ class Job {
   std::string job_uid_ = RandomHex(6);
   JobFolder folder_;
   JobContainers containers_;
+  Wakeup wakeup_;  // before programs_: their threads notify it until joined
   std::vector<std::unique_ptr<ProgramRun>> programs_;
-  Wakeup wakeup_;
   std::string time_limit_error_;  // reported once the logs are up
   bool pull_failed_ = false;      // the job's reason is its image's pull
   // Set by the disk watcher when the programs wrote more than
@@ -401,14 +401,22 @@ Status Job::RunPrograms() {
     runs.push_back(run.get());
   }
   WatcherThreads watchers;
-  StartWatchers(watchers);
   std::unique_ptr<GpuWindow> gpu_window;
-  ProgramsStop stop = Supervise(runs, deadline, cancel_, output_too_large_, wakeup_, [&] {
-    result_.timings.container_start_s = SecondsSince(t0);
-    // From here, not from the creation: an idle GPU while containers start
-    // is not the programs' doing and would lower their mean.
-    if (env_.gpu_usage && !programs_.empty()) gpu_window = env_.gpu_usage->Begin();
-  });
+  ProgramsStop stop = ProgramsStop::kAllEnded;
+  try {
+    StartWatchers(watchers);
+    stop = Supervise(runs, deadline, cancel_, output_too_large_, wakeup_, [&] {
+      result_.timings.container_start_s = SecondsSince(t0);
+      // From here, not from the creation: an idle GPU while containers start
+      // is not the programs' doing and would lower their mean.
+      if (env_.gpu_usage && !programs_.empty()) gpu_window = env_.gpu_usage->Begin();
+    });
+  } catch (...) {
+    // No program outlives the loop that watches it (Job::Run reports this).
+    containers_.KillAll(engine_);
+    for (auto& run : programs_) run->Join();
+    throw;
+  }
   if (stop != ProgramsStop::kAllEnded) containers_.KillAll(engine_);
   for (auto& run : programs_) run->Join();
   watchers.StopAndJoin();  // after the programs: the detailed results' final look
