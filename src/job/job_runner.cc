@@ -1,36 +1,26 @@
 #include "job/job_runner.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cctype>
-#include <condition_variable>
-#include <csignal>
-#include <cstdio>
-#include <cstring>
 #include <exception>
-#include <future>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <thread>
 
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
 
 #include "archive/zip.h"
-#include "common/abandon.h"
-#include "common/fd.h"
 #include "common/files.h"
 #include "common/log.h"
-#include "common/safe_file.h"
-#include "common/units.h"
+#include "job/bundle_fetcher.h"
+#include "job/image_puller.h"
+#include "job/job_containers.h"
 #include "job/legacy.h"
 #include "job/network_holders.h"
-#include "storage/file_util.h"
-#include "storage/hash.h"
+#include "job/program_exit.h"
+#include "job/program_output.h"
+#include "job/program_run.h"
+#include "job/supervisor.h"
+#include "job/watchers.h"
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -42,139 +32,23 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-
-std::string FormatMiB(long long bytes) {
-  if (bytes >= (1LL << 30) && bytes % (1LL << 30) == 0) {
-    return std::to_string(bytes >> 30) + " GiB";
-  }
-  return std::to_string(bytes >> 20) + " MiB";
-}
-
-// "peak memory 212 MiB, CPU 3.4 s" (or what of it the engine told).
-std::string DescribeUsage(const ProgramOutcome& o) {
-  std::string out;
-  if (o.peak_memory_bytes) out += "peak memory " + FormatMiB(*o.peak_memory_bytes);
-  if (o.cpu_seconds) {
-    char cpu[32];
-    std::snprintf(cpu, sizeof cpu, "CPU %.1f s", *o.cpu_seconds);
-    out += (out.empty() ? "" : ", ") + std::string(cpu);
-  }
-  return out.empty() ? "no usage figures from the engine" : out;
-}
-
-// "; GPUs 0, 1 while the programs ran: peak memory 3276 MiB, utilisation 87%
-// on average". The programs share the slot's GPUs, so the figures are the
-// slot's over their whole run, the same on each program's line.
-std::string DescribeSlotGpus(const GpuUsageMeter& meter, const GpuUsage& usage) {
-  std::string figures = DescribeGpuUsage(usage);
-  return "; " + meter.Describe() + " while the programs ran: " +
-         (figures.empty() ? "no figures (no sample landed while they ran)" : figures);
-}
-
-// "SIGKILL" for 9; empty when `sig` is no signal this system knows.
-std::string SignalName(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : std::string();
-}
-
-// The status_details of a Failed status, in the shapes of the Python
-// worker's texts so that admins and participants can compare the two:
-// "Submission failed: <reason>. See logs for more details." (its
-// SubmissionException), with our reason inside.
-std::string SubmissionFailedDetails(std::string reason) {
-  while (!reason.empty() && (reason.back() == '.' || std::isspace(static_cast<unsigned char>(reason.back())))) {
-    reason.pop_back();
-  }
-  if (reason.empty()) return "Submission failed. See logs for more details.";
-  return "Submission failed: " + reason + ". See logs for more details.";
-}
-
-}  // namespace
-
-std::vector<std::string> ContainerSecurityOptions(const ContainerOptions& c) {
-  // No program may gain privileges (a set-uid binary in the image or the
-  // submission), under podman as under Docker; podman's SELinux labels
-  // would also refuse the job's bind mounts.
-  std::vector<std::string> out = {"no-new-privileges"};
-  if (c.podman) out.push_back("label=disable");
-  return out;
-}
-
-namespace {
-
-// The capabilities the reference worker drops from every program.
-const std::vector<std::string>& DroppedCapabilities() {
-  static const std::vector<std::string> caps = {
-      "AUDIT_WRITE", "CHOWN",  "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",   "MKNOD",
-      "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"};
-  return caps;
-}
-
-// Detailed results past this are not sent (an HTML page, images inlined).
-constexpr std::uint64_t kMaxDetailedResultsBytes = 256ull << 20;
-
-
-// One of a program's two output streams, on its way to a file on disk (which
-// is uploaded when the program ends) and to the live reporter.
-class LogFile {
- public:
-  LogFile(fs::path path, std::uint64_t cap) : path_(std::move(path)), cap_(cap) {
-    file_ = std::fopen(path_.c_str(), "wb");
-  }
-  ~LogFile() { Close(); }
-  LogFile(const LogFile&) = delete;
-  LogFile& operator=(const LogFile&) = delete;
-
-  void Write(std::string_view data) {
-    if (!file_) return;
-    if (cap_ && written_ + data.size() > cap_) {
-      if (!truncated_) {
-        std::fwrite(data.data(), 1, cap_ - written_, file_);
-        std::string note = "\n[codabench-worker: output past " + std::to_string(cap_ >> 20) +
-                           " MiB was dropped]\n";
-        std::fwrite(note.data(), 1, note.size(), file_);
-        written_ = cap_;
-        truncated_ = true;
-      }
-      return;
-    }
-    std::fwrite(data.data(), 1, data.size(), file_);
-    written_ += data.size();
-  }
-  void Close() {
-    if (file_) std::fclose(file_);
-    file_ = nullptr;
-  }
-  const fs::path& path() const { return path_; }
-  bool ok() const { return file_ != nullptr; }
-
- private:
-  fs::path path_;
-  std::uint64_t cap_;
-  std::FILE* file_ = nullptr;
-  std::uint64_t written_ = 0;
-  bool truncated_ = false;
-};
-
-struct ProgramRun {
-  ProgramKind kind;
-  std::string label;  // "submission", "scoring program", "ingestion program"
-  std::string container_id;
-  std::string stdout_url, stderr_url;
-  std::unique_ptr<LogFile> out, err;
-  ProgramOutcome outcome;
-  bool oom_killed = false;  // the kernel stopped it at its memory limit
-  // Highest figures sampled while it ran (-1: none yet).
-  std::atomic<long long> peak_memory{-1};
-  std::atomic<double> cpu_seconds{-1};
-  Status error;
-  Clock::time_point started;
-  Clock::time_point running_since;  // valid once `running` is set
-  std::atomic<bool> running{false};
-  std::thread thread;
-  std::atomic<bool> done{false};
-};
-
+// One run of JobRunner::Run: composes the parts (job/*.h) in the order of
+// the pipeline (docs/design.md).
+//
+// Thread rules: a Job lives on the thread that called JobRunner::Run, and
+// its members are that thread's, except:
+//   - containers_ (JobContainers, its own lock): added to by the thread that
+//     creates the ingestion program's container, read by the disk watcher;
+//   - wakeup_ (its own lock): notified by the programs' threads and the
+//     disk watcher;
+//   - output_too_large_, output_bytes_seen_ (atomics): written by the disk
+//     watcher; prepared_bytes_ (atomic): by both container creators;
+//   - programs_: filled before any program's thread starts and not changed
+//     until they are all joined; the runs' own state follows
+//     job/program_run.h.
+// Every thread a Job starts (the ingestion program's creator, the programs',
+// the watchers', the fetches' and the pull's) is joined before the method
+// that started it returns, or by the RAII owner an exception unwinds.
 class Job {
  public:
   Job(const JobEnvironment& env, Storage& storage, BundleCache& cache, ContainerEngine& engine,
@@ -183,12 +57,10 @@ class Job {
         reporter_(reporter), cancel_(cancel) {}
 
   ~Job() {
-    if (puller_.joinable()) {  // an exception left Prepare
-      stop_pull_ = true;
-      puller_.join();
-    }
-    RemoveContainers();
-    if (image_held_) env_.images->Release(args_.docker_image);  // an exception ended Run
+    // An exception ended Run: the containers go first, which ends the
+    // programs' streams, so programs_ (destroyed after) joins at once.
+    containers_.RemoveAll(engine_);
+    if (image_held_) env_.images->Release(args_.docker_image);
   }
 
   JobResult Run();
@@ -197,65 +69,31 @@ class Job {
   std::string Url(const std::string& url) const {
     return env_.rewrite_url ? env_.rewrite_url(url) : url;
   }
-  fs::path Host(const fs::path& p) const { return ToHostPath(p, env_.base_dir, env_.host_dir); }
-  const char* Stage() const { return args_.is_scoring ? "scoring" : "prediction"; }
+  const char* Stage() const { return StageName(args_.is_scoring); }
   std::string HostDetails() const {
     return std::string(args_.is_scoring ? "scoring_hostname-" : "ingestion_hostname-") +
            env_.hostname;
   }
+  fs::path PredictionMetadata() const { return folder_.input() / "res" / "metadata"; }
 
+  // The folder, the image and the bundles.
   Status Prepare();
-  struct BundleFetch {
-    std::string url;   // empty: the job has none
-    std::string dest;  // folder under the job's, which names the zip too
-    std::string what;  // for messages: "input data"
-    bool cached;       // through the bundle cache (datasets), or not (programs)
-  };
-  Status FetchBundles(const std::vector<BundleFetch>& bundles);
-  Status FetchBundle(const std::string& url, const std::string& dest, const std::string& what,
-                     bool cached);
-  // Bundles fetch at once: their times add up under a lock.
-  void AddTime(double& total, double seconds) {
-    std::lock_guard<std::mutex> lock(times_mu_);
-    total += seconds;
-  }
-  // The image is pulled on its own thread while the bundles download: they
-  // do not depend on each other, and a pull that finds the image up to date
-  // still costs a registry round trip or two.
-  void StartPull();
-  // The pull itself, on the pulling thread: into pull_.
-  void Pull();
-  // Waits for the pull (stopping it first when `stop`), then decides: the
-  // image, a local copy, or the job fails with the engine's reason.
-  Status FinishPull(bool stop);
-  Status RunPrograms();
+  // Both programs' containers, at once; into programs_.
+  Status CreatePrograms();
+  // The container of the program of `kind`; null when it has none to run.
   Result<std::unique_ptr<ProgramRun>> CreateProgram(ProgramKind kind);
-  void StreamProgram(ProgramRun& run);
-  void WatchDetailedResults(std::atomic<bool>& stop);
-  void WatchDisk(std::atomic<bool>& stop);
-  void WatchUsage(std::atomic<bool>& stop);
-  std::optional<fs::path> DetailedResultsFile() const;
-  Status ProgramExitStatus(const ProgramRun& run) const;
-  std::string EarlierExitNote() const;
+  Result<std::string> CreateContainer(ContainerSpec spec, const std::string& label);
+  // Runs them to their end or until stopped, with their watchers.
+  Status RunPrograms();
+  void StartWatchers(WatcherThreads& watchers);
+  // Why the programs stopped, or how they ended, as the job's status.
+  Status Verdict(ProgramsStop stop);
+  // How the programs ended, for the verdict and the notes on it.
+  std::vector<ProgramEnd> Ends() const;
   Status UploadLogs();
   Status Finish();
-  void RemoveContainers();
   // Removes the containers and (unless kept) the job folder, when called.
   std::function<void()> Cleanup();
-  void KillContainers();
-  // Wakes the loop that waits for the programs: one ended, started, or must
-  // be stopped. Without it the loop would notice only at its next tick.
-  void Wake() {
-    std::lock_guard<std::mutex> lock(wake_mu_);
-    ++wakes_;
-    wake_cv_.notify_all();
-  }
-  // How the job's watcher threads wait between two looks: `d`, or until
-  // `stop` is set and Wake() called.
-  void SleepUnlessStopped(const std::atomic<bool>& stop, Clock::duration d) {
-    std::unique_lock<std::mutex> lock(wake_mu_);
-    wake_cv_.wait_for(lock, d, [&] { return stop.load(); });
-  }
   // Reports Failed. `details` (status_details) is made from `why` when empty:
   // "Docker image pull failed: ..." or "Submission failed: ... See logs ...".
   void Fail(const Status& why, std::string details = "");
@@ -274,30 +112,18 @@ class Job {
 
   JobResult result_;
   std::string job_uid_ = RandomHex(6);
-  fs::path root_, output_dir_, input_dir_, logs_dir_;
+  JobFolder folder_;
+  JobContainers containers_;
+  Wakeup wakeup_;  // before programs_: their threads notify it until joined
   std::vector<std::unique_ptr<ProgramRun>> programs_;
   std::string time_limit_error_;  // reported once the logs are up
-  bool pull_failed_ = false;       // the job's reason is its image's pull
+  bool pull_failed_ = false;      // the job's reason is its image's pull
   // Set by the disk watcher when the programs wrote more than
-  // MAX_OUTPUT_SIZE_GB; the main loop then stops them.
+  // MAX_OUTPUT_SIZE_GB; the supervising loop then stops them.
   std::atomic<bool> output_too_large_{false};
   std::atomic<std::uintmax_t> output_bytes_seen_{0};
-  std::mutex times_mu_;
   std::atomic<std::uintmax_t> prepared_bytes_{0};  // unpacked or copied before the programs ran
-  bool image_held_ = false;            // Acquired from env_.images
-  struct PullOutcome {
-    Result<bool> exists = false;  // was the image on this machine before the pull
-    bool pulled = false;          // a pull was made
-    Status status;                // its result
-  };
-  std::thread puller_;
-  PullOutcome pull_;
-  std::atomic<bool> stop_pull_{false};
-  std::mutex containers_mu_;
-  std::vector<std::string> containers_;
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  std::uint64_t wakes_ = 0;
+  bool image_held_ = false;  // Acquired from env_.images
 };
 
 JobResult Job::Run() {
@@ -349,7 +175,7 @@ JobResult Job::Run() {
   } else {
     Fail(st);
   }
-  if (env_.keep_job_dir) result_.job_dir = root_;
+  if (env_.keep_job_dir) result_.job_dir = folder_.root();
   result_.timings.total_s = SecondsSince(start);
   result_.cleanup = Cleanup();
   if (!env_.defer_cleanup) {
@@ -360,26 +186,15 @@ JobResult Job::Run() {
 }
 
 std::function<void()> Job::Cleanup() {
-  std::vector<std::string> ids;
-  {
-    std::lock_guard<std::mutex> lock(containers_mu_);
-    ids.swap(containers_);
-  }
-  fs::path folder = env_.keep_job_dir ? fs::path() : root_;
+  std::vector<std::string> ids = containers_.Take();
+  fs::path folder = env_.keep_job_dir ? fs::path() : folder_.root();
   ContainerEngine& engine = engine_;
   std::shared_ptr<ImageBudget> images = image_held_ ? env_.images : nullptr;
   image_held_ = false;
   std::string image = args_.docker_image;
   return [&engine, ids, folder, images, image] {
-    for (const auto& id : ids) {
-      Status st = engine.Remove(id, true);
-      if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
-    }
-    if (!folder.empty()) {
-      std::error_code ec;
-      fs::remove_all(folder, ec);
-      if (ec) spdlog::warn("could not remove job folder {}: {}", folder.string(), ec.message());
-    }
+    JobContainers::Remove(engine, ids);
+    if (!folder.empty()) JobFolder::Remove(folder);
     if (!images) return;
     images->Release(image);
     auto swept = images->Enforce();
@@ -414,522 +229,53 @@ Status Job::Prepare() {
   Status patched = reporter_.UpdateStatus(first, HostDetails());
   if (!patched.ok()) spdlog::warn("could not report {}: {}", JobStatusName(first), patched.ToString());
   std::string prefix = "job-" + std::to_string(args_.id) + "-" + Stage() + "-";
-  CW_ASSIGN_OR_RETURN(root_, MakeUniqueDir(JobsFolder(env_), prefix));
-  // What programs leave (a set-uid binary, a participant's data) is for this
-  // job alone: no other user of the host may reach into the jobs folder. The
-  // engine mounts the folders below by path, so programs do not need these
-  // to be open.
-  for (const fs::path& d : {env_.base_dir / "jobs", JobsFolder(env_), root_}) {
-    if (::chmod(d.c_str(), 0700) != 0) {
-      return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
-    }
-  }
-  output_dir_ = root_ / "output";
-  input_dir_ = root_ / "input";
-  logs_dir_ = root_ / "logs";
-  std::error_code ec;
-  for (const fs::path& d : {output_dir_, input_dir_, logs_dir_, root_ / "bundles",
-                            root_ / "shared", env_.base_dir / "data"}) {
-    fs::create_directories(d, ec);
-    if (ec) return IoError("cannot create " + d.string() + ": " + ec.message());
-  }
-  // Programs in the container may run as another user; they must be able to
-  // write their output.
-  for (const fs::path& d : {output_dir_, root_ / "shared"}) {
-    fs::permissions(d, fs::perms::all, ec);
-  }
+  CW_ASSIGN_OR_RETURN(folder_, JobFolder::Create(env_, prefix));
 
-  StartPull();
-  const bool s = args_.is_scoring;
-  Status fetched = FetchBundles({
-      {args_.program_data, "program", s ? "scoring program" : "submission", false},
-      {args_.ingestion_program, "ingestion_program", "ingestion program", false},
-      {args_.input_data, "input_data", "input data", true},
-      {args_.reference_data, "input/ref", "reference data", true},
-      {s ? args_.prediction_result : std::string(), "input/res", "prediction output", false},
-  });
-  if (fetched.ok()) fetched = CheckCancel();
-  Status pulled = FinishPull(/*stop=*/!fetched.ok());
-  return fetched.ok() ? pulled : fetched;
-}
-
-Status Job::FetchBundles(const std::vector<BundleFetch>& all) {
-  std::vector<const BundleFetch*> wanted;
-  for (const BundleFetch& b : all) {
-    if (!b.url.empty()) wanted.push_back(&b);
-  }
-  if (wanted.empty()) return Status::Ok();
-  // Each bundle downloads and unpacks into its own folder, all at once: a
-  // dataset and a submission take the longer of the two, not the sum. The
-  // first to fail stops the others (their transfers are abandoned within a
-  // second) and is the job's reason.
-  std::vector<Status> results(wanted.size());
-  std::vector<std::exception_ptr> thrown(wanted.size());
-  std::atomic<int> first_failure{-1};
-  auto fetch = [&](std::size_t i) {
-    const BundleFetch& b = *wanted[i];
-    try {
-      results[i] = FetchBundle(b.url, b.dest, b.what, b.cached);
-    } catch (...) {
-      // Rethrown on the job's thread, where every exception of the pipeline
-      // becomes the job's failure.
-      thrown[i] = std::current_exception();
-      results[i] = Internal("fetching the " + b.what + " stopped");
-    }
-    int none = -1;
-    if (!results[i].ok()) first_failure.compare_exchange_strong(none, static_cast<int>(i));
-  };
-  const LogFields fields = CurrentLogFields();
-  const AbandonScope* job_scope = AbandonScope::Current();
-  std::vector<std::thread> others;
-  for (std::size_t i = 1; i < wanted.size(); ++i) {
-    others.emplace_back([&, i] {
-      ScopedLogFields scoped(fields);
-      AbandonScope abandon([&] { return first_failure.load() >= 0; }, job_scope);
-      fetch(i);
-    });
-  }
-  {
-    AbandonScope abandon([&] { return first_failure.load() >= 0; }, job_scope);
-    fetch(0);
-  }
-  for (auto& t : others) t.join();
-  const int failed = first_failure.load();
-  if (failed < 0) return Status::Ok();
-  if (thrown[static_cast<std::size_t>(failed)]) std::rethrow_exception(thrown[static_cast<std::size_t>(failed)]);
-  return results[static_cast<std::size_t>(failed)];
-}
-
-Status Job::FetchBundle(const std::string& raw_url, const std::string& dest,
-                        const std::string& what, bool cached) {
-  CW_RETURN_IF_ERROR(CheckCancel());
-  const std::string url = Url(raw_url);
-  auto t0 = Clock::now();
-  fs::path zip = root_ / "bundles" / (fs::path(dest).filename().string() + ".zip");
-  Result<std::optional<fs::path>> kept = std::optional<fs::path>();
-  if (dest == "input/res") kept = cache_.Claim(url, zip);
-  if (!kept.ok()) spdlog::warn("{}: {}; downloading it", args_.id, kept.status().ToString());
-  TransferProgress shown(env_.progress, "downloading the " + what);
-  TransferProgressFn progress;
-  if (env_.progress.enabled()) {
-    progress = [&shown](std::uint64_t done, std::uint64_t total) { shown.Update(done, total); };
-  }
-  if (kept.ok() && kept->has_value()) {
-    spdlog::info("{}: the {} is the one this worker uploaded; not downloaded again", args_.id,
-                 what);
-  } else if (cached) {
-    // Pinned into the job's folder: another slot's download may evict the
-    // cache entry before this job has unpacked it.
-    auto got = cache_.Get(url, storage_, zip, progress);
-    shown.Finish(got.ok());
-    if (!got.ok()) return got.status().Prefixed("Could not download the " + what);
-    zip = *got;
-  } else {
-    Status st = storage_.Fetch(url, zip, progress);
-    shown.Finish(st.ok());
-    if (!st.ok()) return st.Prefixed("Could not download the " + what);
-  }
-  AddTime(result_.timings.fetch_s, SecondsSince(t0));
-
-  // The submission's checksum is read while it unpacks (both from the page
-  // cache): it costs no time of its own. Sent after, as the Python worker does.
-  std::future<Result<std::string>> md5;
-  if (dest == "program" && !args_.is_scoring) {
-    md5 = std::async(std::launch::async, [this, zip] {
-      return Md5FileHex(zip, [this] { return cancel_.cancelled(); });
-    });
-  }
-
-  auto t1 = Clock::now();
-  UnpackLimits limits;
-  limits.max_bytes = env_.limits.max_unpacked_bytes;
-  limits.max_entries = env_.limits.max_unpacked_files;
-  limits.min_free_bytes = env_.limits.min_free_bytes;
-  limits.cancelled = [this] { return cancel_.cancelled(); };
-  auto stats = ExtractZip(zip, root_ / dest, limits);
-  AddTime(result_.timings.unzip_s, SecondsSince(t1));
-  if (md5.valid()) {
-    Result<std::string> sum = md5.get();
-    if (sum.ok()) {
-      Status sent = reporter_.ReportMd5(*sum);
-      if (!sent.ok()) spdlog::warn("could not report the submission's md5: {}", sent.ToString());
-    }
-  }
-  if (!stats.ok()) return stats.status().Prefixed("The " + what + " could not be unpacked");
-  prepared_bytes_ += stats->bytes;  // atomic: bundles unpack at once
-  if (dest == "program" || dest == "ingestion_program") {
-    auto hoisted = HoistSingleTopFolder(root_ / dest);
-    if (!hoisted.ok()) return hoisted.status();
-  }
-  spdlog::info("{}: {} unpacked ({} files, {} bytes)", args_.id, what, stats->files,
-               stats->bytes);
-  return Status::Ok();
-}
-
-void Job::StartPull() {
   // Held from now: the image store's sweep after another job must not remove
   // the image between this pull and the programs' start.
   if (env_.images) {
     env_.images->Acquire(args_.docker_image);
     image_held_ = true;
   }
-  const LogFields fields = CurrentLogFields();
-  puller_ = std::thread([this, fields] {
-    ScopedLogFields scoped(fields);
-    // Ends the engine's pull call within about a second of a cancel or of a
-    // failed download.
-    AbandonScope abandon([this] { return stop_pull_.load() || cancel_.cancelled(); });
-    auto t0 = Clock::now();
-    try {
-      Pull();
-    } catch (const std::exception& e) {
-      pull_.status = Internal(std::string("the image pull stopped: ") + e.what());
-    }
-    result_.timings.pull_s = SecondsSince(t0);
-  });
-}
-
-void Job::Pull() {
-  const std::string& image = args_.docker_image;
-  pull_.exists = engine_.ImageExists(image);
-  if (!pull_.exists.ok()) return;
-  pull_.pulled = env_.pull_policy == PullPolicy::kAlways ||
-                 (env_.pull_policy == PullPolicy::kMissing && !*pull_.exists);
-  if (!pull_.pulled) return;
-  spdlog::info("pulling image {}", image);
-  TransferProgress shown(env_.progress, "pulling image " + image);
-  PullTally tally;
-  PullProgressFn progress;
-  if (env_.progress.enabled()) {
-    progress = [&shown, &tally](const PullProgress& p) {
-      try {
-        tally.Add(p);
-        shown.Update(tally.done(), tally.total(), tally.total_partial(), tally.Detail());
-      } catch (...) {
-        // A pull goes on whatever its display does.
-      }
+  ImagePuller puller(engine_, args_.docker_image, env_.pull_policy, env_.progress, cancel_);
+  const bool s = args_.is_scoring;
+  BundleFetchContext context{storage_, cache_, cancel_, env_, folder_.root(), folder_.bundles(),
+                             args_.id, nullptr};
+  if (!s) {
+    context.on_submission_md5 = [this](const std::string& sum) {
+      Status sent = reporter_.ReportMd5(sum);
+      if (!sent.ok()) spdlog::warn("could not report the submission's md5: {}", sent.ToString());
     };
   }
-  pull_.status = engine_.PullImage(image, progress);
-  shown.Finish(pull_.status.ok());
+  BundleFetcher fetcher(std::move(context));
+  Status fetched = fetcher.FetchAll({
+      {args_.program_data, "program", s ? "scoring program" : "submission", false},
+      {args_.ingestion_program, "ingestion_program", "ingestion program", false},
+      {args_.input_data, "input_data", "input data", true},
+      {args_.reference_data, "input/ref", "reference data", true},
+      {s ? args_.prediction_result : std::string(), "input/res", "prediction output", false},
+  });
+  result_.timings.fetch_s = fetcher.fetch_seconds();
+  result_.timings.unzip_s = fetcher.unzip_seconds();
+  prepared_bytes_ += fetcher.prepared_bytes();
+  if (fetched.ok()) fetched = CheckCancel();
+  Status pulled = puller.Finish(/*stop=*/!fetched.ok());
+  result_.timings.pull_s = puller.seconds();
+  if (puller.refused()) {
+    Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, pulled.message(),
+                                        args_.is_scoring);
+    if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
+    reporter_.LiveError(pulled.message());
+    pull_failed_ = true;
+  }
+  return fetched.ok() ? pulled : fetched;
 }
 
-Status Job::FinishPull(bool stop) {
-  if (stop) stop_pull_ = true;
-  if (puller_.joinable()) puller_.join();
-  if (stop) return Status::Ok();  // the job ends for another reason
-  CW_RETURN_IF_ERROR(CheckCancel());
-  const std::string& image = args_.docker_image;
-  const Status& pulled = pull_.status;
-  if (!pull_.exists.ok()) return pull_.exists.status().Prefixed("Cannot reach the container engine");
-  const bool exists = *pull_.exists;
-  if (pulled.ok() && (pull_.pulled || exists)) return Status::Ok();
-  if (!pulled.ok() && exists) {
-    spdlog::warn("pull of {} failed ({}); using the copy already on this machine", image,
-                 pulled.message());
-    return Status::Ok();
-  }
-  std::string reason = pulled.ok() ? "the image is not on this machine and pulling is off"
-                                   : pulled.message();
-  // The engine's reason, without the "pulling image <image>: " it comes with.
-  if (const std::string said = "pulling image " + image + ": "; reason.rfind(said, 0) == 0) {
-    reason.erase(0, said.size());
-  }
-  std::string message = "Pull for " + image + " failed: " + reason;
-  Status sent = reporter_.ReportError(ErrorType::kDockerImagePullFail, message, args_.is_scoring);
-  if (!sent.ok()) spdlog::warn("could not report the pull failure: {}", sent.ToString());
-  reporter_.LiveError(message);
-  pull_failed_ = true;
-  return Status(pulled.ok() ? Code::kNotFound : pulled.code(), message);
-}
-
-Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
-  const bool ingestion = kind == ProgramKind::kIngestion;
-  fs::path dir = root_ / (ingestion ? "ingestion_program" : "program");
-  auto run = std::make_unique<ProgramRun>();
-  run->kind = kind;
-  run->label = ingestion ? "ingestion program"
-                         : (args_.is_scoring ? "scoring program" : "submission");
-  // The scoring step is judged by its scoring program's exit code, as the
-  // Python worker judges it: a scoring program that cannot run leaves none,
-  // and fails the job (there, after the other program ran; here, before).
-  const bool scoring_program = !ingestion && args_.is_scoring;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    if (scoring_program) return InvalidInput("This scoring job has no scoring program");
-    return std::unique_ptr<ProgramRun>();
-  }
-
-  CW_ASSIGN_OR_RETURN(ProgramMetadata meta, ReadProgramMetadata(dir));
-  if (!meta.has_metadata) {
-    if (ingestion || scoring_program) {
-      return InvalidInput("The " + run->label + " has no metadata.yaml (or metadata) file");
-    }
-    // A results-only submission: its files are the predictions.
-    spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
-                 run->label);
-    CW_RETURN_IF_ERROR(CopyTreeContents(dir, output_dir_));
-    prepared_bytes_ += TreeSize(output_dir_);
-    return std::unique_ptr<ProgramRun>();
-  }
-  if (!meta.command) {
-    if (ingestion || scoring_program) {
-      return InvalidInput("The " + run->label + "'s " + meta.file.filename().string() +
-                          " has no 'command'");
-    }
-    spdlog::info("{}: {} has no command; the ingestion program uses it", args_.id, run->label);
-    return std::unique_ptr<ProgramRun>();
-  }
-  std::string command = ReplaceLegacyVariables(*meta.command, kind, args_.is_scoring,
-                                               args_.ingestion_only_during_scoring);
-
-  ContainerSpec spec;
-  // The Python worker's names, so admins' `docker ps` habits work: the
-  // program is "scoring_" in both steps. Taken when the same submission runs
-  // twice on this host, or when its prediction's container is still being
-  // removed as its scoring job starts: then a suffix (below).
-  const std::string python_name = std::string(ingestion ? "ingestion_" : "scoring_") + "uPK-" +
-                                  std::to_string(args_.user_pk) + "_sID-" +
-                                  std::to_string(args_.id);
-  spec.name = python_name;
-  spec.image = args_.docker_image;
-  spec.cmd = {"sh", "-c", command};
-  spec.working_dir = "/app/program";
-  spec.env = {"PYTHONUNBUFFERED=1"};
-  const auto& c = env_.container;
-  if (!c.http_proxy.empty()) {
-    spec.env.push_back("http_proxy=" + c.http_proxy);
-    spec.env.push_back("HTTP_PROXY=" + c.http_proxy);
-  }
-  if (!c.https_proxy.empty()) {
-    spec.env.push_back("https_proxy=" + c.https_proxy);
-    spec.env.push_back("HTTPS_PROXY=" + c.https_proxy);
-  }
-  spec.env.insert(spec.env.end(), c.env.begin(), c.env.end());
-  spec.labels = env_.labels;
-  spec.labels[kLabelWorker] = "codabench-worker";
-  spec.labels[kLabelSubmission] = std::to_string(args_.id);
-  spec.labels[kLabelJob] = job_uid_;
-  spec.labels[kLabelKind] = ProgramKindName(kind);
-  spec.labels[kLabelStage] = Stage();
-
-  auto mount = [&](const fs::path& p, const char* target, bool ro) {
-    fs::create_directories(p, ec);
-    spec.mounts.push_back({Host(p).string(), target, ro});
-  };
-  mount(dir, "/app/program", false);
-  mount(output_dir_, "/app/output", false);
-  mount(env_.base_dir / "data", "/app/data", true);
-  if (ingestion) {
-    const bool from_res = args_.ingestion_only_during_scoring && args_.is_scoring;
-    mount(root_ / (from_res ? "input/res" : "program"), "/app/ingested_program", false);
-  }
-  if (args_.is_scoring) {
-    mount(root_ / "shared", "/app/shared", false);
-    mount(input_dir_, "/app/input", false);
-  }
-  if (!args_.input_data.empty()) mount(root_ / "input_data", "/app/input_data", false);
-  for (const Mount& m : c.extra_mounts) spec.mounts.push_back(m);
-
-  spec.cap_drop = DroppedCapabilities();
-  spec.security_opt = ContainerSecurityOptions(c);
-  spec.pids_limit = c.pids_limit;
-  spec.nofile_limit = c.nofile_limit;
-  spec.network_disabled = c.network_disabled;
-  if (!c.network_disabled && env_.network_holders) {
-    spec.network_mode = env_.network_holders->For(ProgramKindName(kind), spec.image);
-  }
-  spec.device_requests = c.device_requests;
-  spec.ipc_mode = c.ipc_mode;
-  spec.shm_size_bytes = c.shm_size_bytes;
-  spec.memory_bytes = c.memory_bytes;
-  spec.nano_cpus = c.nano_cpus;
-  spec.cpuset_cpus = c.cpuset_cpus;
-  spec.log_driver = "none";
-
-  spdlog::info("{}: {} runs `{}` in {}", args_.id, run->label, command, spec.image);
-  auto id = engine_.Create(spec);
-  for (int retry = 0; retry < 3 && !id.ok() && id.status().code() == Code::kAlreadyExists;
-       ++retry) {
-    std::string taken = spec.name;
-    spec.name = python_name + "_" + RandomHex(3);
-    spdlog::info("{}: container name {} is another container's; naming the {}'s {}", args_.id,
-                 taken, run->label, spec.name);
-    id = engine_.Create(spec);
-  }
-  if (!id.ok()) {
-    // The engine's daemon does not see the job folder where the worker says
-    // it is: the classic wrong mount of a worker that runs in a container.
-    if (id.status().message().find("bind source path does not exist") != std::string::npos) {
-      return Status(Code::kUnavailable,
-                    "The container engine cannot see this job's folder at " + Host(dir).string() +
-                        " (HOST_DIRECTORY=" + env_.host_dir.string() +
-                        "): the worker's admin must mount HOST_DIRECTORY at the same path in "
-                        "the worker's container (or at /codabench), or set "
-                        "WORKER_BASE_DIRECTORY to where the worker sees it (codabench-worker "
-                        "doctor checks this)");
-    }
-    return id.status().Prefixed("The " + run->label + "'s container could not be created");
-  }
-  run->container_id = *id;
-  {
-    std::lock_guard<std::mutex> lock(containers_mu_);
-    containers_.push_back(*id);
-  }
-  const char* name = ProgramKindName(kind);
-  run->out = std::make_unique<LogFile>(logs_dir_ / (std::string(name) + ".stdout"),
-                                       env_.max_log_bytes);
-  run->err = std::make_unique<LogFile>(logs_dir_ / (std::string(name) + ".stderr"),
-                                       env_.max_log_bytes);
-  if (!run->out->ok() || !run->err->ok()) return IoError("cannot create log files in " +
-                                                         logs_dir_.string());
-  run->stdout_url = ingestion ? args_.ingestion_stdout_url : args_.stdout_url;
-  run->stderr_url = ingestion ? args_.ingestion_stderr_url : args_.stderr_url;
-  return run;
-}
-
-void Job::StreamProgram(ProgramRun& run) {
-  run.started = Clock::now();
-  auto on_output = [&run, this](StreamKind stream, std::string_view data) {
-    const bool err = stream == StreamKind::kStderr;
-    (err ? run.err : run.out)->Write(data);
-    reporter_.Log(run.kind, err ? LogStream::kStderr : LogStream::kStdout, data);
-  };
-  auto on_started = [&run, this] {
-    run.running_since = Clock::now();
-    run.running = true;
-    Wake();
-  };
-  Status streamed = engine_.StartAndStream(run.container_id, on_output, on_started);
-  if (!streamed.ok()) {
-    run.error = streamed.Prefixed("The " + run.label + " could not run");
-    // runc's words for a limit above the engine's own: the admin's to fix.
-    if (streamed.message().find("error setting rlimit type 7") != std::string::npos) {
-      run.error = Status(Code::kUnavailable,
-                         "The " + run.label + " could not start: this worker's CONTAINER_NOFILE_LIMIT (" +
-                             std::to_string(env_.container.nofile_limit) +
-                             ") is above its container engine's own open-file limit; the worker's "
-                             "admin must lower it");
-    }
-  }
-  auto code = engine_.Wait(run.container_id, std::chrono::seconds(60));
-  if (code.ok()) {
-    run.outcome.exit_code = *code;
-    if (*code != 0 && !cancel_.cancelled()) {
-      // Only the engine knows whether the kernel's OOM killer stopped it.
-      auto state = engine_.Inspect(run.container_id, false);
-      if (state.ok()) {
-        run.oom_killed = state->oom_killed;
-      } else {
-        spdlog::warn("{}: cannot inspect the {}'s container: {}", args_.id, run.label,
-                     state.status().ToString());
-      }
-    }
-  } else if (run.error.ok()) {
-    run.error = code.status().Prefixed("The " + run.label + " did not report an exit code");
-  }
-  run.outcome.elapsed_seconds =
-      SecondsSince(run.running ? run.running_since : run.started);
-  run.out->Close();
-  run.err->Close();
-  run.done = true;
-  Wake();
-}
-
-std::optional<fs::path> Job::DetailedResultsFile() const {
-  // symlink_status: a link the program left is never taken for the file.
-  std::error_code ec;
-  fs::path preferred = output_dir_ / "detailed_results.html";
-  if (fs::is_regular_file(fs::symlink_status(preferred, ec))) return preferred;
-  std::optional<fs::path> first;
-  for (const auto& entry : fs::directory_iterator(output_dir_, ec)) {
-    if (fs::is_regular_file(entry.symlink_status(ec)) && entry.path().extension() == ".html" &&
-        (!first || entry.path() < *first)) {
-      first = entry.path();
-    }
-  }
-  return first;
-}
-
-void Job::WatchDetailedResults(std::atomic<bool>& stop) {
-  // The program may still be writing, or swap in a link or a FIFO between two
-  // looks: the file is opened without following links and copied to a
-  // snapshot outside the output folder, and the snapshot is what is sent.
-  // Looks are cheap (an lstat), so they are frequent and a change reaches
-  // the site within about a second; uploads are at most one a second, and
-  // never of an unchanged file.
-  const fs::path snapshot = root_ / "detailed_results.snapshot.html";
-  using Seen = std::pair<std::int64_t, std::int64_t>;  // mtime ns, size
-  std::optional<Seen> last;
-  std::optional<Clock::time_point> last_upload;
-  std::optional<fs::path> file;
-  Clock::time_point last_search = Clock::now() - std::chrono::hours(1);
-  bool noted = false;
-  auto note = [&](const std::string& why) {
-    if (!noted) reporter_.LiveError("Detailed results not sent: " + why);
-    noted = true;
-  };
-  auto look = [&](bool final) {
-    // detailed_results.html is looked for every time; without it, finding
-    // "the first *.html" lists the output folder, which may be big: not more
-    // than every 2 s.
-    const fs::path preferred = output_dir_ / "detailed_results.html";
-    std::error_code ec;
-    if (fs::is_regular_file(fs::symlink_status(preferred, ec))) {
-      file = preferred;
-    } else if (!file || !fs::is_regular_file(fs::symlink_status(*file, ec))) {
-      if (!final && Clock::now() - last_search < std::chrono::seconds(2)) return;
-      last_search = Clock::now();
-      file = DetailedResultsFile();
-      if (!file) return;
-    }
-    struct stat st;
-    if (::lstat(file->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-    Seen seen{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-              static_cast<std::int64_t>(st.st_size)};
-    if (last && *last == seen) return;
-    if (!final && last_upload && Clock::now() - *last_upload < env_.detailed_results_min_gap) {
-      return;  // changed again too soon: a later look sends it
-    }
-    if (static_cast<std::uint64_t>(st.st_size) > kMaxDetailedResultsBytes) {
-      note(file->filename().string() + " is " + FormatGb(static_cast<std::uint64_t>(st.st_size)) +
-           " GB, more than the " + std::to_string(kMaxDetailedResultsBytes >> 20) +
-           " MiB allowed");
-      last = seen;
-      return;
-    }
-    auto fd = OpenRegularFile(*file);
-    if (!fd.ok()) {
-      note(fd.status().message());
-      return;
-    }
-    Status copied = CopyFdToFile(fd->get(), *file, snapshot, kMaxDetailedResultsBytes);
-    if (!copied.ok()) {
-      spdlog::warn("{}: cannot snapshot the detailed results: {}", args_.id, copied.ToString());
-      return;
-    }
-    last = seen;
-    last_upload = Clock::now();
-    Status put = storage_.Put(Url(args_.detailed_results_url), snapshot, "text/html");
-    if (put.ok()) {
-      reporter_.DetailedResultsUpdated();
-    } else {
-      spdlog::warn("{}: detailed results upload failed: {}", args_.id, put.ToString());
-    }
-  };
-  while (!stop) {
-    look(false);
-    SleepUnlessStopped(stop, env_.detailed_results_interval);
-  }
-  look(true);  // always the final version
-}
-
-Status Job::RunPrograms() {
-  auto t0 = Clock::now();
-  const LogFields fields = CurrentLogFields();  // the job's, for its threads' lines
+Status Job::CreatePrograms() {
   // Both containers are created before either starts, so a bad image or spec
   // fails the job before any time is counted; at the same time, as each
   // create is an engine round trip (about 35 ms on an idle 2-CPU machine).
+  const LogFields fields = CurrentLogFields();  // the job's, for the thread's lines
   Result<std::unique_ptr<ProgramRun>> ingestion = std::unique_ptr<ProgramRun>();
   std::thread ingestion_creator([this, &ingestion, fields] {
     ScopedLogFields scoped(fields);
@@ -952,293 +298,210 @@ Status Job::RunPrograms() {
     CW_RETURN_IF_ERROR(created->status());
     if (**created) programs_.push_back(std::move(**created));
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
+  const bool ingestion = kind == ProgramKind::kIngestion;
+  const fs::path dir = folder_.program(kind);
+  const std::string label = ProgramLabel(kind, args_.is_scoring);
+  // The scoring step is judged by its scoring program's exit code, as the
+  // Python worker judges it: a scoring program that cannot run leaves none,
+  // and fails the job (there, after the other program ran; here, before).
+  const bool scoring_program = !ingestion && args_.is_scoring;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    if (scoring_program) return InvalidInput("This scoring job has no scoring program");
+    return std::unique_ptr<ProgramRun>();
+  }
+
+  CW_ASSIGN_OR_RETURN(ProgramMetadata meta, ReadProgramMetadata(dir));
+  if (!meta.has_metadata) {
+    if (ingestion || scoring_program) {
+      return InvalidInput("The " + label + " has no metadata.yaml (or metadata) file");
+    }
+    // A results-only submission: its files are the predictions.
+    spdlog::info("{}: {} has no metadata, copying its files to the output", args_.id,
+                 label);
+    CW_RETURN_IF_ERROR(CopyTreeContents(dir, folder_.output()));
+    prepared_bytes_ += TreeSize(folder_.output());
+    return std::unique_ptr<ProgramRun>();
+  }
+  if (!meta.command) {
+    if (ingestion || scoring_program) {
+      return InvalidInput("The " + label + "'s " + meta.file.filename().string() +
+                          " has no 'command'");
+    }
+    spdlog::info("{}: {} has no command; the ingestion program uses it", args_.id, label);
+    return std::unique_ptr<ProgramRun>();
+  }
+  std::string command = ReplaceLegacyVariables(*meta.command, kind, args_.is_scoring,
+                                               args_.ingestion_only_during_scoring);
+
+  std::string network;
+  if (!env_.container.network_disabled && env_.network_holders) {
+    network = env_.network_holders->For(ProgramKindName(kind), args_.docker_image);
+  }
+  ProgramContainer container =
+      ProgramContainerSpec(args_, kind, command, job_uid_, folder_, env_, network);
+  for (const fs::path& p : container.mount_sources) fs::create_directories(p, ec);
+  spdlog::info("{}: {} runs `{}` in {}", args_.id, label, command, container.spec.image);
+  CW_ASSIGN_OR_RETURN(std::string id, CreateContainer(std::move(container.spec), label));
+  containers_.Add(id);
+  auto output = std::make_unique<ProgramOutput>(kind, reporter_, folder_.logs(), env_.max_log_bytes);
+  if (!output->ok()) return IoError("cannot create log files in " + folder_.logs().string());
+  return std::make_unique<ProgramRun>(kind, label, id, std::move(output),
+                                      ingestion ? args_.ingestion_stdout_url : args_.stdout_url,
+                                      ingestion ? args_.ingestion_stderr_url : args_.stderr_url);
+}
+
+Result<std::string> Job::CreateContainer(ContainerSpec spec, const std::string& label) {
+  // The Python worker's name is taken when the same submission runs twice
+  // on this host, or when its prediction's container is still being removed
+  // as its scoring job starts: then a short suffix.
+  const std::string python_name = spec.name;
+  auto id = engine_.Create(spec);
+  for (int retry = 0; retry < 3 && !id.ok() && id.status().code() == Code::kAlreadyExists;
+       ++retry) {
+    std::string taken = spec.name;
+    spec.name = python_name + "_" + RandomHex(3);
+    spdlog::info("{}: container name {} is another container's; naming the {}'s {}", args_.id,
+                 taken, label, spec.name);
+    id = engine_.Create(spec);
+  }
+  if (id.ok()) return id;
+  // The engine's daemon does not see the job folder where the worker says
+  // it is: the classic wrong mount of a worker that runs in a container.
+  if (id.status().message().find("bind source path does not exist") != std::string::npos) {
+    std::string program_dir;  // the engine's view of it
+    for (const Mount& m : spec.mounts) {
+      if (m.container_path == "/app/program") program_dir = m.host_path;
+    }
+    return Status(Code::kUnavailable,
+                  "The container engine cannot see this job's folder at " + program_dir +
+                      " (HOST_DIRECTORY=" + env_.host_dir.string() +
+                      "): the worker's admin must mount HOST_DIRECTORY at the same path in "
+                      "the worker's container (or at /codabench), or set "
+                      "WORKER_BASE_DIRECTORY to where the worker sees it (codabench-worker "
+                      "doctor checks this)");
+  }
+  return id.status().Prefixed("The " + label + "'s container could not be created");
+}
+
+Status Job::RunPrograms() {
+  auto t0 = Clock::now();
+  CW_RETURN_IF_ERROR(CreatePrograms());
   CW_RETURN_IF_ERROR(CheckCancel());
 
   const auto deadline = Clock::now() + std::chrono::seconds(args_.execution_time_limit);
-  // An exception must not leave a thread of ours: it would end the process.
+  std::vector<ProgramRun*> runs;
   for (auto& run : programs_) {
-    run->thread = std::thread([this, r = run.get(), fields] {
-      ScopedLogFields scoped(fields);
-      try {
-        StreamProgram(*r);
-      } catch (const std::exception& e) {
-        r->error = Internal("The worker hit an internal error while running the " + r->label +
-                            ": " + e.what());
-        r->done = true;
-        Wake();
-      }
-    });
+    run->Start(engine_, cancel_, env_.container.nofile_limit, args_.id,
+               [this] { wakeup_.Notify(); });
+    runs.push_back(run.get());
   }
-  std::atomic<bool> stop_watch{false};
-  auto guarded = [this, fields](const char* what, auto fn) {
-    return [this, what, fn, fields] {
-      ScopedLogFields scoped(fields);
-      try {
-        fn();
-      } catch (const std::exception& e) {
-        spdlog::error("{}: the {} stopped: {}", args_.id, what, e.what());
-      }
-    };
-  };
-  std::thread watcher;
-  if (!args_.detailed_results_url.empty()) {
-    watcher = std::thread(guarded("detailed results watcher",
-                                  [this, &stop_watch] { WatchDetailedResults(stop_watch); }));
-  }
-  std::thread usage_watcher;
-  if (!programs_.empty()) {
-    usage_watcher =
-        std::thread(guarded("usage sampler", [this, &stop_watch] { WatchUsage(stop_watch); }));
-  }
-  std::thread disk_watcher;
-  if (env_.limits.max_output_bytes > 0 && !programs_.empty()) {
-    disk_watcher =
-        std::thread(guarded("output size watcher", [this, &stop_watch] { WatchDisk(stop_watch); }));
-  }
-
-  bool timed_out = false;
-  bool too_large = false;
-  bool container_start_recorded = false;
-  std::uint64_t seen_wakes = 0;
+  WatcherThreads watchers;
   std::unique_ptr<GpuWindow> gpu_window;
-  while (true) {
-    bool all_done = true;
-    bool all_running = true;
-    for (auto& run : programs_) {
-      all_done = all_done && run->done;
-      all_running = all_running && (run->running || run->done);
-    }
-    if (all_running && !container_start_recorded) {
+  ProgramsStop stop = ProgramsStop::kAllEnded;
+  try {
+    StartWatchers(watchers);
+    stop = Supervise(runs, deadline, cancel_, output_too_large_, wakeup_, [&] {
       result_.timings.container_start_s = SecondsSince(t0);
-      container_start_recorded = true;
       // From here, not from the creation: an idle GPU while containers start
       // is not the programs' doing and would lower their mean.
       if (env_.gpu_usage && !programs_.empty()) gpu_window = env_.gpu_usage->Begin();
-    }
-    if (all_done) break;
-    if (cancel_.cancelled()) {
-      KillContainers();
-      break;
-    }
-    if (output_too_large_) {
-      too_large = true;
-      KillContainers();
-      break;
-    }
-    if (Clock::now() >= deadline) {
-      timed_out = true;
-      KillContainers();
-      break;
-    }
-    // The tick is for a cancel and the deadline; the programs wake it.
-    std::unique_lock<std::mutex> lock(wake_mu_);
-    wake_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return wakes_ != seen_wakes; });
-    seen_wakes = wakes_;
+    });
+  } catch (...) {
+    // No program outlives the loop that watches it (Job::Run reports this).
+    containers_.KillAll(engine_);
+    for (auto& run : programs_) run->Join();
+    throw;
   }
-  for (auto& run : programs_) run->thread.join();
-  stop_watch = true;
-  Wake();
-  if (watcher.joinable()) watcher.join();
-  if (disk_watcher.joinable()) disk_watcher.join();
-  if (usage_watcher.joinable()) usage_watcher.join();
+  if (stop != ProgramsStop::kAllEnded) containers_.KillAll(engine_);
+  for (auto& run : programs_) run->Join();
+  watchers.StopAndJoin();  // after the programs: the detailed results' final look
   result_.timings.programs_s = SecondsSince(t0) - result_.timings.container_start_s;
   if (gpu_window) result_.gpu = gpu_window->Finish();
 
   for (auto& run : programs_) {
-    if (run->peak_memory >= 0) run->outcome.peak_memory_bytes = run->peak_memory.load();
-    if (run->cpu_seconds >= 0) run->outcome.cpu_seconds = run->cpu_seconds.load();
-    (run->kind == ProgramKind::kIngestion ? result_.ingestion : result_.program) = run->outcome;
-    spdlog::info("{}: the {} ran {:.1f} s: {}{}", args_.id, run->label,
-                 run->outcome.elapsed_seconds.value_or(0), DescribeUsage(run->outcome),
+    ProgramEnd end = run->End();
+    (end.kind == ProgramKind::kIngestion ? result_.ingestion : result_.program) = end.outcome;
+    spdlog::info("{}: the {} ran {:.1f} s: {}{}", args_.id, end.label,
+                 end.outcome.elapsed_seconds.value_or(0), DescribeUsage(end.outcome),
                  gpu_window ? DescribeSlotGpus(*env_.gpu_usage, result_.gpu) : std::string());
   }
+  return Verdict(stop);
+}
+
+void Job::StartWatchers(WatcherThreads& watchers) {
+  const StopSignal& stop = watchers.stop();
+  if (!args_.detailed_results_url.empty()) {
+    DetailedResultsWatch w{folder_.output(), folder_.root() / "detailed_results.snapshot.html",
+                           Url(args_.detailed_results_url), storage_, reporter_,
+                           env_.detailed_results_interval, env_.detailed_results_min_gap,
+                           args_.id};
+    watchers.Start("detailed results watcher", args_.id,
+                   [w, &stop] { WatchDetailedResults(w, stop); });
+  }
+  if (programs_.empty()) return;
+  std::vector<UsageTarget> targets;
+  for (auto& run : programs_) targets.push_back(run->usage_target());
+  watchers.Start("usage sampler", args_.id, [this, targets, &stop] {
+    WatchUsage(engine_, targets, env_.usage_interval, stop);
+  });
+  if (env_.limits.max_output_bytes == 0) return;
+  DiskWatch w{folder_.Writable(), prepared_bytes_.load(), env_.limits.max_output_bytes,
+              env_.limits.output_check_interval, engine_,
+              [this] { return containers_.Ids(); }, args_.id};
+  watchers.Start("output size watcher", args_.id, [this, w, &stop] {
+    WatchDisk(w, stop, [this](std::uintmax_t bytes) { output_bytes_seen_ = bytes; },
+              [this] {
+                output_too_large_ = true;
+                wakeup_.Notify();
+              });
+  });
+}
+
+Status Job::Verdict(ProgramsStop stop) {
   CW_RETURN_IF_ERROR(CheckCancel());
-  if (timed_out) {
-    std::string message = "Execution Time Limit exceeded. Limit was " +
-                          std::to_string(args_.execution_time_limit) + " seconds";
+  if (stop == ProgramsStop::kTimedOut) {
+    std::string message = TimeLimitMessage(args_.execution_time_limit);
     // Sent after the logs are uploaded: the site appends it to the stderr
     // log, which the upload would otherwise overwrite.
     time_limit_error_ = message;
     reporter_.LiveError(message);
     return Timeout(message);
   }
-  if (too_large) {
-    const std::string limit = FormatGb(env_.limits.max_output_bytes);
-    std::string message = "Job output larger than " + limit + " GB (MAX_OUTPUT_SIZE_GB=" + limit +
-                          "): the programs wrote " +
-                          FormatGb(output_bytes_seen_.load()) +
-                          " GB and were stopped";
+  if (stop == ProgramsStop::kOutputTooLarge) {
+    std::string message =
+        OutputTooLargeMessage(env_.limits.max_output_bytes, output_bytes_seen_.load());
     reporter_.LiveError(message);
     return InvalidInput(message);
   }
-  for (auto& run : programs_) {
-    if (!run->error.ok()) return run->error;
+  ExitVerdict verdict = JudgeProgramEnds(Ends(), args_.is_scoring, env_.container.memory_bytes,
+                                         PredictionMetadata());
+  for (const std::string& why : verdict.tolerated) {
+    spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id, why);
+    reporter_.LiveError(why + " (see its stderr log); the job goes on with what it wrote");
   }
-  // Out of memory ends the job in either step: what the program left is cut
-  // short, and only this message says why.
-  for (auto& run : programs_) {
-    if (run->oom_killed) return ProgramExitStatus(*run);
-  }
-  // As the Python worker does: in the prediction step an exit code does not
-  // fail the job (a results-only submission to a CodaLab 1.5 competition
-  // makes its ingestion program exit 1, and the scoring program scores the
-  // copied files); in the scoring step the scoring program's does.
-  for (auto& run : programs_) {
-    if (!run->outcome.exit_code || *run->outcome.exit_code == 0) continue;
-    Status why = ProgramExitStatus(*run);
-    if (args_.is_scoring && run->kind == ProgramKind::kProgram) {
-      std::string earlier = EarlierExitNote();
-      return earlier.empty() ? why : Status(why.code(), why.message() + "; " + earlier);
-    }
-    spdlog::info("{}: {} (the job goes on, as on Codabench's own worker)", args_.id,
-                 why.message());
-    reporter_.LiveError(why.message() + " (see its stderr log); the job goes on with what it wrote");
-  }
-  return Status::Ok();
+  return verdict.status;
 }
 
-Status Job::ProgramExitStatus(const ProgramRun& run) const {
-  const int code = run.outcome.exit_code.value_or(-1);
-  if (run.oom_killed) {
-    long long limit = env_.container.memory_bytes;
-    return InvalidInput("The " + run.label + " ran out of memory (limit " +
-                        (limit > 0 ? FormatMiB(limit) : std::string("the host's memory")) +
-                        ") and was stopped (exit code " + std::to_string(code) + ")");
-  }
-  std::string signal = code > 128 ? SignalName(code - 128) : std::string();
-  if (!signal.empty()) {
-    return InvalidInput("The " + run.label + " was killed by " + signal + " (exit code " +
-                        std::to_string(code) + ")");
-  }
-  // No "see its stderr log": the Failed status's details end with "See logs
-  // for more details.", and the live note of the prediction step says it.
-  return InvalidInput("The " + run.label + " exited with code " + std::to_string(code));
-}
-
-// For a failing scoring step: which program of this job or of the
-// prediction step exited non-zero before (from the prediction output's
-// `metadata`, which the worker wrote).
-std::string Job::EarlierExitNote() const {
-  std::vector<std::string> notes;
-  for (const auto& run : programs_) {
-    if (run->kind == ProgramKind::kIngestion && run->outcome.exit_code &&
-        *run->outcome.exit_code != 0) {
-      notes.push_back("the ingestion program exited with code " +
-                      std::to_string(*run->outcome.exit_code));
-    }
-  }
-  auto text = ReadRegularFile(input_dir_ / "res" / "metadata", 64 * 1024);
-  if (text.ok()) {
-    try {
-      YAML::Node meta = YAML::Load(*text);
-      for (auto [key, who] : {std::pair{"exitCode", "the submission"},
-                              std::pair{"ingestionExitCode", "the ingestion program"}}) {
-        if (!meta.IsMap() || !meta[key] || !meta[key].IsScalar()) continue;
-        int code = 0;
-        if (YAML::convert<int>::decode(meta[key], code) && code != 0) {
-          notes.push_back(std::string(who) + " exited with code " + std::to_string(code) +
-                          " in the prediction step");
-        }
-      }
-    } catch (const std::exception&) {
-      // Not the worker's own metadata: nothing to add.
-    }
-  }
-  std::string out;
-  for (const auto& n : notes) out += (out.empty() ? "" : "; ") + n;
-  return out;
-}
-
-void Job::WatchUsage(std::atomic<bool>& stop) {
-  auto raise = [](auto& atomic, auto value) {
-    auto seen = atomic.load();
-    while (value > seen && !atomic.compare_exchange_weak(seen, value)) {
-    }
-  };
-  while (!stop) {
-    // Until every running program has a first sample, look again soon: a
-    // short program would otherwise end unmeasured.
-    bool unsampled = false;
-    for (auto& run : programs_) {
-      if (run->done) continue;
-      if (!run->running) {
-        unsampled = true;
-        continue;
-      }
-      auto stats = engine_.Stats(run->container_id);
-      if (!stats.ok()) continue;  // it may just have ended
-      raise(run->peak_memory, std::max(stats->memory_bytes, stats->memory_peak_bytes));
-      raise(run->cpu_seconds, stats->cpu_seconds);
-      unsampled = unsampled || run->peak_memory < 0;
-    }
-    SleepUnlessStopped(stop, unsampled ? std::min(env_.usage_interval, std::chrono::milliseconds(50))
-                                       : env_.usage_interval);
-  }
-}
-
-void Job::WatchDisk(std::atomic<bool>& stop) {
-  // Every folder a program can write. What was unpacked or copied into them
-  // before the start is not the programs' doing.
-  std::vector<fs::path> dirs;
-  for (const char* d : {"output", "shared", "program", "ingestion_program", "input",
-                        "input_data"}) {
-    dirs.push_back(root_ / d);
-  }
-  auto measure = [&] {
-    std::uintmax_t bytes = 0;
-    for (const auto& d : dirs) bytes += MeasureTree(d).bytes;
-    return bytes;
-  };
-  const std::uintmax_t baseline = prepared_bytes_;
-  const std::uintmax_t limit = env_.limits.max_output_bytes;
-  auto last_layer_check = Clock::now() - std::chrono::hours(1);
-  std::uintmax_t layers = 0;
-  while (!stop) {
-    auto t0 = Clock::now();
-    std::uintmax_t written = measure();
-    written = written > baseline ? written - baseline : 0;
-    // A program may also write inside its container (/tmp, its home): that
-    // lands in the engine's storage. The engine walks the container's layer
-    // to size it, so this is asked less often.
-    if (Clock::now() - last_layer_check >= 5 * env_.limits.output_check_interval) {
-      last_layer_check = Clock::now();
-      layers = 0;
-      std::vector<std::string> ids;
-      {
-        std::lock_guard<std::mutex> lock(containers_mu_);
-        ids = containers_;
-      }
-      for (const auto& id : ids) {
-        auto state = engine_.Inspect(id, true);
-        if (state.ok() && state->writable_bytes > 0) {
-          layers += static_cast<std::uintmax_t>(state->writable_bytes);
-        }
-      }
-    }
-    output_bytes_seen_ = written + layers;
-    if (written + layers > limit) {
-      spdlog::warn("{}: the programs wrote {} bytes ({} in their containers), more than "
-                   "MAX_OUTPUT_SIZE_GB; stopping them",
-                   args_.id, written + layers, layers);
-      output_too_large_ = true;
-      Wake();
-      return;
-    }
-    // A huge tree makes each walk slow: walk at most a fifth of the time.
-    auto walk = Clock::now() - t0;
-    SleepUnlessStopped(stop, std::max<Clock::duration>(env_.limits.output_check_interval, 4 * walk));
-  }
+std::vector<ProgramEnd> Job::Ends() const {
+  std::vector<ProgramEnd> ends;
+  for (const auto& run : programs_) ends.push_back(run->End());
+  return ends;
 }
 
 Status Job::UploadLogs() {
   Status first_error;
   for (auto& run : programs_) {
-    for (auto [file, url] : {std::pair{run->out.get(), run->stdout_url},
-                             std::pair{run->err.get(), run->stderr_url}}) {
-      if (url.empty()) continue;
+    for (auto [file, url] : {std::pair{&run->output().stdout_path(), &run->stdout_url()},
+                             std::pair{&run->output().stderr_path(), &run->stderr_url()}}) {
+      if (url->empty()) continue;
       // The site signs log URLs for application/zip (its default), and S3
       // refuses a PUT whose Content-Type differs from the signed one.
-      Status st = storage_.Put(Url(url), file->path(), "application/zip");
+      Status st = storage_.Put(Url(*url), *file, "application/zip");
       if (!st.ok()) {
         spdlog::warn("{}: log upload failed: {}", args_.id, st.ToString());
         if (first_error.ok()) first_error = st.Prefixed("Could not upload the program's logs");
@@ -1253,12 +516,12 @@ Status Job::Finish() {
   // program it is the ingestion's (as the Python worker writes it).
   ProgramOutcome program = result_.program;
   if (!program.elapsed_seconds) program.elapsed_seconds = result_.ingestion.elapsed_seconds;
-  CW_RETURN_IF_ERROR(WriteOutputMetadata(output_dir_, program, result_.ingestion, result_.gpu));
+  CW_RETURN_IF_ERROR(WriteOutputMetadata(folder_.output(), program, result_.ingestion, result_.gpu));
   auto t0 = Clock::now();
   if (args_.is_scoring) {
-    auto scores = ReadScores(output_dir_);
+    auto scores = ReadScores(folder_.output());
     if (!scores.ok()) {
-      std::string earlier = EarlierExitNote();
+      std::string earlier = EarlierExitNote(Ends(), PredictionMetadata());
       if (earlier.empty()) return scores.status();
       return Status(scores.status().code(), scores.status().message() + "; " + earlier);
     }
@@ -1266,8 +529,8 @@ Status Job::Finish() {
     Status sent = reporter_.ReportScores(result_.scores);
     if (!sent.ok()) return sent.Prefixed("Could not send the scores to the site");
   }
-  fs::path zip = root_ / "output.zip";
-  CW_RETURN_IF_ERROR(CreateZip(output_dir_, zip, [this] { return cancel_.cancelled(); }));
+  fs::path zip = folder_.root() / "output.zip";
+  CW_RETURN_IF_ERROR(CreateZip(folder_.output(), zip, [this] { return cancel_.cancelled(); }));
   const std::string& url = args_.is_scoring ? args_.scoring_result : args_.prediction_result;
   Status put = storage_.Put(Url(url), zip, "application/zip");
   result_.timings.upload_s += SecondsSince(t0);
@@ -1279,46 +542,7 @@ Status Job::Finish() {
   return reporter_.UpdateStatus(args_.is_scoring ? JobStatus::kFinished : JobStatus::kScoring, "");
 }
 
-void Job::KillContainers() {
-  std::lock_guard<std::mutex> lock(containers_mu_);
-  for (const auto& id : containers_) {
-    Status st = engine_.Kill(id);
-    if (!st.ok()) spdlog::warn("kill {}: {}", id, st.ToString());
-  }
-}
-
-void Job::RemoveContainers() {
-  std::lock_guard<std::mutex> lock(containers_mu_);
-  for (const auto& id : containers_) {
-    Status st = engine_.Remove(id, true);
-    if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
-  }
-  containers_.clear();
-}
-
 }  // namespace
-
-fs::path JobsFolder(const JobEnvironment& env) {
-  fs::path jobs = env.base_dir / "jobs";
-  return env.jobs_subfolder.empty() ? jobs : jobs / env.jobs_subfolder;
-}
-
-int RemoveLeftoverJobFolders(const JobEnvironment& env) {
-  const fs::path jobs = JobsFolder(env);
-  int removed = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it(jobs, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    fs::remove_all(it->path(), rm);
-    if (rm) {
-      spdlog::warn("could not remove {} left by an earlier run: {}", it->path().string(),
-                   rm.message());
-    } else {
-      ++removed;
-    }
-  }
-  return removed;
-}
 
 JobResult JobRunner::Run(const RunArgs& args, Reporter& reporter, CancelToken& cancel) {
   // A bug or an exhausted resource (std::bad_alloc, a filesystem error) in

@@ -429,13 +429,6 @@ TEST_F(JobRunnerTest, BrokenZipIsReportedToTheParticipant) {
             "Submission failed: " + r.failure.message() + ". See logs for more details.");
 }
 
-TEST_F(JobRunnerTest, MissingBundleIsReported) {
-  RunArgs a = Prediction();
-  a.program_data = "mem://nothing-here.zip";
-  JobResult r = Run(a);
-  ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.failure.message(), HasSubstr("Could not download the submission"));
-}
 
 TEST_F(JobRunnerTest, ImagePullFailureWithoutLocalImageFailsWithTheEngineReason) {
   RunArgs a = Prediction();
@@ -456,15 +449,6 @@ TEST_F(JobRunnerTest, ImagePullFailureWithoutLocalImageFailsWithTheEngineReason)
             "nosuch/image");
 }
 
-TEST_F(JobRunnerTest, LocalImageServesWhenTheRegistryCannotBeReached) {
-  RunArgs a = Prediction();
-  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
-  engine_.pull_status = Unavailable("registry unreachable");
-  JobResult r = Run(a);
-  ASSERT_TRUE(r.ok()) << r.failure.ToString();
-  EXPECT_EQ(engine_.pulled.size(), 1u);
-  EXPECT_TRUE(reporter_.errors.empty());
-}
 
 // Waits up to 5 s for `flag`; whether it came.
 bool AwaitFlag(const std::atomic<bool>& flag) {
@@ -515,58 +499,8 @@ TEST_F(JobRunnerTest, AFailedDownloadStopsThePullAndIsTheReason) {
   EXPECT_TRUE(reporter_.errors.empty());  // no pull failure reported on top
 }
 
-TEST_F(JobRunnerTest, TheBundlesDownloadAtOnce) {
-  RunArgs a = Scoring();
-  a.program_data = Bundle("score.zip", {{"metadata", "command: true\n"}});
-  a.reference_data = Bundle("ref.zip", {{"truth.csv", "1\n"}});
-  a.prediction_result = Bundle("pred.zip", {{"prediction", "1\n"}});
-  std::atomic<bool> program{false}, reference{false}, program_saw_reference{false},
-      reference_saw_program{false};
-  storage_->fetch_hook = [&](const std::string& url) {
-    if (url.find("score.zip") != std::string::npos) {
-      program = true;
-      program_saw_reference = AwaitFlag(reference);
-    } else if (url.find("ref.zip") != std::string::npos) {
-      reference = true;
-      reference_saw_program = AwaitFlag(program);
-    }
-  };
-  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
-                                   const std::atomic<bool>&) {
-    fs::path input = FakeEngine::HostPathOf(spec, "/app/input");
-    if (!fs::exists(input / "ref" / "truth.csv")) return 2;
-    if (!fs::exists(input / "res" / "prediction")) return 3;
-    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.txt", "score: 1\n");
-    return 0;
-  };
-  JobResult r = Run(a);
-  ASSERT_TRUE(r.ok()) << r.failure.ToString();
-  EXPECT_TRUE(program_saw_reference);
-  EXPECT_TRUE(reference_saw_program);
-}
 
-TEST_F(JobRunnerTest, AFailedDownloadStopsTheOthersAndIsTheReason) {
-  RunArgs a = Prediction();
-  a.program_data = "mem://missing.zip";
-  a.input_data = Bundle("input.zip", {{"train.csv", "1\n"}});
-  std::atomic<bool> abandoned{false};
-  storage_->fetch_hook = [&](const std::string& url) {
-    if (url.find("input.zip") == std::string::npos) return;
-    abandoned = AwaitAbandoned();
-  };
-  JobResult r = Run(a);
-  ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.failure.message(), HasSubstr("Could not download the submission"));
-  EXPECT_TRUE(abandoned);
-}
 
-TEST_F(JobRunnerTest, PullPolicyMissingSkipsThePullOfAPresentImage) {
-  env_.pull_policy = PullPolicy::kMissing;
-  RunArgs a = Prediction();
-  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
-  ASSERT_TRUE(Run(a).ok());
-  EXPECT_TRUE(engine_.pulled.empty());
-}
 
 TEST_F(JobRunnerTest, PullsAndDownloadsShowTheirProgressOnTheDisplay) {
   std::vector<std::string> lines;
@@ -706,18 +640,6 @@ TEST_F(JobRunnerTest, TheSlotsOptionsReachEveryContainer) {
   }
 }
 
-TEST_F(JobRunnerTest, InputDataIsServedFromTheCacheTheSecondTime) {
-  RunArgs a = Prediction();
-  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
-  a.input_data = Bundle("input.zip", {{"train.csv", "1\n"}});
-  a.input_data += "?sig=first";
-  ASSERT_TRUE(Run(a).ok());
-  a.input_data = a.input_data.substr(0, a.input_data.find('?')) + "?sig=second";
-  ASSERT_TRUE(Run(a).ok());
-  int input_fetches = 0;
-  for (const auto& url : storage_->fetched) input_fetches += url.find("input.zip") != std::string::npos;
-  EXPECT_EQ(input_fetches, 1);
-}
 
 TEST_F(JobRunnerTest, ScoringReadsThePredictionOutputThisWorkerUploadedWithoutDownloading) {
   RunArgs p = Prediction();

@@ -1,0 +1,81 @@
+#include "job/job_folder.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+#include "common/fd.h"
+#include "common/files.h"
+
+namespace cw {
+namespace fs = std::filesystem;
+
+fs::path JobsFolder(const JobEnvironment& env) {
+  fs::path jobs = env.base_dir / "jobs";
+  return env.jobs_subfolder.empty() ? jobs : jobs / env.jobs_subfolder;
+}
+
+int RemoveLeftoverJobFolders(const JobEnvironment& env) {
+  const fs::path jobs = JobsFolder(env);
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(jobs, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+    if (rm) {
+      spdlog::warn("could not remove {} left by an earlier run: {}", it->path().string(),
+                   rm.message());
+    } else {
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string& prefix) {
+  JobFolder f;
+  CW_ASSIGN_OR_RETURN(f.root_, MakeUniqueDir(JobsFolder(env), prefix));
+  f.data_ = env.base_dir / "data";
+  // What programs leave (a set-uid binary, a participant's data) is for this
+  // job alone: no other user of the host may reach into the jobs folder. The
+  // engine mounts the folders below by path, so programs do not need these
+  // to be open.
+  for (const fs::path& d : {env.base_dir / "jobs", JobsFolder(env), f.root_}) {
+    if (::chmod(d.c_str(), 0700) != 0) {
+      return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
+    }
+  }
+  std::error_code ec;
+  for (const fs::path& d : {f.output(), f.input(), f.logs(), f.bundles(), f.shared(), f.data_}) {
+    fs::create_directories(d, ec);
+    if (ec) return IoError("cannot create " + d.string() + ": " + ec.message());
+  }
+  // Programs in the container may run as another user; they must be able to
+  // write their output.
+  for (const fs::path& d : {f.output(), f.shared()}) {
+    fs::permissions(d, fs::perms::all, ec);
+  }
+  return f;
+}
+
+std::vector<fs::path> JobFolder::Writable() const {
+  // What was unpacked or copied into them before the start is not the
+  // programs' doing: the disk watcher subtracts it.
+  std::vector<fs::path> dirs;
+  for (const char* d : {"output", "shared", "program", "ingestion_program", "input",
+                        "input_data"}) {
+    dirs.push_back(root_ / d);
+  }
+  return dirs;
+}
+
+void JobFolder::Remove(const fs::path& root) {
+  std::error_code ec;
+  fs::remove_all(root, ec);
+  if (ec) spdlog::warn("could not remove job folder {}: {}", root.string(), ec.message());
+}
+
+}  // namespace cw
