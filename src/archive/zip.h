@@ -2,6 +2,13 @@
 // Zips to unpack come from strangers (participants, organizers) and are
 // treated as hostile; so is the folder CreateZip packs (a participant's
 // program wrote it).
+//
+// This header is the archive part's whole public surface. Behind it:
+// zip_layout.h/.cc, the layout reader, which decides before anything is
+// written whether a zip may be unpacked and what each entry becomes;
+// zip_unpack.cc (ExtractZip), which writes what it planned; zip_write.cc
+// (CreateZip). Every function here may be called from any thread; calls
+// share no state.
 #pragma once
 
 #include <cstdint>
