@@ -41,7 +41,7 @@ struct UnpackLimits {
 // Refused before anything is written (dest_dir is created, nothing in it):
 // - InvalidInput naming the entry: any entry that would land outside dest_dir
 //   (absolute paths, "..", drive letters, a link already in dest_dir),
-//   symbolic links, encrypted entries;
+//   symbolic links, encrypted entries, names too long for the file system;
 // - InvalidInput: more entries than limits.max_entries ("the zip has 120000
 //   entries, more than the 100000 allowed"); declared uncompressed sizes adding
 //   up to more than limits.max_bytes ("the zip unpacks to more than 1 GB

@@ -338,6 +338,9 @@ Result<PlannedEntry> PlanEntry(zip_t* za, zip_uint64_t index, const fs::path& zi
   // still carry it elsewhere.
   std::error_code ec;
   fs::path resolved = fs::weakly_canonical(dest / relative, ec);
+  if (ec == std::errc::filename_too_long) {
+    return InvalidInput("zip entry '" + raw_name + "' has a name too long to unpack");
+  }
   if (ec) return IoError("cannot resolve " + (dest / relative).string() + ": " + ec.message());
   if (!IsUnderDir(resolved, dest)) return InvalidInput(OutsideMessage(raw_name));
   return entry;
@@ -407,7 +410,12 @@ Result<ZipHandle> OpenCheckedZip(const fs::path& zip_path, const UnpackLimits& l
     za.reset(zip_open(zip_path.c_str(), ZIP_RDONLY, &error_code));
   }
   if (!za) {
-    if (error_code == ZIP_ER_NOENT) return NotFound("no file at " + zip_path.string());
+    if (error_code == ZIP_ER_NOENT && !fs::exists(zip_path, ec)) return NotFound("no file at " + zip_path.string());
+    // libzip also answers "no such file" when a header announces a ZIP64
+    // field and lacks it: the zip's fault, not a missing file.
+    if (error_code == ZIP_ER_NOENT) {
+      return InvalidInput(zip_path.string() + " is not a valid zip file (a header lacks a field it announces)");
+    }
     if (error_code == ZIP_ER_OPEN || error_code == ZIP_ER_READ) {
       return IoError("cannot read " + zip_path.string() + ": " + LibzipErrorText(error_code));
     }

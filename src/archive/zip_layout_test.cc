@@ -251,6 +251,34 @@ TEST_F(ZipLayoutTest, HandMadeZip64IsRead) {
   EXPECT_EQ(Listing(root_ / "dest2"), std::vector<std::string>{});
 }
 
+TEST_F(ZipLayoutTest, NameTooLongToUnpackIsTheZipsFault) {
+  // Not an IoError (disk trouble, the worker's side): the zip cannot be
+  // unpacked anywhere.
+  for (const std::string& name : {std::string(300, 'n'), std::string(4200, 'd').replace(200, 1, "/")}) {
+    fs::path zip = root_ / "in.zip";
+    MakeZip(zip, {{"ok.txt", "fine"}, {name, "long"}});
+    fs::path dest = root_ / "dest";
+    Result<ExtractStats> stats = ExtractZip(zip, dest);
+    EXPECT_EQ(stats.status().code(), Code::kInvalidInput) << stats.status().ToString();
+    EXPECT_EQ(stats.status().message(), "zip entry '" + name + "' has a name too long to unpack");
+    EXPECT_EQ(Listing(dest), std::vector<std::string>{});
+  }
+}
+
+TEST_F(ZipLayoutTest, MissingZip64FieldIsAnInvalidZipNotAMissingFile) {
+  // Sizes saying "see the ZIP64 field", and no such field: libzip answers
+  // ZIP_ER_NOENT, which once came out as "no file at".
+  std::string bytes = StoredZip({{"a.txt", "aaa"}});
+  std::size_t central = CentralHeaders(bytes)[0];
+  Set32(bytes, central + 20, 0xffffffffu);
+  Set32(bytes, central + 24, 0xffffffffu);
+  fs::path zip = root_ / "in.zip";
+  WriteFile(zip, bytes);
+  Result<ExtractStats> stats = ExtractZip(zip, root_ / "dest");
+  EXPECT_EQ(stats.status().code(), Code::kInvalidInput) << stats.status().ToString();
+  EXPECT_EQ(stats.status().message(), zip.string() + " is not a valid zip file (a header lacks a field it announces)");
+}
+
 TEST_F(ZipLayoutTest, OverlappingEntriesAreRefused) {
   // Three central directory entries for one local header: the non-recursive
   // zip bomb. (libzip itself refuses duplicate names, so the copies are renamed.)
