@@ -88,9 +88,11 @@ struct UnpackPlan {
 // Step 2: every entry of `za` (from OpenCheckedZip), in order. `dest` is the
 // folder it would be unpacked into, existing and canonical: a link already
 // in it may not carry an entry elsewhere. Refuses (InvalidInput, naming the
-// entry) names outside dest, symbolic links, encrypted entries and files
-// without a name, then declared sizes adding up to more than
-// limits.max_bytes. Writes nothing.
+// entry) names outside dest, names too long for the file system, symbolic
+// links, encrypted entries and files without a name, then declared sizes
+// adding up to more than limits.max_bytes. IoError when a name cannot be
+// resolved for another reason; Cancelled when limits.cancelled says so.
+// Writes nothing.
 Result<UnpackPlan> PlanUnpack(zip_t* za, const std::filesystem::path& zip_path,
                               const std::filesystem::path& dest, const UnpackLimits& limits);
 
