@@ -10,6 +10,8 @@
 // outside the destination, a refusal leaves the destination empty, and what
 // is unpacked is only files and folders without set-uid, set-gid or sticky bits.
 // CW_ZIP_CORPUS_VERBOSE=1 prints each file's outcome.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -20,9 +22,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "archive/zip.h"
 #include "archive/zip_layout.h"
@@ -78,7 +77,8 @@ class ZipCorpusTest : public ZipTest {
 
   // What was unpacked is only files and folders, with no special bits.
   void CheckUnpacked(const fs::path& dest) {
-    for (auto it = fs::recursive_directory_iterator(dest); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(dest); it != fs::recursive_directory_iterator();
+         ++it) {
       struct stat st;
       ASSERT_EQ(::lstat(it->path().c_str(), &st), 0) << it->path();
       EXPECT_TRUE(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) << it->path();
@@ -144,7 +144,8 @@ TEST_F(ZipCorpusTest, EveryFileIsRefusedOrAcceptedAsExpected) {
     std::string outcome = !plan.ok() ? "refuse" : extracted.ok() ? "accept" : "unpack-fails";
     ++verdicts[outcome];
     if (std::getenv("CW_ZIP_CORPUS_VERBOSE") != nullptr) {
-      std::cerr << name << "\t" << outcome << "\t" << (got.ok() ? "" : got.ToString().substr(0, 200)) << "\n";
+      std::cerr << name << "\t" << outcome << "\t"
+                << (got.ok() ? "" : got.ToString().substr(0, 200)) << "\n";
     }
     if (want.verdict == "any") continue;
     EXPECT_EQ(outcome, want.verdict) << got.ToString();
@@ -162,7 +163,9 @@ TEST_F(ZipCorpusTest, EveryFileIsRefusedOrAcceptedAsExpected) {
       EXPECT_LE(extracted->bytes, plan->declared_bytes);
     }
   }
-  for (const auto& [name, want] : expected) EXPECT_EQ(seen.count(name), 1u) << name << " is missing";
+  for (const auto& [name, want] : expected) {
+    EXPECT_EQ(seen.count(name), 1u) << name << " is missing";
+  }
   // Each kind of outcome is exercised.
   EXPECT_GT(verdicts["accept"], 10);
   EXPECT_GT(verdicts["refuse"], 30);

@@ -20,7 +20,8 @@ inline constexpr std::size_t kChunk = 64 * 1024;
 inline bool IsCancelled(const std::function<bool()>& cancelled) { return cancelled && cancelled(); }
 
 inline bool IsUnderDir(const std::filesystem::path& candidate, const std::filesystem::path& dir) {
-  return std::mismatch(dir.begin(), dir.end(), candidate.begin(), candidate.end()).first == dir.end();
+  return std::mismatch(dir.begin(), dir.end(), candidate.begin(), candidate.end()).first ==
+         dir.end();
 }
 
 inline std::string LibzipErrorText(int code) {

@@ -73,11 +73,11 @@ Result<ZipHandle> OpenCheckedZip(const std::filesystem::path& zip_path, const Un
 // One entry of the archive, checked and ready to unpack.
 struct PlannedEntry {
   zip_uint64_t index = 0;
-  std::string name;                 // as stored, for messages
-  std::filesystem::path relative;   // normalised, never empty for files
+  std::string name;                // as stored, for messages
+  std::filesystem::path relative;  // normalised, never empty for files
   bool is_dir = false;
-  mode_t mode = 0;                  // permission bits to apply
-  std::uint64_t size = 0;           // uncompressed size, as the zip declares it
+  mode_t mode = 0;         // permission bits to apply
+  std::uint64_t size = 0;  // uncompressed size, as the zip declares it
 };
 
 struct UnpackPlan {

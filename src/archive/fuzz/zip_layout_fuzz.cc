@@ -7,6 +7,7 @@
 //   cmake --build build-fuzz --target zip_layout_fuzz
 //   build-fuzz/src/archive/zip_layout_fuzz -max_total_time=60 \
 //     -max_len=65536 /tmp/zip-fuzz-corpus src/archive/testdata/zip_corpus
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -15,8 +16,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "archive/zip_layout.h"
 
