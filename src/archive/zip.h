@@ -2,6 +2,13 @@
 // Zips to unpack come from strangers (participants, organizers) and are
 // treated as hostile; so is the folder CreateZip packs (a participant's
 // program wrote it).
+//
+// This header is the archive part's whole public surface. Behind it:
+// zip_layout.h/.cc, the layout reader, which decides before anything is
+// written whether a zip may be unpacked and what each entry becomes;
+// zip_unpack.cc (ExtractZip), which writes what it planned; zip_write.cc
+// (CreateZip). Every function here may be called from any thread; calls
+// share no state.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +41,7 @@ struct UnpackLimits {
 // Refused before anything is written (dest_dir is created, nothing in it):
 // - InvalidInput naming the entry: any entry that would land outside dest_dir
 //   (absolute paths, "..", drive letters, a link already in dest_dir),
-//   symbolic links, encrypted entries;
+//   symbolic links, encrypted entries, names too long for the file system;
 // - InvalidInput: more entries than limits.max_entries ("the zip has 120000
 //   entries, more than the 100000 allowed"); declared uncompressed sizes adding
 //   up to more than limits.max_bytes ("the zip unpacks to more than 1 GB
