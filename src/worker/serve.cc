@@ -128,124 +128,50 @@ std::unique_ptr<StatusSocket> OpenStatusSocket(const WorkerConfig& config,
   return std::move(opened).value();
 }
 
-}  // namespace
-
-int Serve(const ServeOptions& options) {
+// The settings, the broker's address and the node name; logs why not (the
+// exit code is then 2: the admin's to fix).
+struct Settings {
+  WorkerConfig config;
+  BrokerAddress address;
+  std::string nodename;
+};
+std::optional<Settings> LoadSettings(const ServeOptions& options) {
   auto config = LoadConfig(options.env_file, options.overrides);
   if (!config.ok()) {
     spdlog::error("{}", config.status().message());
-    return 2;
+    return std::nullopt;
   }
   // SERIALIZED=true: JSON lines, as the Python worker's loguru writes them.
   ConfigureLogging(config->serialized_logs, config->log_level);
   if (config->broker_url.empty()) {
     spdlog::error("BROKER_URL is not set: give the Codabench queue's broker URL "
                   "(pyamqp://user:password@host:port/vhost) in the environment or .env");
-    return 2;
+    return std::nullopt;
   }
   auto address = ParseBrokerUrl(config->broker_url, config->broker_use_ssl);
   if (!address.ok()) {
     spdlog::error("{}", address.status().message());
-    return 2;
+    return std::nullopt;
   }
-  const std::string nodename =
+  std::string nodename =
       options.nodename.empty() ? "compute-worker@" + Hostname() : options.nodename;
+  return Settings{*std::move(config), *std::move(address), std::move(nodename)};
+}
 
-  DockerEngine engine(config->container_socket);
-  auto version = engine.Version();
-  if (!version.ok()) {
-    spdlog::error("{}", version.status().message());
-    return 1;
-  }
-  auto slots = PlanSlots(*config, engine);
-  if (!slots.ok()) {
-    spdlog::error("{}", slots.status().message());
-    return slots.status().code() == Code::kInvalidInput ? 2 : 1;
-  }
-  const int slot_count = static_cast<int>(slots->size());
-  spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
-               config->host_directory.string(), *version, address->Redacted(), slot_count);
-  for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
-
-  // What `codabench-worker status` shows; outlives everything that feeds it.
-  std::vector<StatusBoard::SlotInfo> slot_infos;
-  for (const WorkerSlot& slot : *slots) slot_infos.push_back(SlotInfoOf(slot));
-  StatusBoard board(nodename, metrics::BuildVersion(), std::move(slot_infos));
-  board.EngineState(true, "");  // it answered just above
-  const metrics::HttpHandler status_handler = [&board] {
-    return metrics::HttpResponse{200, "application/json", board.Json().dump() + "\n"};
-  };
-  std::unique_ptr<metrics::WorkerMetrics> metrics;
-  std::unique_ptr<metrics::HttpServer> metrics_server;
-  if (Status st = StartMetrics(*config, slot_count, status_handler, metrics, metrics_server);
-      !st.ok()) {
-    spdlog::error("{}", st.message());
-    return st.code() == Code::kInvalidInput ? 2 : 1;
-  }
-  EngineChecker engine_checker(
-      config->container_socket,
-      [&board, m = metrics.get()](bool ok, const std::string& reason) {
-        board.EngineState(ok, reason);
-        if (m) m->EngineCheck(ok, reason);
-      },
-      std::chrono::seconds(10));
-  spdlog::log(config->base_directory_doubtful ? spdlog::level::warn : spdlog::level::info,
-              "jobs are written to {}: {}", config->base_directory.string(),
-              config->base_directory_reason);
-  // What an earlier run of this node name left goes, unless a live worker
-  // uses the same name (worker/startup_sweep.h).
-  const bool sweep = NoOtherLiveNode(*address, nodename, options.tls_verify,
-                                     config->broker_ssl_ca_certs);
-  if (sweep) RemoveOrphanContainers(engine, nodename);
-  std::error_code ec;
-  fs::create_directories(config->base_directory, ec);
-  if (ec) {
-    spdlog::error("cannot create {}: {}", config->base_directory.string(), ec.message());
-    return 1;
-  }
-
-  HttpClientOptions http_options;
-  http_options.ca_bundle = config->site_ca_bundle;
-  HttpClient http(http_options);
-  // Only http(s): a queue message must never make the worker read or write
-  // files of the host it runs on.
-  HttpStorage http_storage(http);
-  std::optional<MeteredStorage> metered;
-  if (metrics) metered.emplace(http_storage, *metrics);
-  Storage& storage = metered ? static_cast<Storage&>(*metered) : http_storage;
-  BundleCache cache(config->base_directory / "cache",
-                    CacheBytesFromGb(config->max_cache_dir_size_gb));
-  if (metrics) {
-    metrics->WatchCacheBytes([&cache] { return static_cast<double>(cache.SizeBytes()); });
-  }
-  JobEnvironment env = QueueJobEnvironment(*config, nodename, engine, metrics.get());
-  // No job of ours runs yet: what a killed run of this node left goes.
-  if (sweep) RemoveOrphanJobFolders(env, nodename);
-  // GPU use per slot (gauges) and per job (log, metadata, histograms).
-  GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
-  // One runner per slot: the slot's GPUs, CPUs and labels are in its
-  // environment, so a job only ever sees its own slot's devices.
-  std::vector<std::unique_ptr<JobRunner>> runners;
-  for (const JobEnvironment& slot_env :
-       SlotEnvironments(env, *slots, gpu_figures, config->shared_network_namespaces, engine,
-                        nodename)) {
-    runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
-  }
-  SiteReporterOptions reporter_options;
-  reporter_options.socket.ca_bundle = config->site_ca_bundle;
-  if (metrics) {
-    reporter_options.socket.on_failure = [m = metrics.get()] { m->SiteError("websocket"); };
-  }
-  // Outlives the worker, which calls it from its threads.
-  SiteJobs site_jobs(http, reporter_options, std::move(runners), board, metrics.get());
-
+// Serves the queue until a shutdown has run its course: the Worker on its
+// slots, the consumer on the broker thread, the drain on this one.
+int ServeQueue(const Settings& s, bool tls_verify, int slot_count, StatusBoard& board,
+               metrics::WorkerMetrics* metrics, SiteJobs& site_jobs,
+               const metrics::HttpHandler& status_handler) {
+  const WorkerConfig& config = s.config;
+  const std::string& nodename = s.nodename;
   ConsumerAcker acker;
   WorkerOptions wopts;
   wopts.nodename = nodename;
   wopts.slots = slot_count;
   wopts.status = &board;
   if (metrics) {
-    wopts.on_connection_state = [m = metrics.get()](bool connected) { m->BrokerState(connected); };
+    wopts.on_connection_state = [m = metrics](bool connected) { m->BrokerState(connected); };
   }
   Worker worker(
       wopts, acker,
@@ -258,11 +184,11 @@ int Serve(const ServeOptions& options) {
   ConsumerOptions copts;
   copts.nodename = nodename;
   copts.prefetch = slot_count;
-  copts.connect.tls_verify = options.tls_verify;
-  copts.connect.ca_file = config->broker_ssl_ca_certs;
-  QueueConsumer consumer(*address, copts, worker);
+  copts.connect.tls_verify = tls_verify;
+  copts.connect.ca_file = config.broker_ssl_ca_certs;
+  QueueConsumer consumer(s.address, copts, worker);
   acker.Attach(&consumer);
-  std::unique_ptr<StatusSocket> status_socket = OpenStatusSocket(*config, nodename, status_handler);
+  std::unique_ptr<StatusSocket> status_socket = OpenStatusSocket(config, nodename, status_handler);
 
   std::signal(SIGTERM, OnStopSignal);
   std::signal(SIGINT, OnStopSignal);
@@ -279,7 +205,7 @@ int Serve(const ServeOptions& options) {
   };
   hooks.busy = [&] { return worker.busy(); };
   hooks.running = [&] { return worker.active(); };
-  if (WaitForShutdown(g_stop_signals, g_quit, config->shutdown_timeout_s, hooks) ==
+  if (WaitForShutdown(g_stop_signals, g_quit, config.shutdown_timeout_s, hooks) ==
       ShutdownKind::kCold) {
     spdlog::warn("cold shutdown: running jobs are stopped and left unacked for another worker");
   } else {
@@ -289,9 +215,111 @@ int Serve(const ServeOptions& options) {
   consumer.StopConsuming();
   stop_broker = true;  // the consumer sends the last acks, then closes
   broker.join();
+  return 0;
+}
+
+}  // namespace
+
+int Serve(const ServeOptions& options) {
+  std::optional<Settings> settings = LoadSettings(options);
+  if (!settings) return 2;
+  const WorkerConfig& config = settings->config;
+  const BrokerAddress& address = settings->address;
+  const std::string& nodename = settings->nodename;
+
+  DockerEngine engine(config.container_socket);
+  auto version = engine.Version();
+  if (!version.ok()) {
+    spdlog::error("{}", version.status().message());
+    return 1;
+  }
+  auto slots = PlanSlots(config, engine);
+  if (!slots.ok()) {
+    spdlog::error("{}", slots.status().message());
+    return slots.status().code() == Code::kInvalidInput ? 2 : 1;
+  }
+  const int slot_count = static_cast<int>(slots->size());
+  spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
+               config.host_directory.string(), *version, address.Redacted(), slot_count);
+  for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
+
+  // What `codabench-worker status` shows; outlives everything that feeds it.
+  std::vector<StatusBoard::SlotInfo> slot_infos;
+  for (const WorkerSlot& slot : *slots) slot_infos.push_back(SlotInfoOf(slot));
+  StatusBoard board(nodename, metrics::BuildVersion(), std::move(slot_infos));
+  board.EngineState(true, "");  // it answered just above
+  const metrics::HttpHandler status_handler = [&board] {
+    return metrics::HttpResponse{200, "application/json", board.Json().dump() + "\n"};
+  };
+  std::unique_ptr<metrics::WorkerMetrics> metrics;
+  std::unique_ptr<metrics::HttpServer> metrics_server;
+  if (Status st = StartMetrics(config, slot_count, status_handler, metrics, metrics_server);
+      !st.ok()) {
+    spdlog::error("{}", st.message());
+    return st.code() == Code::kInvalidInput ? 2 : 1;
+  }
+  EngineChecker engine_checker(
+      config.container_socket,
+      [&board, m = metrics.get()](bool ok, const std::string& reason) {
+        board.EngineState(ok, reason);
+        if (m) m->EngineCheck(ok, reason);
+      },
+      std::chrono::seconds(10));
+  spdlog::log(config.base_directory_doubtful ? spdlog::level::warn : spdlog::level::info,
+              "jobs are written to {}: {}", config.base_directory.string(),
+              config.base_directory_reason);
+  // What an earlier run of this node name left goes, unless a live worker
+  // uses the same name (worker/startup_sweep.h).
+  const bool sweep = NoOtherLiveNode(address, nodename, options.tls_verify,
+                                     config.broker_ssl_ca_certs);
+  if (sweep) RemoveOrphanContainers(engine, nodename);
+  std::error_code ec;
+  fs::create_directories(config.base_directory, ec);
+  if (ec) {
+    spdlog::error("cannot create {}: {}", config.base_directory.string(), ec.message());
+    return 1;
+  }
+
+  HttpClientOptions http_options;
+  http_options.ca_bundle = config.site_ca_bundle;
+  HttpClient http(http_options);
+  // Only http(s): a queue message must never make the worker read or write
+  // files of the host it runs on.
+  HttpStorage http_storage(http);
+  std::optional<MeteredStorage> metered;
+  if (metrics) metered.emplace(http_storage, *metrics);
+  Storage& storage = metered ? static_cast<Storage&>(*metered) : http_storage;
+  BundleCache cache(config.base_directory / "cache",
+                    CacheBytesFromGb(config.max_cache_dir_size_gb));
+  if (metrics) {
+    metrics->WatchCacheBytes([&cache] { return static_cast<double>(cache.SizeBytes()); });
+  }
+  JobEnvironment env = QueueJobEnvironment(config, nodename, engine, metrics.get());
+  // No job of ours runs yet: what a killed run of this node left goes.
+  if (sweep) RemoveOrphanJobFolders(env, nodename);
+  // GPU use per slot (gauges) and per job (log, metadata, histograms).
+  GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
+  // One runner per slot: the slot's GPUs, CPUs and labels are in its
+  // environment, so a job only ever sees its own slot's devices.
+  std::vector<std::unique_ptr<JobRunner>> runners;
+  for (const JobEnvironment& slot_env :
+       SlotEnvironments(env, *slots, gpu_figures, config.shared_network_namespaces, engine,
+                        nodename)) {
+    runners.push_back(std::make_unique<JobRunner>(slot_env, storage, cache, engine));
+  }
+  SiteReporterOptions reporter_options;
+  reporter_options.socket.ca_bundle = config.site_ca_bundle;
+  if (metrics) {
+    reporter_options.socket.on_failure = [m = metrics.get()] { m->SiteError("websocket"); };
+  }
+  // Outlives the worker, which calls it from its threads.
+  SiteJobs site_jobs(http, reporter_options, std::move(runners), board, metrics.get());
+
+  const int code = ServeQueue(*settings, options.tls_verify, slot_count, board, metrics.get(), site_jobs,
+                             status_handler);
   if (metrics_server) metrics_server->Stop();
   spdlog::info("stopped");
-  return 0;
+  return code;
 }
 
 }  // namespace cw
