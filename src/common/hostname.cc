@@ -10,4 +10,6 @@ std::string Hostname() {
   return host;
 }
 
+std::string DefaultNodeName() { return "compute-worker@" + Hostname(); }
+
 }  // namespace cw

@@ -1,4 +1,5 @@
-// This machine's host name (gethostname), "" when it has none.
+// This machine's host name (gethostname), "" when it has none, and the
+// node name a worker takes from it.
 #pragma once
 
 #include <string>
@@ -6,5 +7,8 @@
 namespace cw {
 
 std::string Hostname();
+// "compute-worker@<host name>": a worker's node name unless told otherwise
+// (the Python worker's Celery default).
+std::string DefaultNodeName();
 
 }  // namespace cw

@@ -21,7 +21,10 @@ struct SerialExecutor::Tick {
 SerialExecutor::SerialExecutor(std::string name, std::size_t max_queued)
     : name_(std::move(name)), max_queued_(max_queued), thread_([this] { Loop(); }) {}
 
-SerialExecutor::~SerialExecutor() { Shutdown(Leftovers::kRun); }
+SerialExecutor::~SerialExecutor() {
+  Shutdown(Leftovers::kRun);
+  if (thread_.joinable()) thread_.join();  // when Shutdown was a task's
+}
 
 bool SerialExecutor::Post(Task task) { return PostAt(Clock::now(), std::move(task), true); }
 
@@ -67,7 +70,9 @@ std::size_t SerialExecutor::Shutdown(Leftovers leftovers) {
     }
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  // From one of its own tasks, it cannot wait for itself: the thread ends
+  // after this task, and the destructor joins it.
+  if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) thread_.join();
   return dropped;
 }
 

@@ -3,9 +3,10 @@
 // site, a finished job's cleanup, closing a job's live sockets, the engine
 // check every 10 s) are each one of these, so each only says what it runs.
 //
-// Threads: Post, PostAfter, Repeat and pending may be called from any thread,
-// tasks included. Shutdown may be called from any thread but the executor's
-// own (it joins it); the destructor calls Shutdown(kRun).
+// Threads: Post, PostAfter, Repeat, pending and Shutdown may be called from
+// any thread, tasks included (Shutdown from a task does not wait for the
+// thread, which ends after that task). The destructor calls Shutdown(kRun)
+// and joins; it must not run on the executor's own thread.
 // mu_ guards everything below it; thread_ is set once, in the constructor.
 #pragma once
 
@@ -50,8 +51,9 @@ class SerialExecutor {
     kRun,   // tasks already due run first (a delayed or repeating one is dropped)
     kDrop,  // queued tasks are dropped; the running one finishes
   };
-  // Stops taking tasks and joins the thread. Returns the number of queued
-  // tasks dropped. Later calls do nothing and return 0.
+  // Stops taking tasks and joins the thread (but from one of its tasks).
+  // Returns the number of queued tasks dropped. Later calls do nothing and
+  // return 0.
   std::size_t Shutdown(Leftovers leftovers);
 
  private:

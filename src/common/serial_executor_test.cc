@@ -160,5 +160,21 @@ TEST(SerialExecutor, ATaskMayPostAnother) {
   ASSERT_TRUE(WaitFor([&] { return second.load(); }));
 }
 
+TEST(SerialExecutor, ATaskMayShutItDown) {
+  std::atomic<int> ran{0};
+  std::atomic<bool> shut{false};
+  {
+    SerialExecutor ex("test");
+    ASSERT_TRUE(ex.PostAfter(milliseconds(200), [&] { ++ran; }));
+    ASSERT_TRUE(ex.Post([&] {
+      EXPECT_EQ(ex.Shutdown(SerialExecutor::Leftovers::kDrop), 1u);
+      shut = true;
+    }));
+    ASSERT_TRUE(WaitFor([&] { return shut.load(); }));
+    EXPECT_FALSE(ex.Post([] {}));
+  }
+  EXPECT_EQ(ran, 0);
+}
+
 }  // namespace
 }  // namespace cw

@@ -153,8 +153,7 @@ std::optional<Settings> LoadSettings(const ServeOptions& options) {
     spdlog::error("{}", address.status().message());
     return std::nullopt;
   }
-  std::string nodename =
-      options.nodename.empty() ? "compute-worker@" + Hostname() : options.nodename;
+  std::string nodename = options.nodename.empty() ? DefaultNodeName() : options.nodename;
   return Settings{*std::move(config), *std::move(address), std::move(nodename)};
 }
 
