@@ -127,7 +127,12 @@ TEST(SlotLoop, PastAFewCleanupsWaitingTheSlotCleansUpItself) {
   Slots s(1, fn);
   // One cleanup runs on the janitor, two wait (the bound is max(2, slots));
   // the fourth is the slot's own.
-  for (int i = 1; i <= 4; ++i) s.Add("t-" + std::to_string(i), i, i);
+  s.Add("t-1", 1, 1);
+  ASSERT_TRUE(WaitFor([&] {  // the janitor holds it
+    std::lock_guard<std::mutex> lock(mu);
+    return cleanup_threads.size() == 1;
+  }));
+  for (int i = 2; i <= 4; ++i) s.Add("t-" + std::to_string(i), i, i);
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> lock(mu);
     return cleanup_threads.size() == 2;
