@@ -1,10 +1,10 @@
 #include "common/serial_executor.h"
 
+#include <spdlog/spdlog.h>
+
 #include <exception>
 #include <memory>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 namespace cw {
 

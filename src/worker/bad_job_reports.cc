@@ -1,17 +1,19 @@
 #include "worker/bad_job_reports.h"
 
+#include <spdlog/spdlog.h>
+
 #include <exception>
 #include <memory>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "common/abandon.h"
 
 namespace cw {
 
 BadJobReports::BadJobReports(BadJobFn report, std::size_t max_pending)
-    : report_(std::move(report)), max_pending_(max_pending), executor_("bad-job reports", max_pending) {}
+    : report_(std::move(report)),
+      max_pending_(max_pending),
+      executor_("bad-job reports", max_pending) {}
 
 BadJobReports::~BadJobReports() { Abandon(); }
 

@@ -12,9 +12,8 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/serial_executor.h"
 

@@ -1,11 +1,11 @@
 #include "worker/bad_job_reports.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/abandon.h"
 #include "worker/test_helpers.h"

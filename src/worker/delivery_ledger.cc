@@ -1,16 +1,15 @@
 #include "worker/delivery_ledger.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 namespace cw {
 
 namespace {
 
 double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -98,8 +97,8 @@ int DeliveryLedger::BeginDrain() {
   for (const auto& job : queue_) {
     for (auto [epoch, tag] : job->deliveries) acker_.Reject(epoch, tag, /*requeue=*/true);
     jobs_.erase(job->task_id);
-    spdlog::info("task {} (submission {}) had not started: handed back to the queue",
-                 job->task_id, job->args.id);
+    spdlog::info("task {} (submission {}) had not started: handed back to the queue", job->task_id,
+                 job->args.id);
   }
   queue_.clear();
   return active_;
@@ -125,7 +124,7 @@ void DeliveryLedger::Revoke(const std::vector<std::string>& ids, bool terminate)
     auto job = it->second;
     if (!job->running) {
       // Queued here but not started: drop it now.
-      queue_.erase(std::find(queue_.begin(), queue_.end(), job));
+      if (auto q = std::find(queue_.begin(), queue_.end(), job); q != queue_.end()) queue_.erase(q);
       jobs_.erase(it);
       for (auto [epoch, tag] : job->deliveries) acker_.Ack(epoch, tag);
       finished_.Add(id);

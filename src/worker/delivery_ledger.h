@@ -20,12 +20,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/recent_ids.h"
 #include "job/cancel.h"
@@ -51,7 +50,7 @@ struct LedgerJob {
   nlohmann::json raw_args;
   std::optional<double> soft_limit_s, hard_limit_s;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> deliveries;  // epoch, tag
-  CancelToken cancel;  // thread-safe on its own
+  CancelToken cancel;                                               // thread-safe on its own
   bool running = false;
   int slot = -1;
   std::chrono::steady_clock::time_point started;

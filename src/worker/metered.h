@@ -41,9 +41,7 @@ class MeteredReporter : public Reporter {
   void LiveError(const std::string& message) override { inner_.LiveError(message); }
   void DetailedResultsUpdated() override { inner_.DetailedResultsUpdated(); }
 
-  std::optional<std::chrono::steady_clock::time_point> last_status() const {
-    return last_status_;
-  }
+  std::optional<std::chrono::steady_clock::time_point> last_status() const { return last_status_; }
 
  private:
   Status Counted(const char* call, Status st);

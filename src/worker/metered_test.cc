@@ -1,9 +1,9 @@
 #include "worker/metered.h"
 
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "common/abandon.h"
 #include "job/test_fakes.h"
@@ -11,9 +11,9 @@
 
 namespace cw {
 namespace {
+using testing::FakeStorage;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::FakeStorage;
 using testing::RecordingReporter;
 
 class MeteredStorageTest : public testing_util::TempDirTest {};

@@ -1,10 +1,9 @@
 #include "worker/remote_control.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 namespace cw {
 
@@ -54,7 +53,8 @@ nlohmann::json RemoteControl::Active() const {
     // `inspect active` output ends up in people's terminals: no secrets.
     if (redacted.is_object()) {
       for (auto& [k, v] : redacted.items()) {
-        if (k == "secret" || (v.is_string() && v.get<std::string>().find('?') != std::string::npos)) {
+        if (k == "secret" ||
+            (v.is_string() && v.get<std::string>().find('?') != std::string::npos)) {
           v = "<redacted>";
         }
       }

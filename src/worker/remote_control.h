@@ -6,9 +6,8 @@
 // lock. No state of its own beyond what the constructor sets.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "broker/celery.h"
 #include "worker/delivery_ledger.h"

@@ -11,7 +11,8 @@ using ::testing::HasSubstr;
 using worker_testing::MakeJob;
 using worker_testing::RecordingAcker;
 
-ControlMessage Command(const std::string& method, nlohmann::json arguments = nlohmann::json::object()) {
+ControlMessage Command(const std::string& method,
+                       nlohmann::json arguments = nlohmann::json::object()) {
   ControlMessage m;
   m.method = method;
   m.arguments = std::move(arguments);
@@ -35,8 +36,7 @@ TEST(RemoteControl, AnswersPingActiveAndRegistered) {
   EXPECT_EQ(active[0]["args"][0]["secret"], "<redacted>");
   EXPECT_EQ(active[0]["args"][0]["prediction_result"], "<redacted>");
   EXPECT_EQ(active[0]["args"][0]["docker_image"], "img");
-  EXPECT_EQ(control.Answer(Command("registered")),
-            nlohmann::json::array({"compute_worker_run"}));
+  EXPECT_EQ(control.Answer(Command("registered")), nlohmann::json::array({"compute_worker_run"}));
   nlohmann::json stats = control.Answer(Command("stats"));
   EXPECT_EQ(stats["pool"]["max-concurrency"], 3);
   EXPECT_EQ(stats["active"], 1);

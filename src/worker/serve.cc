@@ -314,8 +314,8 @@ int Serve(const ServeOptions& options) {
   // Outlives the worker, which calls it from its threads.
   SiteJobs site_jobs(http, reporter_options, std::move(runners), board, metrics.get());
 
-  const int code = ServeQueue(*settings, options.tls_verify, slot_count, board, metrics.get(), site_jobs,
-                             status_handler);
+  const int code = ServeQueue(*settings, options.tls_verify, slot_count, board, metrics.get(),
+                              site_jobs, status_handler);
   if (metrics_server) metrics_server->Stop();
   spdlog::info("stopped");
   return code;

@@ -1,8 +1,8 @@
 #include "worker/shutdown.h"
 
-#include <thread>
-
 #include <spdlog/spdlog.h>
+
+#include <thread>
 
 namespace cw {
 
@@ -35,8 +35,8 @@ ShutdownKind WaitForShutdown(const std::atomic<int>& stop_signals, const std::at
       draining = true;
       hooks.begin_drain();
       if (timeout_s) {
-        deadline = Clock::now() +
-                   std::chrono::milliseconds(static_cast<long long>(*timeout_s * 1000.0));
+        deadline =
+            Clock::now() + std::chrono::milliseconds(static_cast<long long>(*timeout_s * 1000.0));
       }
     }
     const int busy = hooks.busy();

@@ -57,8 +57,7 @@ TEST(Shutdown, TheTimeoutTurnsTheDrainCold) {
   w.busy = w.running = 1;
   w.stop = 1;
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(WaitForShutdown(w.stop, w.quit, 0.05, w.Hooks(), milliseconds(1)),
-            ShutdownKind::kCold);
+  EXPECT_EQ(WaitForShutdown(w.stop, w.quit, 0.05, w.Hooks(), milliseconds(1)), ShutdownKind::kCold);
   EXPECT_GE(std::chrono::steady_clock::now() - t0, milliseconds(50));
 }
 

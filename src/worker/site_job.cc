@@ -1,8 +1,8 @@
 #include "worker/site_job.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
+
+#include <chrono>
 
 #include "common/abandon.h"
 #include "worker/gpu_figures.h"
@@ -46,17 +46,20 @@ std::optional<BadJobTarget> BadJobTargetOf(const nlohmann::json& raw) {
 SiteJobs::SiteJobs(const HttpClient& http, SiteReporterOptions reporter_options,
                    std::vector<std::unique_ptr<JobRunner>> runners, StatusBoard& board,
                    metrics::WorkerMetrics* metrics)
-    : http_(http), reporter_options_(std::move(reporter_options)), runners_(std::move(runners)),
-      board_(board), metrics_(metrics) {}
+    : http_(http),
+      reporter_options_(std::move(reporter_options)),
+      runners_(std::move(runners)),
+      board_(board),
+      metrics_(metrics) {}
 
 JobResult SiteJobs::Run(int slot, const RunArgs& args, CancelToken& cancel) {
   // A revoked (or shut down) job reports nothing more: its site calls and
   // transfers stop at once instead of retrying for minutes on its slot.
   // A job stopped by a time limit still reports Failed, so it keeps trying.
   AbandonScope abandon([&cancel] { return cancel.cancelled() && !cancel.report(); });
-  auto reporter = std::make_shared<SiteReporter>(args.submissions_api_url, args.id, args.user_pk,
-                                                 args.secret, args.is_scoring, http_,
-                                                 reporter_options_);
+  auto reporter =
+      std::make_shared<SiteReporter>(args.submissions_api_url, args.id, args.user_pk, args.secret,
+                                     args.is_scoring, http_, reporter_options_);
   MeteredReporter metered(*reporter, metrics_, board_, slot);
   const std::string stage = args.is_scoring ? "scoring" : "prediction";
   if (metrics_) metrics_->JobStarted(stage);
@@ -64,10 +67,10 @@ JobResult SiteJobs::Run(int slot, const RunArgs& args, CancelToken& cancel) {
   JobResult result = runners_.at(static_cast<std::size_t>(slot))->Run(args, metered, cancel);
   CountJob(stage, result);
   if (auto last = metered.last_status()) {
-    spdlog::debug("submission {} job returned {:.3f} ms after its last status update", args.id,
-                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            *last)
-                      .count());
+    spdlog::debug(
+        "submission {} job returned {:.3f} ms after its last status update", args.id,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - *last)
+            .count());
   }
   // The final report is out: return to the slot, which acks at once; the
   // live sockets close meanwhile (Finish() in the destructor).
@@ -79,9 +82,9 @@ void SiteJobs::CountJob(const std::string& stage, const JobResult& result) {
   if (!metrics_) return;
   const JobTimings& t = result.timings;
   const std::string outcome = OutcomeName(result.outcome);
-  metrics_->JobFinished(stage, outcome,
-                        {t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.programs_s,
-                         t.upload_s, t.total_s});
+  metrics_->JobFinished(
+      stage, outcome,
+      {t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.programs_s, t.upload_s, t.total_s});
   RecordJobGpuUsage(metrics_, stage, result.gpu);
   metrics_->JobUsed(stage, outcome, UsageOf(result));
 }

@@ -1,10 +1,10 @@
 #include "worker/slot_loop.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <exception>
 #include <new>
-
-#include <spdlog/spdlog.h>
 
 #include "common/log.h"
 
@@ -27,8 +27,12 @@ void RunCleanup(const std::function<void()>& cleanup) {
 
 SlotLoop::SlotLoop(int slots, DeliveryLedger& ledger, JobFn run_job, BadJobReports& reports,
                    StatusBoard* status)
-    : slots_(slots), ledger_(ledger), run_job_(std::move(run_job)), reports_(reports),
-      status_(status), janitor_("janitor", static_cast<std::size_t>(std::max(2, slots))) {}
+    : slots_(slots),
+      ledger_(ledger),
+      run_job_(std::move(run_job)),
+      reports_(reports),
+      status_(status),
+      janitor_("janitor", static_cast<std::size_t>(std::max(2, slots))) {}
 
 SlotLoop::~SlotLoop() { Join(); }
 
@@ -47,20 +51,21 @@ int SlotLoop::cleanups_pending() const { return static_cast<int>(janitor_.pendin
 void SlotLoop::Run(int slot) {
   while (std::shared_ptr<LedgerJob> job = ledger_.Take(slot)) {
     if (status_) status_->JobStarted(slot, job->task_id, job->args.id, job->args.is_scoring);
-    ScopedLogFields fields({job->args.id, job->args.is_scoring ? "scoring" : "prediction", slot,
-                            job->task_id});
+    ScopedLogFields fields(
+        {job->args.id, job->args.is_scoring ? "scoring" : "prediction", slot, job->task_id});
     spdlog::info("slot {}: submission {} {} job starts (task {})", slot, job->args.id,
                  job->args.is_scoring ? "scoring" : "prediction", job->task_id);
     JobResult result = RunSafely(slot, *job);
-    const char* how = result.ok() ? "finished"
+    const char* how = result.ok()                                        ? "finished"
                       : result.outcome == JobResult::Outcome::kCancelled ? "was cancelled"
                                                                          : "failed";
     const JobTimings& t = result.timings;
-    spdlog::info("slot {}: submission {} job {} in {:.2f}s (programs {:.2f}s, overhead {:.2f}s: "
-                 "fetch {:.2f}s, unzip {:.2f}s, image {:.2f}s, start {:.2f}s, upload {:.2f}s){}{}",
-                 slot, job->args.id, how, t.total_s, t.programs_s, t.total_s - t.programs_s,
-                 t.fetch_s, t.unzip_s, t.pull_s, t.container_start_s, t.upload_s,
-                 result.ok() ? "" : ": ", result.ok() ? "" : result.failure.message());
+    spdlog::info(
+        "slot {}: submission {} job {} in {:.2f}s (programs {:.2f}s, overhead {:.2f}s: "
+        "fetch {:.2f}s, unzip {:.2f}s, image {:.2f}s, start {:.2f}s, upload {:.2f}s){}{}",
+        slot, job->args.id, how, t.total_s, t.programs_s, t.total_s - t.programs_s, t.fetch_s,
+        t.unzip_s, t.pull_s, t.container_start_s, t.upload_s, result.ok() ? "" : ": ",
+        result.ok() ? "" : result.failure.message());
     if (status_) {
       status_->JobEnded(slot, OutcomeName(result.outcome),
                         result.ok() ? "" : result.failure.message(), job->args.secret);
@@ -90,13 +95,14 @@ JobResult SlotLoop::RunSafely(int slot, LedgerJob& job) {
   }
   // The job is over: report it Failed (off this thread) and let the slot ack
   // its message, so a message that trips the worker never comes back.
-  spdlog::error("slot {}: submission {} job (task {}) hit an internal error: {}", slot,
-                job.args.id, job.task_id, what);
+  spdlog::error("slot {}: submission {} job (task {}) hit an internal error: {}", slot, job.args.id,
+                job.task_id, what);
   JobResult result;
   result.outcome = JobResult::Outcome::kFailed;
   result.failure = Internal("internal error: " + what);
   if (!job.cancel.cancelled() || job.cancel.report()) {
-    reports_.Queue(job.raw_args, "The worker hit an internal error while running this job: " + what);
+    reports_.Queue(job.raw_args,
+                   "The worker hit an internal error while running this job: " + what);
   }
   return result;
 }

@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/serial_executor.h"
 #include "job/cancel.h"
 #include "job/job_runner.h"
 #include "job/run_args.h"
-#include "common/serial_executor.h"
 #include "worker/bad_job_reports.h"
 #include "worker/delivery_ledger.h"
 #include "worker/status_board.h"
@@ -32,9 +32,12 @@ using JobFn = std::function<JobResult(int slot, const RunArgs&, CancelToken&)>;
 // "succeeded", "failed", "cancelled": the words of the metrics and `status`.
 inline const char* OutcomeName(JobResult::Outcome outcome) {
   switch (outcome) {
-    case JobResult::Outcome::kSucceeded: return "succeeded";
-    case JobResult::Outcome::kCancelled: return "cancelled";
-    case JobResult::Outcome::kFailed: break;
+    case JobResult::Outcome::kSucceeded:
+      return "succeeded";
+    case JobResult::Outcome::kCancelled:
+      return "cancelled";
+    case JobResult::Outcome::kFailed:
+      break;
   }
   return "failed";
 }

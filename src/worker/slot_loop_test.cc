@@ -1,9 +1,9 @@
 #include "worker/slot_loop.h"
 
-#include <set>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "worker/test_helpers.h"
 
@@ -18,7 +18,8 @@ using worker_testing::WaitFor;
 // The slots and the ledger they take jobs from, as the Worker puts them together.
 struct Slots {
   Slots(int n, JobFn fn, BadJobFn bad = {})
-      : ledger(acker, 100), reports(std::move(bad), 100),
+      : ledger(acker, 100),
+        reports(std::move(bad), 100),
         loop(n, ledger, std::move(fn), reports, nullptr) {
     loop.Start();
   }

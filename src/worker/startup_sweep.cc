@@ -14,9 +14,10 @@ bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, 
   Status connected = client.Connect(
       address, ProbeConnectOptions(tls_verify, ca_file, "codabench-worker start-up check"));
   if (!connected.ok()) {
-    spdlog::warn("leftovers of an earlier run of {} are not removed this time: cannot ask the "
-                 "broker whether another worker uses that name ({})",
-                 nodename, connected.message());
+    spdlog::warn(
+        "leftovers of an earlier run of {} are not removed this time: cannot ask the "
+        "broker whether another worker uses that name ({})",
+        nodename, connected.message());
     return false;
   }
   auto mailbox = client.InspectQueue(nodename + ".celery.pidbox");
@@ -28,9 +29,10 @@ bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, 
     return false;
   }
   if (mailbox->consumers > 0) {
-    spdlog::warn("another worker already runs as {}: its containers and job folders are left "
-                 "alone; give each worker its own --nodename",
-                 nodename);
+    spdlog::warn(
+        "another worker already runs as {}: its containers and job folders are left "
+        "alone; give each worker its own --nodename",
+        nodename);
     return false;
   }
   return true;

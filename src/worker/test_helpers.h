@@ -7,12 +7,11 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "broker/consumer.h"
 #include "worker/delivery_ledger.h"
@@ -62,8 +61,8 @@ inline Delivery TaskDelivery(std::uint64_t tag, const std::string& task_id,
   d.props.content_type = "application/json";
   d.props.content_encoding = "utf-8";
   d.props.headers = {{"task", name}, {"id", task_id}, {"timelimit", {nullptr, nullptr}}};
-  d.body = nlohmann::json::array({nlohmann::json::array({args}), nlohmann::json::object(),
-                                  {{"callbacks", nullptr}}})
+  d.body = nlohmann::json::array(
+               {nlohmann::json::array({args}), nlohmann::json::object(), {{"callbacks", nullptr}}})
                .dump();
   return d;
 }

@@ -1,27 +1,28 @@
 #include "worker/worker.h"
 
-#include <exception>
-
 #include <spdlog/spdlog.h>
+
+#include <exception>
 
 #include "broker/celery.h"
 
 namespace cw {
 
 Worker::Worker(WorkerOptions options, DeliveryAcker& acker, JobFn run_job, BadJobFn bad_job)
-    : options_(std::move(options)), acker_(acker),
+    : options_(std::move(options)),
+      acker_(acker),
       ledger_(acker, options_.remember_finished),
       reports_(std::move(bad_job), options_.max_pending_reports),
       slots_(options_.slots, ledger_, std::move(run_job), reports_, options_.status),
-      control_(options_.nodename, options_.slots, ledger_), watchdog_("watchdog") {}
+      control_(options_.nodename, options_.slots, ledger_),
+      watchdog_("watchdog") {}
 
 Worker::~Worker() { Shutdown(); }
 
 void Worker::Start() {
   slots_.Start();
-  watchdog_.Repeat(options_.watchdog_interval, [this] {
-    ledger_.EnforceTimeLimits(DeliveryLedger::Clock::now());
-  });
+  watchdog_.Repeat(options_.watchdog_interval,
+                   [this] { ledger_.EnforceTimeLimits(DeliveryLedger::Clock::now()); });
 }
 
 void Worker::Shutdown() {
@@ -64,8 +65,8 @@ void Worker::OnDelivery(std::uint64_t epoch, Delivery delivery) {
   if (ledger_.Admit(epoch, delivery.delivery_tag, task->id) != DeliveryLedger::Admission::kNew) {
     return;
   }
-  const nlohmann::json raw = task->args.is_array() && !task->args.empty() ? task->args[0]
-                                                                           : nlohmann::json();
+  const nlohmann::json raw =
+      task->args.is_array() && !task->args.empty() ? task->args[0] : nlohmann::json();
   Result<RunArgs> args = Internal("not parsed");
   try {
     // A kombu typed value left undecoded would only be misread below.
@@ -92,9 +93,7 @@ void Worker::OnDelivery(std::uint64_t epoch, Delivery delivery) {
   (void)ledger_.Enqueue(std::move(job));  // or handed back, when a drain began meanwhile
 }
 
-nlohmann::json Worker::OnControl(const ControlMessage& message) {
-  return control_.Answer(message);
-}
+nlohmann::json Worker::OnControl(const ControlMessage& message) { return control_.Answer(message); }
 
 void Worker::OnConnectionState(bool connected, const std::string& detail) {
   if (connected) {

@@ -19,9 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "broker/consumer.h"
 #include "common/serial_executor.h"
