@@ -8,11 +8,11 @@
 #include <set>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "archive/zip.h"
+#include "common/serial_executor.h"
 #include "bundle/competition.h"
 #include "config/config.h"
 #include "engine/docker_engine.h"
@@ -21,6 +21,7 @@
 #include "report/terminal_reporter.h"
 #include "storage/bundle_cache.h"
 #include "storage/local_storage.h"
+#include "worker/slot_environments.h"
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -212,18 +213,12 @@ int RunLocal(const RunLocalOptions& o) {
 
   LocalStorage storage;
   BundleCache cache(work / "cache", CacheBytesFromGb(config->max_cache_dir_size_gb));
-  JobEnvironment env;
-  env.base_dir = work;
-  env.host_dir = work;
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  env.hostname = host;
+  JobEnvironment env = BaseJobEnvironment(*config, work, work);
   auto container = ContainerOptionsFromConfig(*config);
   if (!container.ok()) return Fail(container.status().message());
   env.container = *container;
   env.pull_policy = o.pull;
   env.keep_job_dir = o.keep;
-  env.limits = JobLimitsFromConfig(*config);
   env.labels["org.codabench.run-local"] = "1";
   const bool tty = isatty(STDERR_FILENO);
   if (tty) {
@@ -237,21 +232,11 @@ int RunLocal(const RunLocalOptions& o) {
   CancelToken cancel;
   std::signal(SIGINT, OnInterrupt);
   std::signal(SIGTERM, OnInterrupt);
-  std::atomic<bool> done{false};
-  std::thread interrupt_watch([&] {
-    while (!done) {
-      if (g_interrupted) cancel.Cancel("interrupted");
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+  // Stopped before `cancel` goes (declared after it).
+  SerialExecutor interrupt_watch("interrupt watch");
+  interrupt_watch.Repeat(std::chrono::milliseconds(100), [&cancel] {
+    if (g_interrupted) cancel.Cancel("interrupted");
   });
-  struct JoinOnExit {
-    std::atomic<bool>& done;
-    std::thread& t;
-    ~JoinOnExit() {
-      done = true;
-      t.join();
-    }
-  } join_on_exit{done, interrupt_watch};
 
   // Prediction: the submission (with the ingestion program when there is one).
   StageFiles pred{out / "prediction"};

@@ -1,10 +1,9 @@
 #include "cli/status_cmd.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <vector>
 
+#include "common/hostname.h"
 #include "worker/status_socket.h"
 #include "worker/status_text.h"
 
@@ -12,12 +11,6 @@ namespace cw {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string Hostname() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return host;
-}
 
 // The worker this command means: the options, else the settings the worker
 // reads (its base directory holds one socket per node name).
@@ -29,7 +22,7 @@ Result<StatusTarget> FindTarget(const StatusCommandOptions& options) {
     return StatusTarget{StatusSocketPath(config.base_directory, options.nodename).string(), ""};
   }
   const fs::path default_socket =
-      StatusSocketPath(config.base_directory, "compute-worker@" + Hostname());
+      StatusSocketPath(config.base_directory, DefaultNodeName());
   std::error_code ec;
   if (fs::exists(fs::symlink_status(default_socket, ec))) {
     return StatusTarget{default_socket.string(), ""};

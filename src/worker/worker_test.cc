@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/abandon.h"
+#include "worker/test_helpers.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,128 +16,11 @@ namespace cw {
 namespace {
 using ::testing::HasSubstr;
 
-class RecordingAcker : public DeliveryAcker {
- public:
-  void Ack(std::uint64_t epoch, std::uint64_t tag) override {
-    std::lock_guard<std::mutex> lock(mu);
-    acks.emplace_back(epoch, tag);
-  }
-  void Reject(std::uint64_t epoch, std::uint64_t tag, bool requeue) override {
-    std::lock_guard<std::mutex> lock(mu);
-    rejects.push_back({epoch, tag, requeue});
-  }
-  size_t ack_count() {
-    std::lock_guard<std::mutex> lock(mu);
-    return acks.size();
-  }
-  struct RejectCall {
-    std::uint64_t epoch, tag;
-    bool requeue;
-  };
-  std::mutex mu;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> acks;
-  std::vector<RejectCall> rejects;
-};
-
-nlohmann::json RunArgsJson(long long id) {
-  return {{"id", id},
-          {"user_pk", 1},
-          {"submissions_api_url", "http://site/api"},
-          {"secret", "s"},
-          {"docker_image", "img"},
-          {"execution_time_limit", 60},
-          {"is_scoring", false},
-          {"prediction_result", "http://store/p?sig=1"}};
-}
-
-Delivery TaskDelivery(std::uint64_t tag, const std::string& task_id, const nlohmann::json& args,
-                      const std::string& name = "compute_worker_run") {
-  Delivery d;
-  d.delivery_tag = tag;
-  d.props.content_type = "application/json";
-  d.props.content_encoding = "utf-8";
-  d.props.headers = {{"task", name}, {"id", task_id}, {"timelimit", {nullptr, nullptr}}};
-  d.body = nlohmann::json::array({nlohmann::json::array({args}), nlohmann::json::object(),
-                                  {{"callbacks", nullptr}}})
-               .dump();
-  return d;
-}
-
-template <typename Pred>
-bool WaitFor(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
-}
-
-// A job function whose jobs run until released (or cancelled).
-struct GatedJobs {
-  std::atomic<bool> release{false};
-  std::atomic<int> started{0};
-  std::vector<long long> ran;
-  std::map<long long, int> slot_of;  // submission id -> slot it ran in
-  std::mutex mu;
-  JobFn fn() {
-    return [this](int slot, const RunArgs& args, CancelToken& cancel) {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        ran.push_back(args.id);
-        slot_of[args.id] = slot;
-      }
-      ++started;
-      while (!release && !cancel.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      JobResult r;
-      if (cancel.cancelled()) {
-        r.outcome = cancel.report() ? JobResult::Outcome::kFailed : JobResult::Outcome::kCancelled;
-        r.failure = Cancelled(cancel.reason());
-      } else {
-        r.outcome = JobResult::Outcome::kSucceeded;
-      }
-      return r;
-    };
-  }
-};
-
-TEST(Worker, ThreeSlotsRunThreeJobsAtOnceAndTheFourthWaits) {
-  RecordingAcker acker;
-  GatedJobs jobs;
-  WorkerOptions options;
-  options.slots = 3;
-  Worker w(options, acker, jobs.fn());
-  w.Start();
-  for (int i = 0; i < 4; ++i) {
-    w.OnDelivery(1, TaskDelivery(10 + i, "t-" + std::to_string(i), RunArgsJson(100 + i)));
-  }
-  ASSERT_TRUE(WaitFor([&] { return jobs.started == 3; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(jobs.started, 3);  // the fourth waits for a free slot
-  EXPECT_EQ(w.active(), 3);
-  EXPECT_EQ(w.queued(), 1);
-  {
-    std::lock_guard<std::mutex> lock(jobs.mu);
-    std::set<int> slots;
-    for (const auto& [id, slot] : jobs.slot_of) slots.insert(slot);
-    EXPECT_EQ(slots, (std::set<int>{0, 1, 2}));  // one job per slot
-    EXPECT_FALSE(jobs.slot_of.count(103));
-  }
-  ControlMessage inspect;
-  inspect.method = "active";
-  nlohmann::json active = w.OnControl(inspect);
-  ASSERT_TRUE(active.is_array()) << active.dump();
-  ASSERT_EQ(active.size(), 3u);
-  std::set<int> active_slots;
-  for (const auto& a : active) active_slots.insert(a["worker_slot"].get<int>());
-  EXPECT_EQ(active_slots, (std::set<int>{0, 1, 2}));
-  jobs.release = true;
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 4; }));
-  std::lock_guard<std::mutex> lock(jobs.mu);
-  ASSERT_TRUE(jobs.slot_of.count(103));
-  EXPECT_GE(jobs.slot_of[103], 0);
-  EXPECT_LT(jobs.slot_of[103], 3);
-}
+using worker_testing::GatedJobs;
+using worker_testing::RecordingAcker;
+using worker_testing::RunArgsJson;
+using worker_testing::TaskDelivery;
+using worker_testing::WaitFor;
 
 TEST(Worker, RunsAJobAndAcksItAfterwards) {
   RecordingAcker acker;
@@ -185,56 +69,6 @@ TEST(Worker, FeedsTheStatusBoard) {
   EXPECT_FALSE(after["draining"].get<bool>());
   w.BeginDrain();
   EXPECT_TRUE(board.Json()["draining"].get<bool>());
-}
-
-// Container removal and folder cleanup come after the ack: they must not
-// delay the next job's delivery (prefetch = slots).
-TEST(Worker, TheJobsCleanupRunsAfterItsAck) {
-  RecordingAcker acker;
-  std::atomic<int> acks_seen_by_cleanup{-1};
-  JobFn fn = [&](int, const RunArgs&, CancelToken&) {
-    JobResult r;
-    r.outcome = JobResult::Outcome::kSucceeded;
-    r.cleanup = [&] { acks_seen_by_cleanup = static_cast<int>(acker.ack_count()); };
-    return r;
-  };
-  Worker w({}, acker, fn);
-  w.Start();
-  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
-  ASSERT_TRUE(WaitFor([&] { return acks_seen_by_cleanup >= 0; }));
-  EXPECT_EQ(acks_seen_by_cleanup, 1);
-  w.Shutdown();
-}
-
-// One slot: the next job must not wait for the last one's containers to go.
-TEST(Worker, TheNextJobStartsWhileTheLastOnesCleanupRuns) {
-  RecordingAcker acker;
-  std::atomic<int> started{0};
-  std::atomic<bool> second_started_during_cleanup{false};
-  std::atomic<int> cleanups_done{0};
-  JobFn fn = [&](int, const RunArgs& args, CancelToken&) {
-    ++started;
-    JobResult r;
-    r.outcome = JobResult::Outcome::kSucceeded;
-    r.cleanup = [&, id = args.id] {
-      if (id == 1) {
-        second_started_during_cleanup = WaitFor([&] { return started == 2; });
-      }
-      ++cleanups_done;
-    };
-    return r;
-  };
-  WorkerOptions o;
-  o.slots = 1;
-  Worker w(o, acker, fn);
-  w.Start();
-  w.OnDelivery(1, TaskDelivery(1, "t-1", RunArgsJson(1)));
-  w.OnDelivery(1, TaskDelivery(2, "t-2", RunArgsJson(2)));
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
-  w.Shutdown();
-  // Every cleanup has run by the time the worker is gone.
-  EXPECT_EQ(cleanups_done, 2);
-  EXPECT_TRUE(second_started_during_cleanup);
 }
 
 TEST(Worker, BadMessagesAreRejectedWithoutRequeueAndTheNextIsServed) {
@@ -356,44 +190,6 @@ struct SlowSite {
   }
 };
 
-TEST(Worker, AJobThatThrowsIsAckedReportedFailedAndTheSlotServesTheNext) {
-  RecordingAcker acker;
-  SlowSite site;
-  std::atomic<int> calls{0};
-  JobFn run = [&](int, const RunArgs& args, CancelToken&) -> JobResult {
-    ++calls;
-    if (args.id == 1) throw std::runtime_error("boom");
-    if (args.id == 2) throw std::bad_alloc();
-    if (args.id == 3) throw 42;  // not even a std::exception
-    JobResult r;
-    r.outcome = JobResult::Outcome::kSucceeded;
-    return r;
-  };
-  Worker w({}, acker, run, site.fn());  // one slot: every job goes through it
-  w.Start();
-  for (int i = 1; i <= 4; ++i) {
-    w.OnDelivery(1, TaskDelivery(10 + i, "t-" + std::to_string(i), RunArgsJson(i)));
-  }
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 4; }));
-  EXPECT_EQ(calls, 4);
-  {
-    std::lock_guard<std::mutex> lock(acker.mu);
-    std::set<std::uint64_t> tags;
-    for (auto [epoch, tag] : acker.acks) tags.insert(tag);
-    EXPECT_EQ(tags, (std::set<std::uint64_t>{11, 12, 13, 14}));
-    EXPECT_TRUE(acker.rejects.empty());
-  }
-  ASSERT_TRUE(WaitFor([&] { return site.count() == 3; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::lock_guard<std::mutex> lock(site.mu);
-  ASSERT_EQ(site.reports.size(), 3u);  // the job that succeeded is not reported
-  std::map<long long, std::string> by_id(site.reports.begin(), site.reports.end());
-  EXPECT_EQ(by_id[1], "The worker hit an internal error while running this job: boom");
-  EXPECT_THAT(by_id[2], HasSubstr("out of memory"));
-  EXPECT_THAT(by_id[3], HasSubstr("internal error"));
-  EXPECT_EQ(w.processed(), 4);
-}
-
 TEST(Worker, BadJobReportsRunOffTheBrokerThreadAndNeverDelayPings) {
   RecordingAcker acker;
   GatedJobs jobs;
@@ -450,28 +246,6 @@ TEST(Worker, ShutdownAbandonsAReportStillWaitingOnTheSite) {
   EXPECT_EQ(site.count(), 0u);
 }
 
-TEST(Worker, BadJobReportsAreBounded) {
-  RecordingAcker acker;
-  GatedJobs jobs;
-  SlowSite site;
-  site.hold = true;
-  WorkerOptions opts;
-  opts.max_pending_reports = 2;
-  Worker w(opts, acker, jobs.fn(), site.fn());
-  w.Start();
-  nlohmann::json no_image = RunArgsJson(5);
-  no_image.erase("docker_image");
-  w.OnDelivery(1, TaskDelivery(1, "t-1", no_image));
-  ASSERT_TRUE(WaitFor([&] { return site.entered == 1; }));
-  for (int i = 2; i <= 6; ++i) w.OnDelivery(1, TaskDelivery(i, "t-" + std::to_string(i), no_image));
-  EXPECT_EQ(acker.rejects.size(), 6u);
-  EXPECT_EQ(w.busy(), 3);  // one at the site, two waiting; the rest dropped
-  site.hold = false;
-  ASSERT_TRUE(WaitFor([&] { return site.count() == 3; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(site.count(), 3u);
-}
-
 TEST(Worker, DrainHandsBackQueuedJobsAndLetsTheRunningOneFinish) {
   RecordingAcker acker;
   GatedJobs jobs;
@@ -507,25 +281,6 @@ TEST(Worker, DrainHandsBackQueuedJobsAndLetsTheRunningOneFinish) {
   EXPECT_EQ(jobs.started, 1);  // neither handed-back job ran here
 }
 
-TEST(Worker, RedeliveryWhileRunningRunsOnceAndAcksBothCopies) {
-  RecordingAcker acker;
-  GatedJobs jobs;
-  Worker w({}, acker, jobs.fn());
-  w.Start();
-  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
-  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
-  // The connection dropped; the broker hands the message out again.
-  w.OnDelivery(2, TaskDelivery(1, "t-1", RunArgsJson(42)));
-  jobs.release = true;
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
-  EXPECT_EQ(jobs.started, 1);
-  EXPECT_EQ(acker.acks[1], std::make_pair(std::uint64_t{2}, std::uint64_t{1}));
-  // And a copy arriving after the end is acked without running again.
-  w.OnDelivery(3, TaskDelivery(1, "t-1", RunArgsJson(42)));
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 3; }));
-  EXPECT_EQ(jobs.started, 1);
-}
-
 TEST(Worker, RevokeTerminatesTheRunningJobAndAcksIt) {
   RecordingAcker acker;
   GatedJobs jobs;
@@ -543,33 +298,6 @@ TEST(Worker, RevokeTerminatesTheRunningJobAndAcksIt) {
   jobs.release = true;
   w.OnDelivery(1, TaskDelivery(8, "t-2", RunArgsJson(43)));
   ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
-}
-
-TEST(Worker, RevokedBeforeArrivalIsDroppedAndQueuedIsRemoved) {
-  RecordingAcker acker;
-  GatedJobs jobs;
-  Worker w({}, acker, jobs.fn());
-  w.Start();
-  ControlMessage revoke;
-  revoke.method = "revoke";
-  revoke.arguments = {{"task_id", nlohmann::json::array({"t-9"})}, {"terminate", true}};
-  w.OnControl(revoke);
-  w.OnDelivery(1, TaskDelivery(3, "t-9", RunArgsJson(1)));
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
-  EXPECT_EQ(jobs.started, 0);
-
-  // One slot busy, a second job waits in the queue; revoking it drops it.
-  w.OnDelivery(1, TaskDelivery(4, "t-a", RunArgsJson(2)));
-  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
-  w.OnDelivery(1, TaskDelivery(5, "t-b", RunArgsJson(3)));
-  EXPECT_EQ(w.queued(), 1);
-  revoke.arguments = {{"task_id", "t-b"}, {"terminate", false}};
-  w.OnControl(revoke);
-  EXPECT_EQ(w.queued(), 0);
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 2; }));
-  jobs.release = true;
-  ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 3; }));
-  EXPECT_EQ(jobs.started, 1);
 }
 
 TEST(Worker, ShutdownLeavesTheRunningJobUnacked) {
@@ -594,30 +322,6 @@ TEST(Worker, SoftTimeLimitFailsTheJobAndAcksIt) {
   d.props.headers["timelimit"] = {nullptr, 0.2};
   w.OnDelivery(1, d);
   ASSERT_TRUE(WaitFor([&] { return acker.ack_count() == 1; }));
-}
-
-TEST(Worker, AnswersPingActiveAndRegistered) {
-  RecordingAcker acker;
-  GatedJobs jobs;
-  WorkerOptions opts;
-  opts.nodename = "compute-worker@box";
-  Worker w(opts, acker, jobs.fn());
-  w.Start();
-  ControlMessage m;
-  m.method = "ping";
-  EXPECT_EQ(w.OnControl(m), nlohmann::json({{"ok", "pong"}}));
-  w.OnDelivery(1, TaskDelivery(7, "t-1", RunArgsJson(42)));
-  ASSERT_TRUE(WaitFor([&] { return jobs.started == 1; }));
-  m.method = "active";
-  nlohmann::json active = w.OnControl(m);
-  ASSERT_EQ(active.size(), 1u);
-  EXPECT_EQ(active[0]["id"], "t-1");
-  EXPECT_EQ(active[0]["hostname"], "compute-worker@box");
-  EXPECT_EQ(active[0]["args"][0]["secret"], "<redacted>");
-  EXPECT_EQ(active[0]["args"][0]["prediction_result"], "<redacted>");
-  m.method = "registered";
-  EXPECT_EQ(w.OnControl(m), nlohmann::json::array({"compute_worker_run"}));
-  jobs.release = true;
 }
 
 }  // namespace

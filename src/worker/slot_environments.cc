@@ -1,0 +1,76 @@
+#include "worker/slot_environments.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/hostname.h"
+#include "common/log.h"
+#include "common/units.h"
+#include "gpu/container_options.h"
+#include "job/network_holders.h"
+#include "worker/status_socket.h"
+
+namespace cw {
+
+JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesystem::path& base_dir,
+                                  const std::filesystem::path& host_dir) {
+  JobEnvironment env;
+  env.base_dir = base_dir;
+  env.host_dir = host_dir;
+  env.hostname = Hostname();
+  env.limits = JobLimitsFromConfig(config);
+  return env;
+}
+
+JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string& nodename,
+                                   ContainerEngine& engine, metrics::WorkerMetrics* metrics) {
+  JobEnvironment env = BaseJobEnvironment(config, config.base_directory, config.host_directory);
+  env.keep_job_dir = config.ignore_cleanup;
+  env.defer_cleanup = true;  // the slot acks first, then removes containers and folder
+  env.labels["org.codabench.node"] = nodename;
+  env.jobs_subfolder = NodeFolderName(nodename);
+  if (config.max_image_store_gb > 0) {
+    env.images = std::make_shared<ImageBudget>(engine, GbToBytes(config.max_image_store_gb),
+                                               config.base_directory / "image-use.json");
+    if (metrics) {
+      env.images->set_on_measured(
+          [metrics](long long bytes) { metrics->ImageStoreBytes(static_cast<double>(bytes)); });
+    }
+  }
+  // Pulls and downloads go to the log at info: an admin watching a 20 GB pull
+  // sees it move every 5 s, and a transfer done within 2 s says nothing.
+  env.progress.write = [](const std::string& line) {
+    const LogFields& job = CurrentLogFields();
+    if (job.submission < 0) {
+      spdlog::info("{}", line);
+    } else {
+      spdlog::info("submission {} ({}): {}", job.submission, job.stage, line);
+    }
+  };
+  env.rewrite_url = [config](const std::string& url) { return RewriteUrl(config, url); };
+  return env;
+}
+
+std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
+                                             const std::vector<WorkerSlot>& slots,
+                                             const GpuFigures& gpu_figures,
+                                             bool shared_network_namespaces,
+                                             ContainerEngine& engine, const std::string& nodename) {
+  std::vector<JobEnvironment> envs;
+  for (const WorkerSlot& slot : slots) {
+    JobEnvironment env = base;
+    env.container = slot.options;
+    for (const auto& [k, v] : slot.labels) env.labels[k] = v;
+    if (envs.size() < gpu_figures.meters.size()) env.gpu_usage = gpu_figures.meters[envs.size()];
+    if (shared_network_namespaces && !slot.options.network_disabled) {
+      // Not the job containers' node label: what lists a node's containers
+      // (an admin's `docker ps --filter`, a revoke) sees only jobs.
+      env.network_holders = std::make_shared<NetworkHolders>(
+          engine, std::map<std::string, std::string>{{kLabelHolderNode, nodename}},
+          ContainerSecurityOptions(slot.options));
+    }
+    envs.push_back(std::move(env));
+  }
+  return envs;
+}
+
+}  // namespace cw

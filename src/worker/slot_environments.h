@@ -1,0 +1,43 @@
+// What each job of a worker runs with (JobEnvironment), from the settings:
+// the part every run shares (run-local too), the queue worker's (node
+// labels and folder, deferred cleanup, the image budget, progress in the
+// log, URL rewriting), and one per slot (its GPUs, CPUs, labels, network
+// holders).
+//
+// Threads: plain functions, called at start-up on the main thread.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "engine/engine.h"
+#include "gpu/worker_slots.h"
+#include "job/job_runner.h"
+#include "metrics/worker_metrics.h"
+#include "worker/gpu_figures.h"
+
+namespace cw {
+
+// This host's name, the job limits of `config`, and where job folders go
+// (`base_dir` as this process sees it, `host_dir` as the engine does).
+JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesystem::path& base_dir,
+                                  const std::filesystem::path& host_dir);
+
+// The queue worker's environment for node `nodename`: BaseJobEnvironment
+// plus what serving a queue adds. `metrics` (may be null) hears of the image
+// store's size.
+JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string& nodename,
+                                   ContainerEngine& engine, metrics::WorkerMetrics* metrics);
+
+// One environment per slot, in slot order: `base` with the slot's container
+// options, its labels and GPU meter, and (with shared network namespaces and
+// a network) network holders of its own.
+std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
+                                             const std::vector<WorkerSlot>& slots,
+                                             const GpuFigures& gpu_figures,
+                                             bool shared_network_namespaces,
+                                             ContainerEngine& engine, const std::string& nodename);
+
+}  // namespace cw

@@ -1,0 +1,63 @@
+#include "worker/slot_environments.h"
+
+#include <gtest/gtest.h>
+
+#include "job/test_fakes.h"
+
+namespace cw {
+namespace {
+using testing::FakeEngine;
+using testing::FakeGpuMeter;
+
+std::vector<WorkerSlot> TwoSlots() {
+  std::vector<WorkerSlot> slots(2);
+  slots[0].options.cpuset_cpus = "0-3";
+  slots[0].labels = {{kLabelSlot, "0"}, {kLabelGpus, "GPU-a"}};
+  slots[1].options.cpuset_cpus = "4-7";
+  slots[1].options.network_disabled = true;
+  slots[1].labels = {{kLabelSlot, "1"}};
+  return slots;
+}
+
+TEST(SlotEnvironments, EachSlotGetsItsOwnOptionsLabelsAndMeter) {
+  FakeEngine engine;
+  JobEnvironment base;
+  base.labels["org.codabench.node"] = "w@a";
+  GpuFigures figures;
+  figures.meters = {std::make_shared<FakeGpuMeter>(), nullptr};
+  auto envs = SlotEnvironments(base, TwoSlots(), figures, /*shared_network_namespaces=*/true,
+                               engine, "w@a");
+  ASSERT_EQ(envs.size(), 2u);
+  EXPECT_EQ(envs[0].container.cpuset_cpus, "0-3");
+  EXPECT_EQ(envs[1].container.cpuset_cpus, "4-7");
+  EXPECT_EQ(envs[0].labels.at("org.codabench.node"), "w@a");
+  EXPECT_EQ(envs[0].labels.at(kLabelGpus), "GPU-a");
+  EXPECT_EQ(envs[1].labels.at(kLabelSlot), "1");
+  EXPECT_FALSE(envs[1].labels.count(kLabelGpus));
+  EXPECT_EQ(envs[0].gpu_usage, figures.meters[0]);
+  EXPECT_EQ(envs[1].gpu_usage, nullptr);
+  // A slot without network has nothing to share.
+  EXPECT_NE(envs[0].network_holders, nullptr);
+  EXPECT_EQ(envs[1].network_holders, nullptr);
+  EXPECT_EQ(SlotEnvironments(base, TwoSlots(), figures, false, engine, "w@a")[0].network_holders,
+            nullptr);
+}
+
+TEST(SlotEnvironments, TheQueueWorkersEnvironmentIsUnderItsNodeAndCleansUpAfterTheAck) {
+  FakeEngine engine;
+  WorkerConfig config;
+  config.base_directory = "/base";
+  config.host_directory = "/host";
+  JobEnvironment env = QueueJobEnvironment(config, "compute-worker@box", engine, nullptr);
+  EXPECT_EQ(env.base_dir, "/base");
+  EXPECT_EQ(env.host_dir, "/host");
+  EXPECT_FALSE(env.hostname.empty());
+  EXPECT_TRUE(env.defer_cleanup);
+  EXPECT_EQ(env.labels.at("org.codabench.node"), "compute-worker@box");
+  EXPECT_FALSE(env.jobs_subfolder.empty());
+  EXPECT_EQ(env.images, nullptr);  // MAX_IMAGE_STORE_GB unset
+  EXPECT_TRUE(env.rewrite_url);
+}
+
+}  // namespace
+}  // namespace cw
