@@ -1,6 +1,7 @@
 #include "cli/status_cmd.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "common/hostname.h"
@@ -45,6 +46,15 @@ Result<StatusTarget> FindTarget(const StatusCommandOptions& options) {
                      " (a worker with other settings? give --env-file, --socket or --address)");
 }
 
+// METRICS_TOKEN from the worker's settings (--env-file, ./.env, the
+// environment), for a metrics address; the unix socket needs none.
+std::string MetricsToken(const StatusCommandOptions& options) {
+  auto config = LoadConfig(options.env_file);
+  if (config.ok()) return config->metrics_token;
+  const char* token = std::getenv("METRICS_TOKEN");
+  return token ? token : "";
+}
+
 }  // namespace
 
 int RunStatusCommand(const StatusCommandOptions& options) {
@@ -53,7 +63,9 @@ int RunStatusCommand(const StatusCommandOptions& options) {
     std::fprintf(stderr, "error: %s\n", target.status().message().c_str());
     return 1;
   }
-  auto status = FetchStatus(*target);
+  StatusClientOptions client;
+  if (!target->address.empty()) client.token = MetricsToken(options);
+  auto status = FetchStatus(*target, client);
   if (!status.ok()) {
     std::fprintf(stderr, "error: %s\n", status.status().message().c_str());
     return 1;

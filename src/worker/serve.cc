@@ -94,8 +94,10 @@ Result<std::vector<WorkerSlot>> PlanSlots(const WorkerConfig& config, DockerEngi
   return slots;
 }
 
-// METRICS_ADDRESS: /metrics, /healthz, /readyz, /status (README "Metrics
-// and health"). Off unless set; listens only where told.
+// METRICS_ADDRESS: /metrics, /healthz, /readyz, and /status with
+// METRICS_TOKEN (README "Metrics and health"). Off unless set; listens only
+// where told. /status names the submissions the worker runs: over HTTP only
+// to who holds the token, never to a program that reaches the address.
 Status StartMetrics(const WorkerConfig& config, int slot_count,
                     const metrics::HttpHandler& status_handler,
                     std::unique_ptr<metrics::WorkerMetrics>& metrics,
@@ -105,11 +107,18 @@ Status StartMetrics(const WorkerConfig& config, int slot_count,
   metrics->EngineCheck(true, "");  // it answered just before
   metrics->set_engine_max_age(std::chrono::seconds(35));
   auto handlers = metrics->Handlers();
-  handlers["/status"] = status_handler;
-  server = std::make_unique<metrics::HttpServer>(std::move(handlers));
+  metrics::HttpServerOptions options;
+  if (!config.metrics_token.empty()) {
+    handlers["/status"] = status_handler;
+    options.token = config.metrics_token;
+    options.token_paths = {"/status"};
+  }
+  server = std::make_unique<metrics::HttpServer>(std::move(handlers), options);
   CW_RETURN_IF_ERROR(server->Start(config.metrics_address));
-  spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz, /status",
-               config.metrics_address);
+  spdlog::info("metrics and health on http://{}/metrics, /healthz, /readyz{}",
+               config.metrics_address,
+               config.metrics_token.empty() ? " (/status over HTTP needs METRICS_TOKEN)"
+                                            : ", /status (with METRICS_TOKEN)");
   return Status::Ok();
 }
 

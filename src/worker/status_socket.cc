@@ -181,8 +181,9 @@ Result<nlohmann::json> FetchStatus(const StatusTarget& target, const StatusClien
   Fd fd(*connected);
   const std::string where = target.socket_path.empty() ? target.address : target.socket_path;
   const Clock::time_point deadline = Clock::now() + options.read_timeout;
-  const std::string request =
-      "GET /status HTTP/1.1\r\nHost: codabench-worker\r\nConnection: close\r\n\r\n";
+  std::string request = "GET /status HTTP/1.1\r\nHost: codabench-worker\r\nConnection: close\r\n";
+  if (!options.token.empty()) request += "Authorization: Bearer " + options.token + "\r\n";
+  request += "\r\n";
   std::size_t sent = 0;
   while (sent < request.size()) {
     pollfd p{fd.get(), POLLOUT, 0};
@@ -222,7 +223,13 @@ Result<nlohmann::json> FetchStatus(const StatusTarget& target, const StatusClien
   }
   std::string body = answer.substr(head_end + 4);
   if (code == 404) {
-    return Unavailable(where + " answers, but has no /status (an older codabench-worker?)");
+    return Unavailable(where + " answers, but has no /status (a worker without METRICS_TOKEN "
+                       "serves it only on its status socket)");
+  }
+  if (code == 401) {
+    return Unavailable(where + " wants the worker's METRICS_TOKEN" +
+                       (options.token.empty() ? std::string(" (give --env-file, or set it)")
+                                              : std::string(", and the one given is not it")));
   }
   if (code != 200) {
     return Unavailable(where + " answered HTTP " + std::to_string(code) + ": " +

@@ -58,6 +58,9 @@ struct StatusTarget {
 };
 
 struct StatusClientOptions {
+  // Sent as "Authorization: Bearer <token>" to a metrics address (the
+  // worker's METRICS_TOKEN); not needed on the unix socket.
+  std::string token;
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds read_timeout{5000};  // the whole answer
   std::size_t max_answer_bytes = 4 << 20;

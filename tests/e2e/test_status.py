@@ -15,6 +15,8 @@ Needs what test_queue_worker.py needs.
 """
 
 import json
+import urllib.error
+import urllib.request
 import os
 import socket
 import subprocess
@@ -45,6 +47,16 @@ def status(host_dir, *args, env=None):
                           cwd=host_dir, capture_output=True, text=True, timeout=30)
 
 
+def http_get(url, headers):
+    """(status, body text) of a GET with these headers."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 class StatusTest(unittest.TestCase):
     maxDiff = None
 
@@ -71,7 +83,8 @@ class StatusTest(unittest.TestCase):
 
     def test_status_shows_the_running_job_then_the_last_jobs(self):
         address = f"127.0.0.1:{harness.free_port()}"
-        worker = self.start_worker(env={"METRICS_ADDRESS": address})
+        token = "tok-" + os.urandom(8).hex()
+        worker = self.start_worker(env={"METRICS_ADDRESS": address, "METRICS_TOKEN": token})
         first = self.wait_answering(worker)
         self.assertEqual(first["node"], f"compute-worker@{socket.gethostname()}")
         self.assertEqual(len(first["slots"]), 1)
@@ -110,12 +123,22 @@ class StatusTest(unittest.TestCase):
         self.assertIn(f"task {job['task_id']}", slot_line[0])
         self.assertIn("broker    connected", text.stdout)
 
-        # The same answer through the metrics server.
-        code, body = harness.http_get(f"http://{address}/status")
+        # The same answer through the metrics server, to who holds the token
+        # only: a program that reaches the address learns nothing.
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            code, body = http_get(f"http://{address}/status", headers)
+            self.assertEqual(code, 401, body)
+            self.assertNotIn(str(sid), body)
+        code, body = http_get(f"http://{address}/status", {"Authorization": f"Bearer {token}"})
         self.assertEqual(code, 200, body)
         over_http = json.loads(body)
         self.assertEqual(over_http["slots"][0]["job"]["submission"], sid)
-        by_address = status(worker.host_dir, "--json", "--address", address)
+        self.assertEqual(http_get(f"http://{address}/healthz", {})[0], 200)  # no token needed
+        no_token = status(worker.host_dir, "--json", "--address", address)
+        self.assertEqual(no_token.returncode, 1)
+        self.assertIn("METRICS_TOKEN", no_token.stderr)
+        by_address = status(worker.host_dir, "--json", "--address", address,
+                            env={"METRICS_TOKEN": token})
         self.assertEqual(by_address.returncode, 0, by_address.stderr)
         self.assertEqual(json.loads(by_address.stdout)["slots"][0]["job"]["task_id"],
                          job["task_id"])
