@@ -26,6 +26,8 @@ ImagePuller::ImagePuller(ContainerEngine& engine, std::string image, PullPolicy 
       Pull();
     } catch (const std::exception& e) {
       status_ = Internal(std::string("the image pull stopped: ") + e.what());
+    } catch (...) {  // nothing may leave a thread of ours: it would end the process
+      status_ = Internal("the image pull stopped: an unknown exception");
     }
     seconds_ = std::chrono::duration<double>(Clock::now() - t0).count();
   });

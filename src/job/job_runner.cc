@@ -284,6 +284,9 @@ Status Job::CreatePrograms() {
     } catch (const std::exception& e) {
       ingestion = Internal(std::string("The worker hit an internal error while creating the "
                                        "ingestion program's container: ") + e.what());
+    } catch (...) {
+      ingestion = Internal("The worker hit an internal error while creating the ingestion "
+                           "program's container: an unknown exception");
     }
   });
   Result<std::unique_ptr<ProgramRun>> program = std::unique_ptr<ProgramRun>();

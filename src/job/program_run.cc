@@ -30,6 +30,11 @@ void ProgramRun::Start(ContainerEngine& engine, const CancelToken& cancel, long 
                         e.what());
       done_ = true;
       changed();
+    } catch (...) {
+      error_ = Internal("The worker hit an internal error while running the " + label_ +
+                        ": an unknown exception");
+      done_ = true;
+      changed();
     }
   });
 }

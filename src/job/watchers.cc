@@ -212,6 +212,8 @@ void WatcherThreads::Start(const char* what, long long submission, std::function
       fn();
     } catch (const std::exception& e) {
       spdlog::error("{}: the {} stopped: {}", submission, what, e.what());
+    } catch (...) {
+      spdlog::error("{}: the {} stopped: an unknown exception", submission, what);
     }
   });
 }

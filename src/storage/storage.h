@@ -1,5 +1,6 @@
-// Where bundles come from and where outputs go. Today: local files
-// (local_storage.h, for run-local). Next: signed HTTP(S) URLs.
+// Where bundles come from and where outputs go: local files
+// (storage/local_storage.h, for run-local) and signed HTTP(S) URLs
+// (site/http_storage.h, for the queue), routed by scheme.
 #pragma once
 
 #include <cstdint>
