@@ -1,5 +1,7 @@
 #include "worker/status_text.h"
 
+#include "common/log.h"
+
 #include <fmt/format.h>
 
 #include <ctime>
@@ -9,10 +11,12 @@ namespace cw {
 
 namespace {
 
+// Every text shown goes through here: a reason may quote a zip entry's name,
+// and the terminal must not act on what it holds.
 std::string Str(const nlohmann::json& j, const char* key) {
   if (!j.is_object() || !j.contains(key)) return "?";
   const auto& v = j[key];
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return EscapeControls(v.get<std::string>());
   if (v.is_null()) return "-";
   return v.dump();
 }
@@ -125,7 +129,7 @@ std::string FormatStatus(const nlohmann::json& s) {
     for (const auto& j : last) {
       rows.push_back({Clock(Num(j, "ended_at"), now), Str(j, "submission"), Str(j, "stage"),
                       Str(j, "slot"), Str(j, "outcome"), FormatDuration(Num(j, "duration_s")),
-                      j.value("reason", "")});
+                      j.contains("reason") ? Str(j, "reason") : std::string()});
     }
     out += Table(rows);
   }

@@ -8,6 +8,7 @@
 namespace cw {
 namespace {
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(StatusText, Durations) {
   EXPECT_EQ(FormatDuration(4.26), "4.3s");
@@ -35,6 +36,18 @@ TEST(StatusText, ABoardAsAPersonReadsIt) {
   EXPECT_THAT(text, HasSubstr("1     -            8-15  idle"));
   EXPECT_THAT(text, HasSubstr("411         scoring  1     failed   "));
   EXPECT_THAT(text, HasSubstr("The scoring program exited with code 3"));
+}
+
+// A reason quoting a zip entry's name cannot drive the admin's terminal.
+TEST(StatusText, ControlCharactersInReasonsAreEscaped) {
+  StatusBoard board("compute-worker@gpu1", "0.9.0", {{{}, ""}});
+  board.JobStarted(0, "task-0", 411, false);
+  board.JobEnded(0, "failed", "bad entry 'x\x1b]0;owned\x07\ny'");
+  const std::string text = FormatStatus(board.Json());
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_THAT(text, HasSubstr("bad entry 'x\\x1b]0;owned\\x07"));
+  EXPECT_THAT(text, Not(HasSubstr("y'")));  // the board keeps a reason's first line only
 }
 
 TEST(StatusText, AnAnswerWithFieldsMissingStillPrints) {

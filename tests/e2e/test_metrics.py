@@ -15,8 +15,10 @@ import json
 import os
 import shutil
 import subprocess
+import socket
 import sys
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -198,6 +200,32 @@ class MetricsTest(unittest.TestCase):
                    message="/readyz 200 after the broker came back")
         self.assertEqual(harness.scraped_value(self.scrape(), "codabench_worker_broker_reconnects_total"),
                          1)
+        self.assertTrue(self.worker.alive(), self.worker.log_tail())
+
+    # One connection at a time used to let a few idle connections hold a
+    # probe for seconds each, until an orchestrator restarted the worker.
+    def test_healthz_answers_while_200_idle_connections_are_held(self):
+        wait_until(lambda: harness.http_get(self.base + "/healthz")[0] == 200, 30,
+                   message="/healthz 200")
+        host, port = self.address.rsplit(":", 1)
+        idle = []
+        try:
+            for i in range(200):
+                sock = socket.create_connection((host, int(port)), timeout=5)
+                if i % 2:
+                    sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # half a request, then nothing
+                idle.append(sock)
+            started = time.monotonic()
+            code, body = harness.http_get(self.base + "/healthz", timeout=3)
+            took = time.monotonic() - started
+            self.assertEqual(code, 200, body)
+            self.assertLess(took, 1.0)
+            self.assertEqual(harness.http_get(self.base + "/readyz", timeout=3)[0], 200)
+            # Without METRICS_TOKEN, /status is not served over HTTP.
+            self.assertEqual(harness.http_get(self.base + "/status", timeout=3)[0], 404)
+        finally:
+            for sock in idle:
+                sock.close()
         self.assertTrue(self.worker.alive(), self.worker.log_tail())
 
     def test_a_taken_address_stops_the_start_naming_the_setting(self):
