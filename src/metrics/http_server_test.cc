@@ -13,8 +13,9 @@
 namespace cw::metrics {
 namespace {
 
-// Sends `request` to 127.0.0.1:port and returns everything the server wrote.
-std::string Exchange(int port, const std::string& request) {
+// A connection to 127.0.0.1:port (-1 when refused); left idle, it is what a
+// stranger holding the port does.
+int IdleConnection(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -22,8 +23,15 @@ std::string Exchange(int port, const std::string& request) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);
-    return "connect failed";
+    return -1;
   }
+  return fd;
+}
+
+// Sends `request` to 127.0.0.1:port and returns everything the server wrote.
+std::string Exchange(int port, const std::string& request) {
+  int fd = IdleConnection(port);
+  if (fd < 0) return "connect failed";
   (void)send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string out;
   char buf[4096];
@@ -101,19 +109,6 @@ TEST(HttpServer, ASilentClientIsDroppedAfterTheTimeout) {
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
 }
 
-// A connection opened and left idle, as a stranger holding the port would.
-int IdleConnection(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // One connection at a time used to mean 200 idle connections held a probe
 // for 200 times the 5 s timeout.
