@@ -81,6 +81,145 @@ void AddSettingOptions(CLI::App* app, SettingOptions& settings) {
                 "do not give each slot its own CPUs (env SPLIT_CPUS=False)");
 }
 
+// `run-local BUNDLE SUBMISSION`: one phase on this machine.
+struct RunLocalCommand {
+  cw::RunLocalOptions local;
+  std::string pull = "always";
+  CLI::App* app = nullptr;
+
+  void Add(CLI::App& parent) {
+    app = parent.add_subcommand(
+        "run-local",
+        "Run a competition bundle's phase on one submission on this machine: prediction, then "
+        "scoring, as a Codabench worker runs them, and print the scores");
+    app->add_option("BUNDLE", local.bundle, "competition bundle: a zip or a folder")->required();
+    app->add_option("SUBMISSION", local.submission, "submission: a zip or a folder")->required();
+    app->add_option("--phase", local.phase, "phase index or name (default: the first)");
+    app->add_option("--task", local.task, "task index within the phase (default: the first)");
+    app->add_option("--image", local.image,
+                    "image to run the programs in (default: the bundle's docker_image)");
+    app->add_option("--out", local.out,
+                    "folder for outputs and logs (default: ./codabench-run-local/<time>)");
+    app->add_flag("--keep", local.keep, "keep the job folders and zips under OUT/work");
+    app->add_option("--pull", pull, "image pull: always (falls back to a local copy), "
+                                    "missing, never")
+        ->check(CLI::IsMember({"always", "missing", "never"}));
+    app->add_option("--socket", local.container_socket,
+                    "container engine socket (default: CONTAINER_SOCKET or "
+                    "unix:///var/run/docker.sock)");
+  }
+
+  int Run() {
+    local.pull = pull == "missing" ? cw::PullPolicy::kMissing
+                 : pull == "never" ? cw::PullPolicy::kNever
+                                   : cw::PullPolicy::kAlways;
+    local.color = isatty(STDOUT_FILENO);
+    return cw::RunLocal(local);
+  }
+};
+
+// `run`: serve a queue.
+struct ServeCommand {
+  cw::ServeOptions serve;
+  std::string env_file;
+  bool insecure_tls = false;
+  SettingOptions settings;
+  CLI::App* app = nullptr;
+
+  void Add(CLI::App& parent) {
+    app = parent.add_subcommand(
+        "run", "Serve a Codabench queue: take jobs from BROKER_URL, run them, report to the site");
+    app->add_option("--env-file", env_file,
+                    "settings file read under the environment (default: ./.env when it exists)");
+    app->add_option("--nodename", serve.nodename,
+                    "Celery node name (default: compute-worker@<hostname>)");
+    app->add_flag("--insecure-broker-tls", insecure_tls,
+                  "with BROKER_USE_SSL, do not verify the broker's certificate (the Python worker "
+                  "never does)");
+    AddSettingOptions(app, settings);
+    app->add_option_function<std::string>(
+        "--shutdown-timeout",
+        [this](const std::string& v) { settings.values["WORKER_SHUTDOWN_TIMEOUT"] = v; },
+        "on SIGTERM/SIGINT, wait at most SECONDS for running jobs to finish before stopping them "
+        "(default: wait; a second SIGTERM or SIGQUIT stops them at once) "
+        "(env WORKER_SHUTDOWN_TIMEOUT)");
+    app->add_option_function<std::string>(
+        "--metrics-address",
+        [this](const std::string& v) { settings.values["METRICS_ADDRESS"] = v; },
+        "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT, e.g. 127.0.0.1:9464, and "
+        "/status to requests with METRICS_TOKEN (default: off) (env METRICS_ADDRESS)");
+  }
+
+  // --log-level, when given, wins over LOG_LEVEL in the .env too.
+  int Run(const std::optional<std::string>& log_level) {
+    serve.env_file = EnvFile(env_file);
+    serve.tls_verify = !insecure_tls;
+    serve.overrides = settings.Overrides();
+    if (log_level) serve.overrides["LOG_LEVEL"] = *log_level;
+    return cw::Serve(serve);
+  }
+};
+
+// `doctor`: can this machine serve a queue with these settings?
+struct DoctorCommand {
+  cw::DoctorCommandOptions options;
+  std::string env_file;
+  bool insecure_tls = false;
+  SettingOptions settings;
+  CLI::App* app = nullptr;
+
+  void Add(CLI::App& parent) {
+    app = parent.add_subcommand(
+        "doctor", "Check that this machine can serve a Codabench queue with these settings: the "
+                  "engine, image pulls, GPUs and their runtime, slots, HOST_DIRECTORY, the broker");
+    app->add_option("--env-file", env_file,
+                    "settings file read under the environment (default: ./.env when it exists)");
+    app->add_option("--image", options.image,
+                    "image to check pulls for, and to run the GPU and folder probes in when it "
+                    "is on the machine (default: codalab/codalab-legacy:py37)");
+    app->add_flag("--insecure-broker-tls", insecure_tls,
+                  "with BROKER_USE_SSL, do not verify the broker's certificate");
+    AddSettingOptions(app, settings);
+  }
+
+  int Run() {
+    options.env_file = EnvFile(env_file);
+    options.tls_verify = !insecure_tls;
+    options.overrides = settings.Overrides();
+    return cw::RunDoctorCommand(options);
+  }
+};
+
+// `status`: what a running queue worker does.
+struct StatusCommand {
+  cw::StatusCommandOptions options;
+  std::string env_file;
+  CLI::App* app = nullptr;
+
+  void Add(CLI::App& parent) {
+    app = parent.add_subcommand(
+        "status", "Show what a running queue worker does: broker, engine, each slot's job, the "
+                  "last jobs");
+    app->add_option("--env-file", env_file,
+                    "the worker's settings file, to find its socket and METRICS_TOKEN (default: "
+                    "./.env when it exists)");
+    app->add_option("--nodename", options.nodename,
+                    "the worker's node name (default: the only worker here, else "
+                    "compute-worker@<hostname>)");
+    auto* socket = app->add_option("--socket", options.socket,
+                                   "the worker's status socket (BASE/status/NODE.sock)");
+    app->add_option("--address", options.address,
+                    "HOST:PORT of the worker's METRICS_ADDRESS, e.g. 127.0.0.1:9464")
+        ->excludes(socket);
+    app->add_flag("--json", options.json, "print the answer as JSON");
+  }
+
+  int Run() {
+    options.env_file = EnvFile(env_file);
+    return cw::RunStatusCommand(options);
+  }
+};
+
 }  // namespace
 
 #ifndef CW_VERSION
@@ -91,93 +230,18 @@ int main(int argc, char** argv) {
   CLI::App app{"codabench-worker: runs Codabench submissions in containers"};
   app.require_subcommand(1);
   std::string log_level = std::getenv("LOG_LEVEL") ? std::getenv("LOG_LEVEL") : "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (env LOG_LEVEL)");
+  auto* log_level_option =
+      app.add_option("--log-level", log_level, "trace, debug, info, warn, error (env LOG_LEVEL)");
 
   auto* version = app.add_subcommand("version", "Print the worker's version");
-
-  cw::RunLocalOptions local;
-  std::string pull = "always";
-  auto* run_local = app.add_subcommand(
-      "run-local",
-      "Run a competition bundle's phase on one submission on this machine: prediction, then "
-      "scoring, as a Codabench worker runs them, and print the scores");
-  run_local->add_option("BUNDLE", local.bundle, "competition bundle: a zip or a folder")
-      ->required();
-  run_local->add_option("SUBMISSION", local.submission, "submission: a zip or a folder")
-      ->required();
-  run_local->add_option("--phase", local.phase, "phase index or name (default: the first)");
-  run_local->add_option("--task", local.task, "task index within the phase (default: the first)");
-  run_local->add_option("--image", local.image,
-                        "image to run the programs in (default: the bundle's docker_image)");
-  run_local->add_option("--out", local.out,
-                        "folder for outputs and logs (default: ./codabench-run-local/<time>)");
-  run_local->add_flag("--keep", local.keep, "keep the job folders and zips under OUT/work");
-  run_local->add_option("--pull", pull, "image pull: always (falls back to a local copy), "
-                                        "missing, never")
-      ->check(CLI::IsMember({"always", "missing", "never"}));
-  run_local->add_option("--socket", local.container_socket,
-                        "container engine socket (default: CONTAINER_SOCKET or "
-                        "unix:///var/run/docker.sock)");
-
-  cw::ServeOptions serve;
-  std::string env_file;
-  bool insecure_tls = false;
-  auto* run = app.add_subcommand(
-      "run", "Serve a Codabench queue: take jobs from BROKER_URL, run them, report to the site");
-  run->add_option("--env-file", env_file,
-                  "settings file read under the environment (default: ./.env when it exists)");
-  run->add_option("--nodename", serve.nodename,
-                  "Celery node name (default: compute-worker@<hostname>)");
-  run->add_flag("--insecure-broker-tls", insecure_tls,
-                "with BROKER_USE_SSL, do not verify the broker's certificate (the Python worker "
-                "never does)");
-  SettingOptions run_settings;
-  AddSettingOptions(run, run_settings);
-  run->add_option_function<std::string>(
-      "--shutdown-timeout",
-      [&run_settings](const std::string& v) { run_settings.values["WORKER_SHUTDOWN_TIMEOUT"] = v; },
-      "on SIGTERM/SIGINT, wait at most SECONDS for running jobs to finish before stopping them "
-      "(default: wait; a second SIGTERM or SIGQUIT stops them at once) "
-      "(env WORKER_SHUTDOWN_TIMEOUT)");
-  run->add_option_function<std::string>(
-      "--metrics-address",
-      [&run_settings](const std::string& v) { run_settings.values["METRICS_ADDRESS"] = v; },
-      "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT, e.g. 127.0.0.1:9464 "
-      "(default: off) (env METRICS_ADDRESS)");
-
-  cw::DoctorCommandOptions doctor_options;
-  std::string doctor_env_file;
-  bool doctor_insecure_tls = false;
-  auto* doctor = app.add_subcommand(
-      "doctor", "Check that this machine can serve a Codabench queue with these settings: the "
-                "engine, image pulls, GPUs and their runtime, slots, HOST_DIRECTORY, the broker");
-  doctor->add_option("--env-file", doctor_env_file,
-                     "settings file read under the environment (default: ./.env when it exists)");
-  doctor->add_option("--image", doctor_options.image,
-                     "image to check pulls for, and to run the GPU and folder probes in when it "
-                     "is on the machine (default: codalab/codalab-legacy:py37)");
-  doctor->add_flag("--insecure-broker-tls", doctor_insecure_tls,
-                   "with BROKER_USE_SSL, do not verify the broker's certificate");
-  SettingOptions doctor_settings;
-  AddSettingOptions(doctor, doctor_settings);
-
-  cw::StatusCommandOptions status_options;
-  std::string status_env_file;
-  auto* status = app.add_subcommand(
-      "status", "Show what a running queue worker does: broker, engine, each slot's job, the "
-                "last jobs");
-  status->add_option("--env-file", status_env_file,
-                     "the worker's settings file, to find its socket (default: ./.env when it "
-                     "exists)");
-  status->add_option("--nodename", status_options.nodename,
-                     "the worker's node name (default: the only worker here, else "
-                     "compute-worker@<hostname>)");
-  auto* status_socket = status->add_option("--socket", status_options.socket,
-                                           "the worker's status socket (BASE/status/NODE.sock)");
-  status->add_option("--address", status_options.address,
-                     "HOST:PORT of the worker's METRICS_ADDRESS, e.g. 127.0.0.1:9464")
-      ->excludes(status_socket);
-  status->add_flag("--json", status_options.json, "print the answer as JSON");
+  RunLocalCommand run_local;
+  run_local.Add(app);
+  ServeCommand run;
+  run.Add(app);
+  DoctorCommand doctor;
+  doctor.Add(app);
+  StatusCommand status;
+  status.Add(app);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -191,29 +255,12 @@ int main(int argc, char** argv) {
     std::printf("codabench-worker %s\n", CW_VERSION);
     return 0;
   }
-  if (run->parsed()) {
-    serve.env_file = EnvFile(env_file);
-    serve.tls_verify = !insecure_tls;
-    serve.overrides = run_settings.Overrides();
-    if (app.get_option("--log-level")->count() > 0) serve.overrides["LOG_LEVEL"] = log_level;
-    return cw::Serve(serve);
+  if (run.app->parsed()) {
+    return run.Run(log_level_option->count() > 0 ? std::optional<std::string>(log_level)
+                                                 : std::nullopt);
   }
-  if (status->parsed()) {
-    status_options.env_file = EnvFile(status_env_file);
-    return cw::RunStatusCommand(status_options);
-  }
-  if (doctor->parsed()) {
-    doctor_options.env_file = EnvFile(doctor_env_file);
-    doctor_options.tls_verify = !doctor_insecure_tls;
-    doctor_options.overrides = doctor_settings.Overrides();
-    return cw::RunDoctorCommand(doctor_options);
-  }
-  if (run_local->parsed()) {
-    local.pull = pull == "missing" ? cw::PullPolicy::kMissing
-                 : pull == "never" ? cw::PullPolicy::kNever
-                                   : cw::PullPolicy::kAlways;
-    local.color = isatty(STDOUT_FILENO);
-    return cw::RunLocal(local);
-  }
+  if (status.app->parsed()) return status.Run();
+  if (doctor.app->parsed()) return doctor.Run();
+  if (run_local.app->parsed()) return run_local.Run();
   return 2;
 }
