@@ -19,22 +19,9 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::FakeStorage;
 
-void WriteFile(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
-
-bool AwaitFlag(const std::atomic<bool>& flag) {
-  for (int i = 0; i < 500 && !flag; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  return flag;
-}
-
-bool AwaitAbandoned() {
-  for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return AbandonScope::Abandoned();
-}
+using testing::AwaitAbandoned;
+using testing::AwaitFlag;
+using testing::WriteFile;
 
 class BundleFetcherTest : public ::testing::Test {
  protected:
@@ -51,11 +38,9 @@ class BundleFetcherTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(tmp_); }
 
   std::string Bundle(const std::string& name, const std::map<std::string, std::string>& files) {
-    fs::path src = tmp_ / "src" / name;
-    for (const auto& [rel, text] : files) WriteFile(src / rel, text);
-    fs::create_directories(src);
-    EXPECT_TRUE(CreateZip(src, storage_->PathOf("mem://" + name)).ok());
-    return "mem://" + name;
+    std::string url = testing::StoreBundle(*storage_, tmp_ / "src", name, files);
+    EXPECT_FALSE(url.empty()) << name;
+    return url;
   }
 
   BundleFetcher Fetcher(std::function<void(const std::string&)> md5 = nullptr) {

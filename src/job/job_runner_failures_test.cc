@@ -27,11 +27,11 @@ using ::testing::HasSubstr;
 using job_testing::JobRunnerTest;
 using job_testing::kImage;
 using job_testing::ReadFile;
-using job_testing::WriteFile;
 using testing::FakeEngine;
 using testing::FakeGpuMeter;
 using testing::FakeStorage;
 using testing::RecordingReporter;
+using testing::WriteFile;
 
 TEST_F(JobRunnerTest, LogsAreUploadedAsTheSiteSignsThemAndBeforeTheTimeLimitText) {
   RunArgs a = Prediction();

@@ -27,11 +27,13 @@ using ::testing::HasSubstr;
 using job_testing::JobRunnerTest;
 using job_testing::kImage;
 using job_testing::ReadFile;
-using job_testing::WriteFile;
+using testing::AwaitAbandoned;
+using testing::AwaitFlag;
 using testing::FakeEngine;
 using testing::FakeGpuMeter;
 using testing::FakeStorage;
 using testing::RecordingReporter;
+using testing::WriteFile;
 
 TEST_F(JobRunnerTest, PredictionWithIngestionRunsBothAndUploadsEverything) {
   RunArgs a = Prediction();
@@ -191,21 +193,6 @@ TEST_F(JobRunnerTest, ImagePullFailureWithoutLocalImageFailsWithTheEngineReason)
             "nosuch/image");
 }
 
-
-// Waits up to 5 s for `flag`; whether it came.
-bool AwaitFlag(const std::atomic<bool>& flag) {
-  for (int i = 0; i < 500 && !flag; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  return flag;
-}
-
-// As a transfer or the engine's pull call does: it ends once its job gives up
-// on it (or after 10 s). True when it was given up on.
-bool AwaitAbandoned() {
-  for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return AbandonScope::Abandoned();
-}
 
 TEST_F(JobRunnerTest, TheImageIsPulledWhileTheBundlesDownload) {
   RunArgs a = Prediction();

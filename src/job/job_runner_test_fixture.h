@@ -26,11 +26,6 @@ using testing::RecordingReporter;
 
 inline constexpr const char* kImage = "codalab/codalab-legacy:py37";
 
-inline void WriteFile(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
-
 inline std::string ReadFile(const fs::path& p) {
   std::ifstream in(p);
   return std::string((std::istreambuf_iterator<char>(in)), {});
@@ -54,11 +49,9 @@ class JobRunnerTest : public ::testing::Test {
 
   // Zips `files` (relative path -> content) and stores it as mem://name.
   std::string Bundle(const std::string& name, const std::map<std::string, std::string>& files) {
-    fs::path src = tmp_ / "src" / name;
-    for (const auto& [rel, text] : files) WriteFile(src / rel, text);
-    fs::create_directories(src);
-    EXPECT_TRUE(CreateZip(src, storage_->PathOf("mem://" + name)).ok());
-    return "mem://" + name;
+    std::string url = testing::StoreBundle(*storage_, tmp_ / "src", name, files);
+    EXPECT_FALSE(url.empty()) << name;
+    return url;
   }
 
   RunArgs Prediction() {

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "archive/zip.h"
+#include "common/abandon.h"
 #include "engine/engine.h"
 #include "job/gpu_usage.h"
 #include "report/reporter.h"
@@ -307,5 +309,38 @@ class FakeGpuMeter : public GpuUsageMeter {
     FakeGpuMeter& meter_;
   };
 };
+
+// Writes `text` to `p`, making its folder.
+inline void WriteFile(const std::filesystem::path& p, const std::string& text) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+// Zips `files` (relative path -> content), written under `scratch/name`, and
+// stores the zip in `storage` as mem://name; returns that URL.
+inline std::string StoreBundle(FakeStorage& storage, const std::filesystem::path& scratch,
+                               const std::string& name,
+                               const std::map<std::string, std::string>& files) {
+  const std::filesystem::path src = scratch / name;
+  for (const auto& [rel, text] : files) WriteFile(src / rel, text);
+  std::filesystem::create_directories(src);
+  if (!CreateZip(src, storage.PathOf("mem://" + name)).ok()) return "";
+  return "mem://" + name;
+}
+
+// Waits up to 5 s for `flag`; whether it came.
+inline bool AwaitFlag(const std::atomic<bool>& flag) {
+  for (int i = 0; i < 500 && !flag; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return flag;
+}
+
+// As a transfer or the engine's pull call does: it ends once its job gives up
+// on it (or after 10 s). True when it was given up on.
+inline bool AwaitAbandoned() {
+  for (int i = 0; i < 1000 && !AbandonScope::Abandoned(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return AbandonScope::Abandoned();
+}
 
 }  // namespace cw::testing
