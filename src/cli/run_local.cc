@@ -221,6 +221,7 @@ int RunLocal(const RunLocalOptions& o) {
   env.keep_job_dir = o.keep;
   env.labels["org.codabench.run-local"] = "1";
   PrepareEngine(env, engine);
+  env.container.network = EnsureProgramNetwork(env.container, "run-local", 0, engine);
   const bool tty = isatty(STDERR_FILENO);
   if (tty) {
     // Log lines (a pull runs beside the downloads and their unpacking) clear

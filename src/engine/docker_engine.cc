@@ -330,9 +330,9 @@ Status DockerEngine::RemoveImage(const std::string& image) {
 }
 
 Status DockerEngine::ImportImage(const std::string& reference, std::string_view layer_tar) {
-  CW_ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(reference));
-  HttpCall call = ShortCall("POST", "/images/create?fromSrc=-&repo=" + UrlEncode(ref.FromImage()) +
-                                        "&tag=" + UrlEncode(ref.tag.empty() ? "latest" : ref.tag));
+  // The whole reference in `repo`, which may hold the tag: podman ignores
+  // a separate `tag` parameter on an import.
+  HttpCall call = ShortCall("POST", "/images/create?fromSrc=-&repo=" + UrlEncode(reference));
   call.body.assign(layer_tar);
   call.content_type = "application/x-tar";
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(call));
@@ -357,9 +357,10 @@ Status DockerEngine::EnsureNetwork(const std::string& name,
       {"Name", name},
       {"Driver", "bridge"},
       {"CheckDuplicate", true},
-      // Docker's switch for traffic between the bridge's containers; Podman
-      // takes the same option through its Docker API.
-      {"Options", {{"com.docker.network.bridge.enable_icc", "false"}}},
+      // Docker's switch for traffic between the bridge's containers (podman
+      // has none, and warns), and podman's for traffic between networks
+      // (Docker keeps bridges apart anyway, and stores it as a label).
+      {"Options", {{"com.docker.network.bridge.enable_icc", "false"}, {"isolate", "true"}}},
       {"Labels", labels},
   };
   CW_ASSIGN_OR_RETURN(HttpReply made,

@@ -189,7 +189,8 @@ class ContainerEngine {
   }
 
   // Makes a bridge network named `name` unless one exists, with traffic
-  // between its containers off (each reaches only the outside world);
+  // between its containers off where the engine can (Docker; podman cannot)
+  // and from other networks off (podman's `isolate`; Docker's bridges are);
   // `labels` go on a network it makes. OK when the network exists already,
   // whatever its options (an admin's own).
   virtual Status EnsureNetwork(const std::string& name,

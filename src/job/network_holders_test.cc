@@ -73,7 +73,7 @@ class HolderEngine : public ContainerEngine {
 
 NetworkHolderOptions Options(int spares = 2) {
   NetworkHolderOptions o;
-  o.image = "codabench-worker/sandbox:0123456789ab";
+  o.image = "localhost/codabench-worker/sandbox:0123456789ab";
   o.network = "codabench-jobs";
   o.labels = {{kLabelHolderNode, "n1"}};
   o.security_opt = {"no-new-privileges"};
@@ -91,7 +91,7 @@ bool AwaitReady(const NetworkHolders& holders, std::size_t count) {
 
 TEST(NetworkHoldersTest, AHolderRunsTheWorkersOwnProgramOnTheWorkersNetwork) {
   ContainerSpec spec = NetworkHolders::HolderSpec(Options());
-  EXPECT_EQ(spec.image, "codabench-worker/sandbox:0123456789ab");
+  EXPECT_EQ(spec.image, "localhost/codabench-worker/sandbox:0123456789ab");
   EXPECT_EQ(spec.entrypoint, std::vector<std::string>{"/sandbox"});
   EXPECT_TRUE(spec.cmd.empty());
   EXPECT_FALSE(spec.network_disabled);

@@ -26,7 +26,7 @@ std::string_view SandboxProgramBytes() {
 }
 
 std::string SandboxImageReference() {
-  return "codabench-worker/sandbox:" + Sha256Hex(SandboxProgramBytes()).substr(0, 12);
+  return "localhost/codabench-worker/sandbox:" + Sha256Hex(SandboxProgramBytes()).substr(0, 12);
 }
 
 std::string SandboxLayerTar() {

@@ -24,7 +24,8 @@ inline constexpr const char* kSandboxProgram = "/sandbox";
 // The program's bytes (a static Linux executable).
 std::string_view SandboxProgramBytes();
 
-// "codabench-worker/sandbox:<12 hex digits of the program's SHA-256>".
+// "localhost/codabench-worker/sandbox:<12 hex digits of the program's
+// SHA-256>": podman's name for a local image, which Docker keeps as written.
 std::string SandboxImageReference();
 
 // The image's one layer: a tar stream holding only kSandboxProgram.

@@ -57,7 +57,7 @@ class SandboxTest : public ::testing::Test {
 
 TEST_F(SandboxTest, TheReferenceIsTheProgramsDigest) {
   std::string ref = SandboxImageReference();
-  ASSERT_EQ(ref.rfind("codabench-worker/sandbox:", 0), 0u) << ref;
+  ASSERT_EQ(ref.rfind("localhost/codabench-worker/sandbox:", 0), 0u) << ref;
   std::string tag = ref.substr(ref.find(':') + 1);
   EXPECT_EQ(tag.size(), 12u);
   EXPECT_EQ(tag.find_first_not_of("0123456789abcdef"), std::string::npos) << tag;

@@ -8,6 +8,7 @@
 #include "gpu/container_options.h"
 #include "job/network_holders.h"
 #include "sandbox/sandbox_image.h"
+#include "storage/hash.h"
 #include "worker/status_socket.h"
 
 namespace cw {
@@ -62,20 +63,26 @@ void PrepareEngine(JobEnvironment& env, ContainerEngine& engine) {
                   "without network namespaces made ahead",
                   image.status().message());
   }
-  std::string& network = env.container.network;
-  if (env.container.network_disabled || network.empty() || network == "bridge" ||
-      network == "default") {
-    return;
+}
+
+std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
+                                 ContainerEngine& engine) {
+  std::string network = c.network;
+  if (c.network_disabled || network.empty() || network == "bridge" || network == "default") {
+    return "";
+  }
+  if (c.podman && network == kDefaultContainerNetwork) {
+    network += "-" + Sha256Hex(nodename).substr(0, 8) + "-" + std::to_string(slot);
   }
   Status made = engine.EnsureNetwork(network, {{"org.codabench.worker", "codabench-worker"}});
-  if (made.ok()) {
-    spdlog::info("programs run on network {}", network);
-  } else {
+  if (!made.ok()) {
     spdlog::error("cannot make network {} ({}): programs run on the engine's default network, "
                   "where programs of other jobs can reach them",
                   network, made.message());
-    network.clear();
+    return "";
   }
+  if (slot == 0 || network != c.network) spdlog::info("programs run on network {}", network);
+  return network;
 }
 
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
@@ -86,7 +93,8 @@ std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
   for (const WorkerSlot& slot : slots) {
     JobEnvironment env = base;
     env.container = slot.options;
-    env.container.network = base.container.network;  // as PrepareEngine left it
+    env.container.network =
+        EnsureProgramNetwork(slot.options, nodename, static_cast<int>(envs.size()), engine);
     for (const auto& [k, v] : slot.labels) env.labels[k] = v;
     if (envs.size() < gpu_figures.meters.size()) env.gpu_usage = gpu_figures.meters[envs.size()];
     if (network_holders && !slot.options.network_disabled && !base.sandbox_image.empty()) {

@@ -31,17 +31,24 @@ JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesys
 JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string& nodename,
                                    ContainerEngine& engine, metrics::WorkerMetrics* metrics);
 
-// Readies what the programs' containers need of the engine before the first
-// job, and says so in the log: the worker's own image (sandbox_image.h; env's
-// sandbox_image, left "" when the engine cannot load it: no network holders
-// then) and the network env.container.network names (made when missing;
-// when it cannot be, the engine's default network, with an error in the log).
+// Loads the worker's own image (sandbox_image.h) into the engine before the
+// first job: env.sandbox_image, left "" when the engine cannot load it (no
+// network holders then), with an error in the log.
 void PrepareEngine(JobEnvironment& env, ContainerEngine& engine);
 
+// The network the programs of slot `slot` sit on (c.network, from
+// COMPETITION_CONTAINER_NETWORK), made when missing with traffic between its
+// containers off. Podman has no such switch: under it each slot of each
+// node gets a network of its own ("<name>-<node digest>-<slot>"), isolated
+// from the others. Returns "" for the engine's default network: none set,
+// none wanted (network disabled) or it cannot be made (an error in the log).
+std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
+                                 ContainerEngine& engine);
+
 // One environment per slot, in slot order: `base` with the slot's container
-// options (on base's network), its labels and GPU meter, and (with network
-// holders on, a network and the worker's image) network holders of its own,
-// which start making their spares at once.
+// options (on its network: EnsureProgramNetwork), its labels and GPU meter,
+// and (with network holders on, a network and the worker's image) network
+// holders of its own, which start making their spares at once.
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
                                              const std::vector<WorkerSlot>& slots,
                                              const GpuFigures& gpu_figures, bool network_holders,

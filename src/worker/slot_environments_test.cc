@@ -13,6 +13,7 @@ using testing::FakeGpuMeter;
 std::vector<WorkerSlot> TwoSlots() {
   std::vector<WorkerSlot> slots(2);
   slots[0].options.cpuset_cpus = "0-3";
+  slots[0].options.network = "codabench-jobs";
   slots[0].labels = {{kLabelSlot, "0"}, {kLabelGpus, "GPU-a"}};
   slots[1].options.cpuset_cpus = "4-7";
   slots[1].options.network_disabled = true;
@@ -26,8 +27,7 @@ TEST(SlotEnvironments, EachSlotGetsItsOwnOptionsLabelsAndMeter) {
   base.labels["org.codabench.node"] = "w@a";
   GpuFigures figures;
   figures.meters = {std::make_shared<FakeGpuMeter>(), nullptr};
-  base.sandbox_image = "codabench-worker/sandbox:0123456789ab";
-  base.container.network = "codabench-jobs";
+  base.sandbox_image = "localhost/codabench-worker/sandbox:0123456789ab";
   auto envs = SlotEnvironments(base, TwoSlots(), figures, /*network_holders=*/true, engine, "w@a");
   ASSERT_EQ(envs.size(), 2u);
   EXPECT_EQ(envs[0].container.cpuset_cpus, "0-3");
@@ -38,8 +38,10 @@ TEST(SlotEnvironments, EachSlotGetsItsOwnOptionsLabelsAndMeter) {
   EXPECT_FALSE(envs[1].labels.count(kLabelGpus));
   EXPECT_EQ(envs[0].gpu_usage, figures.meters[0]);
   EXPECT_EQ(envs[1].gpu_usage, nullptr);
-  // On the worker's network, as PrepareEngine left it.
+  // On the worker's network, made for it; none for the slot without one.
   EXPECT_EQ(envs[0].container.network, "codabench-jobs");
+  EXPECT_EQ(envs[1].container.network, "");
+  EXPECT_EQ(engine.networks, std::vector<std::string>{"codabench-jobs"});
   // A slot without network needs no holders.
   EXPECT_NE(envs[0].network_holders, nullptr);
   EXPECT_EQ(envs[1].network_holders, nullptr);
@@ -51,32 +53,49 @@ TEST(SlotEnvironments, EachSlotGetsItsOwnOptionsLabelsAndMeter) {
             nullptr);
 }
 
-TEST(SlotEnvironments, PrepareEngineLoadsTheWorkersImageAndMakesItsNetwork) {
+TEST(SlotEnvironments, PrepareEngineLoadsTheWorkersImageOnce) {
   FakeEngine engine;
-  WorkerConfig config;
-  JobEnvironment env = BaseJobEnvironment(config, "/base", "/host");
-  EXPECT_EQ(env.container.network, "codabench-jobs");  // the default
+  JobEnvironment env = BaseJobEnvironment(WorkerConfig(), "/base", "/host");
   PrepareEngine(env, engine);
   EXPECT_EQ(env.sandbox_image, SandboxImageReference());
   EXPECT_EQ(engine.imported, std::vector<std::string>{SandboxImageReference()});
-  EXPECT_EQ(engine.networks, std::vector<std::string>{"codabench-jobs"});
-  EXPECT_EQ(env.container.network, "codabench-jobs");
   PrepareEngine(env, engine);
   EXPECT_EQ(engine.imported.size(), 1u) << "loaded once: the engine has it now";
+}
+
+TEST(SlotEnvironments, EachSlotsProgramNetworkIsMadeWhenMissing) {
+  FakeEngine engine;
+  ContainerOptions c;
+  c.network = WorkerConfig().container_network;
+  EXPECT_EQ(c.network, "codabench-jobs");  // the default
+  // Docker: one network for every slot, with traffic between containers off.
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), "codabench-jobs");
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 1, engine), "codabench-jobs");
+  // Podman has no such switch: a network per slot and node, isolated.
+  c.podman = true;
+  std::string p0 = EnsureProgramNetwork(c, "w@a", 0, engine);
+  std::string p1 = EnsureProgramNetwork(c, "w@a", 1, engine);
+  std::string other_node = EnsureProgramNetwork(c, "w@b", 0, engine);
+  EXPECT_EQ(p0.rfind("codabench-jobs-", 0), 0u) << p0;
+  EXPECT_NE(p0, p1);
+  EXPECT_NE(p0, other_node);
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), p0) << "the same after a restart";
+  // An admin's own network is theirs, as it is.
+  c.network = "lab-net";
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 1, engine), "lab-net");
+  EXPECT_EQ(engine.networks.back(), "lab-net");
 
   // A network the engine will not make: its default network, not a job
   // that cannot start.
   engine.network_status = Unavailable("no bridge driver");
-  PrepareEngine(env, engine);
-  EXPECT_EQ(env.container.network, "");
-
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), "");
   // Docker's default network, or none at all: nothing to make.
   FakeEngine other;
-  env.container.network = "bridge";
-  PrepareEngine(env, other);
-  env.container.network = "codabench-jobs";
-  env.container.network_disabled = true;
-  PrepareEngine(env, other);
+  c.network = "bridge";
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, other), "");
+  c.network = "codabench-jobs";
+  c.network_disabled = true;
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, other), "");
   EXPECT_TRUE(other.networks.empty());
 }
 

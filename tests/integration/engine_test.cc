@@ -23,6 +23,7 @@
 #include "engine/image_budget.h"
 #include "job/network_holders.h"
 #include "sandbox/sandbox_image.h"
+#include "worker/slot_environments.h"
 
 namespace cw {
 namespace {
@@ -431,37 +432,73 @@ TEST_F(EngineTest, EachProgramJoinsAFreshNamespaceMadeAheadOnTheWorkersNetwork) 
   }
 }
 
-TEST_F(EngineTest, ProgramsOnTheWorkersNetworkCannotReachEachOther) {
-  ASSERT_TRUE(engine_->EnsureNetwork("codabench-worker-test-jobs", {}).ok());
-  ContainerSpec server = Spec("while true; do echo hello | nc -l -p 8080; done");
-  server.network_disabled = false;
-  server.network_mode = "codabench-worker-test-jobs";
-  std::string server_id = MustCreate(server);
-  ASSERT_TRUE(engine_->Start(server_id).ok());
-  ContainerSpec probe = Spec(
-      "ip=$(ip -4 addr show eth0 | sed -n 's/.*inet \\([0-9.]*\\).*/\\1/p'); "
-      "echo mine $ip; for i in 1 2 3 4 5 6 7 8; do "
-      "a=${ip%.*}.$i; [ $a = $ip ] && continue; "
-      "if echo | nc -w 1 $a 8080 | grep -q hello; then echo reached $a; fi; done; echo done");
-  probe.network_disabled = false;
-  probe.network_mode = "codabench-worker-test-jobs";
-  // And on Docker's default network, where nothing stops it: the probe works.
-  ContainerSpec control = server;
-  control.network_mode = "";
-  std::string control_id = MustCreate(control);
-  ASSERT_TRUE(engine_->Start(control_id).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  std::string probe_id = MustCreate(probe);
-  Collected run = StartAndCollect(probe_id);
-  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
-  EXPECT_NE(run.out.find("done"), std::string::npos) << run.out << run.err;
-  EXPECT_EQ(run.out.find("reached"), std::string::npos) << run.out;
-  ContainerSpec control_probe = probe;
-  control_probe.network_mode = "";
-  std::string control_probe_id = MustCreate(control_probe);
-  Collected control_run = StartAndCollect(control_probe_id);
-  EXPECT_NE(control_run.out.find("reached"), std::string::npos)
-      << "the probe reaches nothing even where it could: " << control_run.out << control_run.err;
+TEST_F(EngineTest, ProgramsOfTwoSlotsCannotReachEachOther) {
+  // Each slot's network as the worker makes it: one for all under Docker,
+  // one per slot under podman.
+  ContainerOptions c;
+  c.network = kDefaultContainerNetwork;
+  c.podman = SocketUrl().find("podman") != std::string::npos;
+  const std::string slot0 = EnsureProgramNetwork(c, "engine-test", 0, *engine_);
+  const std::string slot1 = EnsureProgramNetwork(c, "engine-test", 1, *engine_);
+  ASSERT_FALSE(slot0.empty());
+  ASSERT_FALSE(slot1.empty());
+  // A server that says where it listens, and a probe that knocks there and
+  // on the addresses beside it.
+  fs::path out = fs::temp_directory_path() / ("cw-probe-" + label_);
+  fs::create_directories(out);
+  auto serve_on = [&](const std::string& network) {
+    ContainerSpec server = Spec(
+        "ip -4 addr show eth0 | sed -n 's/.*inet \\([0-9.]*\\).*/\\1/p' > /out/ip.tmp; "
+        "mv /out/ip.tmp /out/ip; while true; do echo hello | nc -l -p 8080; done");
+    server.network_disabled = false;
+    server.network_mode = network;
+    server.mounts = {{out.string(), "/out", false}};
+    fs::remove(out / "ip");
+    std::string id = MustCreate(server);
+    EXPECT_TRUE(engine_->Start(id).ok());
+    std::string ip;
+    for (int i = 0; i < 100 && ip.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::ifstream in(out / "ip");
+      std::getline(in, ip);
+    }
+    return ip;
+  };
+  auto probe_from = [&](const std::string& network, const std::string& target) {
+    std::string base = target.substr(0, target.rfind('.') + 1);
+    int last = std::atoi(target.c_str() + target.rfind('.') + 1);
+    std::string targets;
+    for (int n = std::max(2, last - 2); n <= last + 2; ++n) targets += base + std::to_string(n) + " ";
+    ContainerSpec probe = Spec("for a in " + targets +
+                               "; do if echo | nc -w 1 $a 8080 | grep -q hello; then "
+                               "echo reached $a; fi; done; echo done");
+    probe.network_disabled = false;
+    probe.network_mode = network;
+    std::string id = MustCreate(probe);
+    Collected run = StartAndCollect(id);
+    EXPECT_TRUE(run.status.ok()) << run.status.ToString();
+    EXPECT_NE(run.out.find("done"), std::string::npos) << run.out << run.err;
+    return run.out;
+  };
+  std::string server_ip = serve_on(slot0);
+  ASSERT_FALSE(server_ip.empty()) << "the server never said where it listens";
+  std::string seen = probe_from(slot1, server_ip);
+  EXPECT_EQ(seen.find("reached"), std::string::npos) << seen;
+  // Nor from a program beside it on its own slot's network (under Docker,
+  // the same network; under podman, its slot's).
+  seen = probe_from(slot0, server_ip);
+  if (!c.podman) {
+    EXPECT_EQ(seen.find("reached"), std::string::npos) << seen;
+  }
+  // On the engine's default network, where nothing stops it, the same
+  // probe does reach a server: it can tell.
+  std::string open_ip = serve_on("");
+  ASSERT_FALSE(open_ip.empty());
+  seen = probe_from("", open_ip);
+  EXPECT_NE(seen.find("reached " + open_ip), std::string::npos)
+      << "the probe reaches nothing even where it could: " << seen;
+  std::error_code ec;
+  fs::remove_all(out, ec);
 }
 
 // Makes a small image of its own content (so it has its own layer) with the
