@@ -32,6 +32,18 @@ bool Contains(std::string_view text, std::string_view needle) {
   return text.find(needle) != std::string_view::npos;
 }
 
+// The runtime's words for a command that is not in the image, in an error
+// answer: the submission's fault (InvalidInput), not the engine's. Older
+// engines send these as 500. OK for any other answer.
+Status CommandCannotRun(const std::string& body) {
+  std::string message = EngineErrorMessage(body);
+  if (Contains(message, "executable file not found") ||
+      Contains(message, "no such file or directory")) {
+    return InvalidInput("the container's command cannot run: " + message);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 DockerEngine::DockerEngine(std::string socket_url, DockerEngineOptions opts)
@@ -150,13 +162,7 @@ Result<std::string> DockerEngine::Create(const ContainerSpec& spec) {
 Status DockerEngine::Start(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/start")));
   if (reply.status == 204 || reply.status == 304) return Status::Ok();  // 304: already running
-  std::string message = EngineErrorMessage(reply.body);
-  // The runtime's words for a command that is not in the image: the
-  // submission's fault, not the engine's. Older engines send these as 500.
-  if (Contains(message, "executable file not found") ||
-      Contains(message, "no such file or directory")) {
-    return InvalidInput("the container's command cannot run: " + message);
-  }
+  if (Status bad = CommandCannotRun(reply.body); !bad.ok()) return bad;
   return EngineHttpError(reply.status, reply.body, "starting container " + id);
 }
 
@@ -230,6 +236,9 @@ Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& outpu
   if (attach_status != 200) {  // no stream: an error answer, or no answer at all
     reader.join();
     if (!attach_result->ok()) return attach_result->status();
+    // Podman creates the container's process as it attaches: a command not
+    // in the image is refused here, not at the start.
+    if (Status bad = CommandCannotRun((*attach_result)->body); !bad.ok()) return bad;
     return EngineHttpError((*attach_result)->status, (*attach_result)->body,
                            "attaching to container " + id);
   }
@@ -374,8 +383,12 @@ Status DockerEngine::EnsureNetwork(const std::string& name,
 Status DockerEngine::Kill(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/kill")));
   if (reply.status == 204 || reply.status == 404) return Status::Ok();
-  // Already stopped is what Kill wanted. Engines answer it with 409 or 500.
-  if (Contains(EngineErrorMessage(reply.body), "is not running")) return Status::Ok();
+  // Already stopped is what Kill wanted. Engines answer it with 409 or 500,
+  // in their own words (podman: "can only kill running containers").
+  const std::string message = EngineErrorMessage(reply.body);
+  if (Contains(message, "is not running") || Contains(message, "can only kill running")) {
+    return Status::Ok();
+  }
   return EngineHttpError(reply.status, reply.body, "killing container " + id);
 }
 

@@ -91,5 +91,45 @@ TEST(DockerEngineTest, ANameInUseIsAlreadyExists) {
   EXPECT_NE(id.status().message().find("is already in use"), std::string::npos);
 }
 
+// Podman's answers where Docker's words differ (podman 4.3, seen).
+TEST(DockerEngineTest, PodmansAnswersMeanWhatDockersDo) {
+  Server server([](const Request& req) {
+    if (req.target == "/containers/gone/kill") {
+      return Json(500, "{\"cause\":\"container state improper\",\"message\":\"can only kill "
+                       "running containers. gone is in state exited: container state "
+                       "improper\",\"response\":500}");
+    }
+    if (req.target.rfind("/containers/badcmd/attach", 0) == 0) {
+      return Json(409, "{\"message\":\"preparing container badcmd for attach: runc: runc create "
+                       "failed: unable to start container process: exec: \\\"no-such-command\\\": "
+                       "executable file not found in $PATH\"}");
+    }
+    if (req.method == "POST" && req.target.rfind("/images/create?fromSrc=-", 0) == 0) {
+      return Json(200, "{\"stream\":\"Loaded image\"}\n{\"error\":\"no space left on device\"}");
+    }
+    return Json(404, "{\"message\":\"not here\"}");
+  });
+  DockerEngine engine(EngineUrl(server));
+  // A container that already stopped: what a kill wanted.
+  EXPECT_TRUE(engine.Kill("gone").ok());
+  // A command not in the image, refused as podman attaches: the program's fault.
+  Status st = engine.StartAndStream("badcmd", [](StreamKind, std::string_view) {}, [] {});
+  EXPECT_EQ(st.code(), Code::kInvalidInput) << st.ToString();
+  EXPECT_NE(st.message().find("the container's command cannot run"), std::string::npos);
+  // An import that fails inside its 200 stream fails.
+  Status imported = engine.ImportImage("localhost/x/y:1", "tar bytes");
+  EXPECT_FALSE(imported.ok());
+  EXPECT_NE(imported.message().find("no space left on device"), std::string::npos)
+      << imported.ToString();
+  bool saw_import = false;
+  for (const Request& r : server.requests()) {
+    if (r.target == "/images/create?fromSrc=-&repo=localhost%2Fx%2Fy%3A1") {
+      saw_import = true;
+      EXPECT_EQ(r.body, "tar bytes");
+    }
+  }
+  EXPECT_TRUE(saw_import) << "the whole reference goes in repo (podman ignores tag)";
+}
+
 }  // namespace
 }  // namespace cw
