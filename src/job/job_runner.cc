@@ -519,7 +519,8 @@ Status Job::Finish() {
   // program it is the ingestion's (as the Python worker writes it).
   ProgramOutcome program = result_.program;
   if (!program.elapsed_seconds) program.elapsed_seconds = result_.ingestion.elapsed_seconds;
-  CW_RETURN_IF_ERROR(WriteOutputMetadata(folder_.output(), program, result_.ingestion, result_.gpu));
+  CW_RETURN_IF_ERROR(
+      WriteOutputMetadata(folder_.output(), program, result_.ingestion, result_.gpu, *env_.env));
   auto t0 = Clock::now();
   if (args_.is_scoring) {
     auto scores = ReadScores(folder_.output());
@@ -533,7 +534,8 @@ Status Job::Finish() {
     if (!sent.ok()) return sent.Prefixed("Could not send the scores to the site");
   }
   fs::path zip = folder_.root() / "output.zip";
-  CW_RETURN_IF_ERROR(CreateZip(folder_.output(), zip, [this] { return cancel_.cancelled(); }));
+  CW_RETURN_IF_ERROR(
+      CreateZip(folder_.output(), zip, [this] { return cancel_.cancelled(); }, *env_.env));
   const std::string& url = args_.is_scoring ? args_.scoring_result : args_.prediction_result;
   Status put = storage_.Put(Url(url), zip, "application/zip");
   result_.timings.upload_s += SecondsSince(t0);

@@ -1,6 +1,7 @@
 #include "job/job_runner.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -472,6 +473,69 @@ TEST_F(JobRunnerTest, LogsGoUpAfterAnExceptionOnceTheProgramsRan) {
   }
   EXPECT_FALSE(storage_->WasPut(a.prediction_result));
   EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+// A full disk while the submission unpacks: Failed, in words a participant
+// can read (no host paths), and no job folder left.
+TEST_F(JobRunnerTest, AFullDiskWhileUnpackingFailsTheJobAndLeavesNothing) {
+  test_env_.FailWritesTo("*/jobs/job-*/program/*", ENOSPC);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: run\n"}, {"run.py", "print(1)\n"}});
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(r.failure.code(), Code::kIo);
+  EXPECT_EQ(reporter_.StatusSequence().back(), JobStatus::kFailed);
+  const std::string& details = reporter_.statuses.back().details;
+  EXPECT_THAT(details, ContainsRegex("^Submission failed: The submission could not be unpacked: "
+                                     "cannot write '(metadata|run.py)': no space left on the "
+                                     "worker's disk. See logs for more details.$"));
+  EXPECT_EQ(details.find(tmp_.string()), std::string::npos) << details;
+  EXPECT_TRUE(engine_.created.empty());
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+  EXPECT_TRUE(NoJobFolderLeft());
+}
+
+TEST_F(JobRunnerTest, AFullDiskWhileZippingTheOutputFailsTheJobAndLeavesNothing) {
+  test_env_.FailWritesTo("*/output.zip.part-*", ENOSPC);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: run\n"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "predictions.csv", "1\n");
+    out(StreamKind::kStdout, "done\n");
+    return 0;
+  };
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: cannot write output.zip: no space left on the worker's disk. "
+            "See logs for more details.");
+  EXPECT_EQ(storage_->Read("mem://p_stdout"), "done\n");  // the logs still went up
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+  EXPECT_THAT(reporter_.StatusSequence(), ::testing::Not(::testing::Contains(JobStatus::kScoring)));
+  EXPECT_TRUE(NoJobFolderLeft());
+}
+
+TEST_F(JobRunnerTest, AFailingWriteOfTheMetadataFailsTheJobAndLeavesNothing) {
+  test_env_.FailWritesTo("*/output/metadata", EIO);
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json", R"({"acc": 1})");
+    return 0;
+  };
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(r.failure.code(), Code::kIo);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: cannot write the output's metadata file: Input/output error. "
+            "See logs for more details.");
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+  EXPECT_EQ(test_env_.injected(), 1);
+  EXPECT_TRUE(NoJobFolderLeft());
 }
 
 }  // namespace
