@@ -396,14 +396,14 @@ Status Job::RunPrograms() {
   CW_RETURN_IF_ERROR(CreatePrograms());
   CW_RETURN_IF_ERROR(CheckCancel());
 
-  const auto deadline = Clock::now() + std::chrono::seconds(args_.execution_time_limit);
+  const auto deadline = env_.env->Now() + std::chrono::seconds(args_.execution_time_limit);
   std::vector<ProgramRun*> runs;
   for (auto& run : programs_) {
     run->Start(engine_, cancel_, env_.container.nofile_limit, args_.id,
                [this] { wakeup_.Notify(); });
     runs.push_back(run.get());
   }
-  WatcherThreads watchers;
+  WatcherThreads watchers(*env_.env);
   std::unique_ptr<GpuWindow> gpu_window;
   ProgramsStop stop = ProgramsStop::kAllEnded;
   try {
@@ -413,7 +413,7 @@ Status Job::RunPrograms() {
       // From here, not from the creation: an idle GPU while containers start
       // is not the programs' doing and would lower their mean.
       if (env_.gpu_usage && !programs_.empty()) gpu_window = env_.gpu_usage->Begin();
-    });
+    }, *env_.env);
   } catch (...) {
     // No program outlives the loop that watches it (Job::Run reports this).
     containers_.KillAll(engine_);

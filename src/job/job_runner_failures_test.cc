@@ -47,9 +47,11 @@ TEST_F(JobRunnerTest, LogsAreUploadedAsTheSiteSignsThemAndBeforeTheTimeLimitText
     }
   } order;
   order.storage = storage_.get();
-  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
-                                   const std::atomic<bool>& killed) {
-    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  test_env_.UseManualClock();  // the program "runs" 2 s without a real wait
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>& killed) {
+    test_env_.Advance(std::chrono::seconds(2));
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return 137;
   };
   JobRunner runner(env_, *storage_, *cache_, engine_);
@@ -68,9 +70,14 @@ TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   a.execution_time_limit = 1;
   a.program_data = Bundle("s.zip", {{"metadata.yaml", "command: sleep 100\n"}});
   a.ingestion_program = Bundle("i.zip", {{"metadata.yaml", "command: sleep 100\n"}});
-  auto hang = [](const ContainerSpec&, const OutputFn& out, const std::atomic<bool>& killed) {
+  // Both programs start and write; then 2 s pass on the job's clock, at once.
+  test_env_.UseManualClock();
+  std::atomic<int> started{0};
+  auto hang = [this, &started](const ContainerSpec&, const OutputFn& out,
+                               const std::atomic<bool>& killed) {
     out(StreamKind::kStdout, "working\n");
-    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (++started == 2) test_env_.Advance(std::chrono::seconds(2));
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return 137;
   };
   engine_.programs["program"] = hang;
@@ -95,6 +102,26 @@ TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   // the site appends to them.
   EXPECT_EQ(storage_->Read("mem://p_stdout"), "working\n");
   EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+}
+
+// Up to the limit on the job's clock the programs run on; the limit counts
+// from their start, not from the job's.
+TEST_F(JobRunnerTest, ProgramsRunOnUntilTheTimeLimitIsReached) {
+  RunArgs a = Prediction();
+  a.execution_time_limit = 60;
+  a.program_data = Bundle("s.zip", {{"metadata.yaml", "command: work\n"}});
+  test_env_.UseManualClock();
+  test_env_.Advance(std::chrono::hours(1));  // before the programs: not counted
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>& killed) {
+    test_env_.Advance(std::chrono::seconds(59));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the loop looks again
+    return killed ? 137 : 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_TRUE(engine_.killed_ids.empty());
+  EXPECT_TRUE(reporter_.errors.empty());
 }
 
 TEST_F(JobRunnerTest, NonZeroExitOfTheScoringProgramFails) {
