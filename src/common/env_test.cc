@@ -149,5 +149,28 @@ TEST_F(EnvTest, AWaitEndsWhenItsConditionComesTrue) {
   notifier.join();
 }
 
+// A notification as the waiter's slice of real time ends is not lost.
+TEST_F(EnvTest, ANotificationDuringAManualWaitIsNeverLost) {
+  TestEnv env;
+  env.UseManualClock();
+  for (int i = 0; i < 200; ++i) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stopped = false;
+    std::thread waiter([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      EXPECT_TRUE(WaitUntilOr(env, cv, lock, env.Now() + std::chrono::hours(1),
+                              [&] { return stopped; }));
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(i * 10));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopped = true;
+      cv.notify_all();
+    }
+    waiter.join();
+  }
+}
+
 }  // namespace
 }  // namespace cw

@@ -8,7 +8,8 @@
 //
 // Thread rules: every method may be called from any thread at once (the
 // job's threads write and wait while the test advances the clock). mu_
-// guards the fault rules; the clock and the counters are atomics.
+// guards the fault rules and the waiters' wake-up times, and is taken
+// after a waiter's own mutex, never before; the clock is an atomic.
 #pragma once
 
 #include <fnmatch.h>
@@ -16,7 +17,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <iterator>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -60,11 +63,13 @@ class TestEnv final : public Env {
   }
   void Advance(Clock::duration d) { now_ += d.count(); }
   // Blocks (really, up to `timeout`) until at least `n` threads wait on the
-  // manual clock for a time still to come: what a test awaits before it
-  // advances, so that a waiter does not miss the moment.
-  bool AwaitSleepers(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const {
+  // manual clock for a time still to come. After an Advance, a thread whose
+  // wait ended counts again only once it waits anew: so awaiting every
+  // waiter the test knows of means each has done what the advance woke it
+  // for. False when `timeout` passed first.
+  bool AwaitSleepers(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (sleepers_ < n) {
+    while (SleepersNow() < n) {
       if (std::chrono::steady_clock::now() > give_up) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -81,12 +86,18 @@ class TestEnv final : public Env {
                  Clock::time_point deadline) override {
     if (!manual_) return base_.WaitUntil(cv, lock, deadline);
     // No registry of waiters to notify (their mutexes are theirs): a waiter
-    // looks at the manual clock every millisecond of real time.
-    ++sleepers_;
-    while (Now() < deadline) {
-      if (cv.wait_for(lock, std::chrono::milliseconds(1)) == std::cv_status::no_timeout) break;
+    // returns after at most a millisecond of real time, and its caller looks
+    // at its condition and the manual clock again (WaitUntilOr). Returning,
+    // not waiting on here: a notification that comes as the slice times out
+    // would otherwise be missed.
+    Clock::rep until = deadline.time_since_epoch().count();
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      waiting_until_.insert(until);
     }
-    --sleepers_;
+    if (Now() < deadline) cv.wait_for(lock, std::chrono::milliseconds(1));
+    std::lock_guard<std::mutex> guard(mu_);
+    waiting_until_.erase(waiting_until_.find(until));
   }
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(
@@ -131,6 +142,12 @@ class TestEnv final : public Env {
     std::unique_ptr<WritableFile> real_;
   };
 
+  int SleepersNow() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Clock::rep now = now_;
+    return static_cast<int>(std::distance(waiting_until_.upper_bound(now), waiting_until_.end()));
+  }
+
   // The errno this write of `path` fails with, or 0.
   int FaultFor(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -150,10 +167,11 @@ class TestEnv final : public Env {
   long long fail_at_write_ = -1;  // guarded by mu_
   int fail_nth_errno_ = 0;        // guarded by mu_
   std::vector<PathRule> path_rules_;  // guarded by mu_
+  // When each thread waiting on the manual clock wants to wake.
+  std::multiset<Clock::rep> waiting_until_;  // guarded by mu_
   std::atomic<int> injected_{0};
   std::atomic<bool> manual_{false};
   std::atomic<Clock::rep> now_{0};
-  std::atomic<int> sleepers_{0};
 };
 
 }  // namespace cw::testing
