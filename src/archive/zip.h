@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace cw {
@@ -62,10 +63,12 @@ struct UnpackLimits {
 // created or overwrote, and every folder that did not exist before it
 // (dest_dir itself stays). Other files already in dest_dir are left alone.
 // Skips macOS litter (__MACOSX/). A file that is not a zip is InvalidInput
-// saying so. Set-uid/set-gid/sticky bits are never applied.
+// saying so. Set-uid/set-gid/sticky bits are never applied. Files are
+// written through `env`; a write that fails (a full disk) is IoError naming
+// the entry, never the host's folders, and takes back the rest as above.
 Result<ExtractStats> ExtractZip(const std::filesystem::path& zip_path,
                                 const std::filesystem::path& dest_dir,
-                                const UnpackLimits& limits = {});
+                                const UnpackLimits& limits = {}, Env& env = Env::Default());
 
 // Zips the contents of `src_dir` (paths relative to it, empty folders kept)
 // into `zip_path`, streaming from the files, one file open at a time. Only
@@ -78,9 +81,11 @@ Result<ExtractStats> ExtractZip(const std::filesystem::path& zip_path,
 // (mode & 0777) are stored, never set-uid, set-gid or sticky. A zip being
 // written inside src_dir is not included; an empty folder gives a valid empty
 // zip. `cancelled` is checked while listing and between chunks while writing
-// (Cancelled). On failure no zip (and no half-written one) is left.
+// (Cancelled). On failure no zip (and no half-written one) is left. The zip
+// is written through `env`; a write that fails (a full disk) is IoError
+// naming the zip by its file name.
 Status CreateZip(const std::filesystem::path& src_dir, const std::filesystem::path& zip_path,
-                 const std::function<bool()>& cancelled = {});
+                 const std::function<bool()>& cancelled = {}, Env& env = Env::Default());
 
 // True when the file starts like a zip archive (local header or empty-archive
 // end record).

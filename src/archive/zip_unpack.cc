@@ -4,10 +4,10 @@
 #include "archive/zip.h"
 #include "archive/zip_internal.h"
 #include "archive/zip_layout.h"
+#include "common/env.h"
 #include "common/fd.h"
 #include "common/units.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -67,7 +67,8 @@ class Unpacked {
       return InvalidInput("zip entry '" + entry.name + "' needs the folder " + dir.string() +
                           ", but a file of that name is in the way");
     }
-    return IoError("cannot create folder " + dir.string() + ": " + ec.message());
+    return IoError("cannot create the folder of zip entry '" + entry.name +
+                   "': " + DescribeFileError(ec.value()));
   }
   // Removes everything recorded, newest first. Folders were new, so all
   // inside them came from this call.
@@ -114,7 +115,7 @@ struct Budget {
   }
 };
 
-Status ExtractFile(zip_t* za, const fs::path& zip_path, const PlannedEntry& entry,
+Status ExtractFile(Env& env, zip_t* za, const fs::path& zip_path, const PlannedEntry& entry,
                    const fs::path& target, Budget& budget, Unpacked& unpacked) {
   ZipFileHandle zf(zip_fopen_index(za, entry.index, 0));
   if (!zf) {
@@ -125,12 +126,12 @@ Status ExtractFile(zip_t* za, const fs::path& zip_path, const PlannedEntry& entr
     return InvalidInput(zip_path.string() + " is not a valid zip file (entry '" + entry.name +
                         "': " + zip_strerror(za) + ")");
   }
-  // O_NOFOLLOW: a link already sitting at that name must not redirect the write.
-  Fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (fd.get() < 0) {
-    int err = errno;
-    if (err == ELOOP) return InvalidInput(OutsideMessage(entry.name));
-    return IoError("cannot create " + target.string() + ": " + ErrnoText(err));
+  // No link is followed (a link already sitting at that name must not
+  // redirect the write); messages name the entry, not the host's folders.
+  auto file = env.NewWritableFile(target, {false, 0600, "'" + entry.name + "'"});
+  if (!file.ok()) {
+    if (file.status().code() == Code::kInvalidInput) return InvalidInput(OutsideMessage(entry.name));
+    return file.status();
   }
   unpacked.AddFile(target);
   std::vector<char> buffer(kChunk);
@@ -142,22 +143,18 @@ Status ExtractFile(zip_t* za, const fs::path& zip_path, const PlannedEntry& entr
     }
     if (n == 0) break;
     CW_RETURN_IF_ERROR(budget.Take(static_cast<std::uint64_t>(n), entry));
-    CW_RETURN_IF_ERROR(WriteAll(fd.get(), buffer.data(), static_cast<std::size_t>(n), target));
+    CW_RETURN_IF_ERROR((*file)->Write(buffer.data(), static_cast<std::size_t>(n)));
   }
-  // fchmod, not the open() mode, so the umask cannot strip the exec bit.
-  if (::fchmod(fd.get(), entry.mode) != 0) {
-    return IoError("cannot set permissions of " + target.string() + ": " + ErrnoText(errno));
-  }
-  if (int err = fd.Close(); err != 0) {
-    return IoError("cannot write " + target.string() + ": " + ErrnoText(err));
-  }
-  return Status::Ok();
+  // Set, not given to the create, so the umask cannot strip the exec bit.
+  CW_RETURN_IF_ERROR((*file)->SetMode(entry.mode));
+  return (*file)->Close();
 }
 
 // Writes every planned entry under `dest`, folders' modes last. On failure
 // the caller removes what `unpacked` recorded.
-Status WritePlan(zip_t* za, const fs::path& zip_path, const fs::path& dest, const UnpackPlan& plan,
-                 const UnpackLimits& limits, Budget& budget, Unpacked& unpacked, ExtractStats& stats) {
+Status WritePlan(Env& env, zip_t* za, const fs::path& zip_path, const fs::path& dest,
+                 const UnpackPlan& plan, const UnpackLimits& limits, Budget& budget,
+                 Unpacked& unpacked, ExtractStats& stats) {
   std::vector<const PlannedEntry*> dirs;
   for (const PlannedEntry& entry : plan.entries) {
     if (IsCancelled(limits.cancelled)) return Cancelled("unpacking was cancelled");
@@ -168,7 +165,7 @@ Status WritePlan(zip_t* za, const fs::path& zip_path, const fs::path& dest, cons
       continue;
     }
     CW_RETURN_IF_ERROR(unpacked.MakeDirs(target.parent_path(), entry));
-    CW_RETURN_IF_ERROR(ExtractFile(za, zip_path, entry, target, budget, unpacked));
+    CW_RETURN_IF_ERROR(ExtractFile(env, za, zip_path, entry, target, budget, unpacked));
     ++stats.files;
   }
   // Folder modes last: they are always owner-writable anyway, but this keeps
@@ -176,7 +173,7 @@ Status WritePlan(zip_t* za, const fs::path& zip_path, const fs::path& dest, cons
   for (const PlannedEntry* entry : dirs) {
     fs::path target = dest / entry->relative;
     if (::chmod(target.c_str(), entry->mode) != 0) {
-      return IoError("cannot set permissions of " + target.string() + ": " + ErrnoText(errno));
+      return IoError("cannot set permissions of '" + entry->name + "': " + DescribeFileError(errno));
     }
   }
   return Status::Ok();
@@ -185,7 +182,7 @@ Status WritePlan(zip_t* za, const fs::path& zip_path, const fs::path& dest, cons
 }  // namespace
 
 Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_dir,
-                                const UnpackLimits& limits) {
+                                const UnpackLimits& limits, Env& env) {
   CW_ASSIGN_OR_RETURN(ZipHandle za, OpenCheckedZip(zip_path, limits));
 
   std::error_code ec;
@@ -210,7 +207,8 @@ Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_d
 
   Unpacked unpacked(dest);
   ExtractStats stats;
-  if (Status done = WritePlan(za.get(), zip_path, dest, plan, limits, budget, unpacked, stats); !done.ok()) {
+  if (Status done = WritePlan(env, za.get(), zip_path, dest, plan, limits, budget, unpacked, stats);
+      !done.ok()) {
     unpacked.RemoveAll();
     return done;
   }

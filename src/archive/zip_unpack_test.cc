@@ -6,10 +6,12 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
 #include "archive/zip_test_util.h"
+#include "common/test_env.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -140,6 +142,45 @@ TEST_F(ZipUnpackTest, CancelStopsUnpackingAndRemovesWhatWasWritten) {
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.status().code(), Code::kCancelled);
   EXPECT_EQ(Listing(dest), std::vector<std::string>{});
+}
+
+// A full disk while unpacking: IoError naming the entry (never the host's
+// folders), and everything the call wrote taken back.
+TEST_F(ZipUnpackTest, AFullDiskStopsTheUnpackingAndTakesItAllBack) {
+  fs::path zip = root_ / "in.zip";
+  MakeZip(zip, {{"a.txt", "a"}, {"sub/b.txt", "b"}, {"sub/c.txt", "c"}});
+  fs::path dest = root_ / "dest";
+  WriteFile(dest / "before.txt", "was there");
+  testing::TestEnv env;
+  env.FailNthWrite(2, ENOSPC);
+  Result<ExtractStats> stats = ExtractZip(zip, dest, {}, env);
+  ASSERT_EQ(stats.status().code(), Code::kIo) << stats.status().ToString();
+  EXPECT_EQ(stats.status().message(), "cannot write 'sub/b.txt': no space left on the worker's disk");
+  EXPECT_EQ(env.injected(), 1);
+  EXPECT_EQ(Listing(dest), std::vector<std::string>{"before.txt"});
+}
+
+TEST_F(ZipUnpackTest, AnIoErrorOnOneFileTakesItAllBack) {
+  fs::path zip = root_ / "in.zip";
+  MakeZip(zip, {{"a.txt", "a"}, {"deep/er/c.txt", std::string(200'000, 'c')}});
+  fs::path dest = root_ / "dest";
+  testing::TestEnv env;
+  env.FailWritesTo("*/deep/er/c.txt", EIO);
+  Result<ExtractStats> stats = ExtractZip(zip, dest, {}, env);
+  ASSERT_EQ(stats.status().code(), Code::kIo);
+  EXPECT_THAT(stats.status().message(), HasSubstr("'deep/er/c.txt': Input/output error"));
+  EXPECT_THAT(stats.status().message(), ::testing::Not(HasSubstr(root_.string())));
+  EXPECT_EQ(Listing(dest), std::vector<std::string>{});
+}
+
+TEST_F(ZipUnpackTest, WithoutFaultsTheTestEnvUnpacksAsTheRealOne) {
+  fs::path zip = root_ / "in.zip";
+  MakeZip(zip, {{"a.txt", "a"}, {"big.bin", std::string(200'000, 'x')}});
+  testing::TestEnv env;
+  Result<ExtractStats> stats = ExtractZip(zip, root_ / "dest", {}, env);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(ReadFile(root_ / "dest" / "big.bin"), std::string(200'000, 'x'));
+  EXPECT_EQ(env.writes(), 5);  // a.txt, then 200 000 bytes in 64 KiB chunks
 }
 
 }  // namespace

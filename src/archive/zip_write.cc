@@ -3,6 +3,7 @@
 // set-uid bit kept, and no half-written zip left behind.
 #include "archive/zip.h"
 #include "archive/zip_internal.h"
+#include "common/env.h"
 #include "common/fd.h"
 
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <memory>
 #include <random>
 #include <system_error>
 #include <vector>
@@ -24,7 +26,6 @@ namespace cw {
 namespace fs = std::filesystem;
 using zip_internal::IsCancelled;
 using zip_internal::kChunk;
-using zip_internal::LibzipErrorText;
 
 namespace {
 
@@ -95,13 +96,12 @@ Status CollectItems(const fs::path& dir, const std::string& prefix, const fs::pa
 
 // libzip writes nothing at all for an archive without entries, yet an empty
 // output folder must still give a valid zip.
-Status WriteEmptyZip(const fs::path& path) {
+Status WriteEmptyZip(Env& env, const fs::path& path, const std::string& name) {
   static constexpr std::array<char, 22> kEndRecord = {'P', 'K', 5, 6};
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return IoError("cannot create " + path.string() + ": " + ErrnoText(errno));
-  CW_RETURN_IF_ERROR(WriteAll(fd.get(), kEndRecord.data(), kEndRecord.size(), path));
-  if (int err = fd.Close(); err != 0) return IoError("cannot write " + path.string() + ": " + ErrnoText(err));
-  return Status::Ok();
+  CW_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file,
+                      env.NewWritableFile(path, {false, 0644, name}));
+  CW_RETURN_IF_ERROR(file->Write(kEndRecord.data(), kEndRecord.size()));
+  return file->Close();
 }
 
 // Opens `name` ('/'-separated, relative to `root`) for reading one path
@@ -236,6 +236,123 @@ struct FileSource {
   }
 };
 
+// The zip itself, as libzip writes it: through the Env, so that a full disk
+// (or a test's injected fault) ends the zip with a message naming it.
+// libzip asks for a seekable, writable source; this one only writes a new
+// file (it never holds an older archive to read).
+struct ArchiveSink {
+  Env* env = nullptr;
+  fs::path path;
+  std::string name;  // for messages: the zip's file name
+  WriteState* state = nullptr;
+  std::unique_ptr<WritableFile> file;
+  zip_uint64_t size = 0;  // the furthest byte written
+  zip_error_t error;
+
+  zip_int64_t Fail(const Status& why) {
+    if (state->failure.empty()) state->failure = why.message();
+    zip_error_set(&error, ZIP_ER_WRITE, 0);
+    return -1;
+  }
+
+  zip_int64_t Handle(void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    switch (cmd) {
+      case ZIP_SOURCE_STAT:
+        // Nothing there yet: libzip then makes a new archive.
+        zip_error_set(&error, ZIP_ER_READ, ENOENT);
+        return -1;
+      case ZIP_SOURCE_BEGIN_WRITE: {
+        auto opened = env->NewWritableFile(path, {false, 0644, name});
+        if (!opened.ok()) return Fail(opened.status());
+        file = std::move(*opened);
+        size = 0;
+        return 0;
+      }
+      case ZIP_SOURCE_WRITE: {
+        Status st = file->Write(static_cast<const char*>(data), static_cast<std::size_t>(len));
+        if (!st.ok()) return Fail(st);
+        size = std::max<zip_uint64_t>(size, file->Tell());
+        return static_cast<zip_int64_t>(len);
+      }
+      case ZIP_SOURCE_SEEK_WRITE: {
+        zip_int64_t to = zip_source_seek_compute_offset(file->Tell(), size, data, len, &error);
+        if (to < 0) return -1;
+        Status st = file->Seek(static_cast<std::uint64_t>(to));
+        if (!st.ok()) return Fail(st);
+        return 0;
+      }
+      case ZIP_SOURCE_TELL_WRITE:
+        return static_cast<zip_int64_t>(file->Tell());
+      case ZIP_SOURCE_COMMIT_WRITE: {
+        Status st = file->Close();
+        file.reset();
+        if (!st.ok()) return Fail(st);
+        return 0;
+      }
+      case ZIP_SOURCE_ROLLBACK_WRITE:
+        file.reset();
+        (void)env->RemoveFile(path);
+        return 0;
+      case ZIP_SOURCE_REMOVE:
+        file.reset();
+        if (Status st = env->RemoveFile(path); !st.ok()) return Fail(st);
+        return 0;
+      case ZIP_SOURCE_OPEN:
+      case ZIP_SOURCE_READ:
+      case ZIP_SOURCE_SEEK:
+      case ZIP_SOURCE_TELL:
+        zip_error_set(&error, ZIP_ER_OPNOTSUPP, 0);  // never asked: no old archive to read
+        return -1;
+      case ZIP_SOURCE_CLOSE:
+        return 0;
+      case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&error, data, len);
+      case ZIP_SOURCE_FREE:
+        zip_error_fini(&error);
+        delete this;
+        return 0;
+      case ZIP_SOURCE_SUPPORTS:
+        return ZIP_SOURCE_SUPPORTS_WRITABLE;
+      default:
+        zip_error_set(&error, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
+    }
+  }
+
+  static zip_int64_t Callback(void* self, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    return static_cast<ArchiveSink*>(self)->Handle(data, len, cmd);
+  }
+};
+
+// A new archive at `path`, written through `env`; null with `failure` set
+// when it cannot be started.
+zip_t* OpenArchive(Env& env, const fs::path& path, const std::string& name, WriteState& state,
+                   std::string& failure) {
+  auto* sink = new ArchiveSink;
+  sink->env = &env;
+  sink->path = path;
+  sink->name = name;
+  sink->state = &state;
+  zip_error_init(&sink->error);
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* source = zip_source_function_create(&ArchiveSink::Callback, sink, &error);
+  if (source == nullptr) {
+    zip_error_fini(&sink->error);
+    delete sink;
+    failure = "cannot create " + name + ": " + zip_error_strerror(&error);
+    zip_error_fini(&error);
+    return nullptr;
+  }
+  zip_t* za = zip_open_from_source(source, ZIP_CREATE | ZIP_TRUNCATE, &error);
+  if (za == nullptr) {
+    zip_source_free(source);  // frees the sink too
+    failure = "cannot create " + name + ": " + zip_error_strerror(&error);
+  }
+  zip_error_fini(&error);
+  return za;
+}
+
 // Whether deflating the file would be wasted work: its first 64 KiB (read
 // through the same link-free open as the zip's own reads) shrink by less
 // than 3 % at zlib's fastest level. Model weights, images, archives and
@@ -268,16 +385,14 @@ bool StoreRatherThanDeflate(const fs::path& root, const SourceItem& item) {
   return out_size * 100 > got * 97;
 }
 
-Status WriteZip(const fs::path& root, const std::vector<SourceItem>& items, const fs::path& out,
-                const std::function<bool()>& cancelled) {
+Status WriteZip(Env& env, const fs::path& root, const std::vector<SourceItem>& items,
+                const fs::path& out, const std::string& name, const std::function<bool()>& cancelled) {
   if (IsCancelled(cancelled)) return Cancelled("zipping was cancelled");
-  if (items.empty()) return WriteEmptyZip(out);
-  int error_code = 0;
-  zip_t* za = zip_open(out.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error_code);
-  if (za == nullptr) {
-    return IoError("cannot create " + out.string() + ": " + LibzipErrorText(error_code));
-  }
+  if (items.empty()) return WriteEmptyZip(env, out, name);
   WriteState state{root, cancelled, false, {}};
+  std::string open_failure;
+  zip_t* za = OpenArchive(env, out, name, state, open_failure);
+  if (za == nullptr) return IoError(state.failure.empty() ? open_failure : state.failure);
   auto fail = [&](const std::string& what) {
     Status status = state.was_cancelled     ? Cancelled("zipping was cancelled")
                     : !state.failure.empty() ? IoError(state.failure)
@@ -320,14 +435,14 @@ Status WriteZip(const fs::path& root, const std::vector<SourceItem>& items, cons
       return fail("cannot record permissions of " + item.path.string());
     }
   }
-  if (zip_close(za) != 0) return fail("cannot write " + out.string());
+  if (zip_close(za) != 0) return fail("cannot write " + name);
   return Status::Ok();
 }
 
 }  // namespace
 
 Status CreateZip(const fs::path& src_dir, const fs::path& zip_path,
-                 const std::function<bool()>& cancelled) {
+                 const std::function<bool()>& cancelled, Env& env) {
   std::error_code ec;
   if (!fs::is_directory(src_dir, ec)) return NotFound("no folder at " + src_dir.string());
   // The zip may be written inside the folder being zipped; an older copy of
@@ -346,12 +461,9 @@ Status CreateZip(const fs::path& src_dir, const fs::path& zip_path,
   }
   fs::path tmp = zip_path;
   tmp += ".part-" + RandomSuffix();
-  Status status = WriteZip(src, items, tmp, cancelled);
-  if (status.ok()) {
-    fs::rename(tmp, zip_path, ec);
-    if (ec) status = IoError("cannot rename " + tmp.string() + " to " + zip_path.string() + ": " + ec.message());
-  }
-  if (!status.ok()) fs::remove(tmp, ec);
+  Status status = WriteZip(env, src, items, tmp, zip_path.filename().string(), cancelled);
+  if (status.ok()) status = env.RenameFile(tmp, zip_path);
+  if (!status.ok()) (void)env.RemoveFile(tmp);
   return status;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <fstream>
 #include <map>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "archive/zip_test_util.h"
+#include "common/test_env.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -351,6 +353,47 @@ TEST(CreateZipCompression, IncompressibleFilesAreStoredTextIsDeflated) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(fs::file_size(dir / "back/weights.bin"), 1u << 20);
   fs::remove_all(dir);
+}
+
+// A full disk while zipping: IoError naming the zip by its file name, and no
+// zip, whole or half, left behind.
+TEST_F(ZipWriteTest, AFullDiskWhileZippingLeavesNoZip) {
+  fs::path src = root_ / "src";
+  WriteFile(src / "a.txt", std::string(100'000, 'a'));
+  WriteFile(src / "b" / "c.bin", std::string(300'000, 'c'));
+  fs::path zip = root_ / "zips" / "output.zip";
+  for (int nth : {1, 2, 5}) {
+    testing::TestEnv env;
+    env.FailNthWrite(nth, ENOSPC);
+    Status status = CreateZip(src, zip, {}, env);
+    EXPECT_EQ(status.code(), Code::kIo) << nth << ": " << status.ToString();
+    EXPECT_EQ(status.message(), "cannot write output.zip: no space left on the worker's disk")
+        << nth;
+    EXPECT_EQ(env.injected(), 1) << nth;
+    EXPECT_EQ(Listing(root_ / "zips"), std::vector<std::string>{}) << nth;
+  }
+}
+
+TEST_F(ZipWriteTest, AFailingWriteOfAnEmptyZipLeavesNone) {
+  fs::create_directories(root_ / "src");
+  testing::TestEnv env;
+  env.FailWritesTo("*/output.zip.part-*", EIO);
+  Status status = CreateZip(root_ / "src", root_ / "zips" / "output.zip", {}, env);
+  EXPECT_EQ(status.code(), Code::kIo) << status.ToString();
+  EXPECT_THAT(status.message(), HasSubstr("output.zip: Input/output error"));
+  EXPECT_EQ(Listing(root_ / "zips"), std::vector<std::string>{});
+}
+
+TEST_F(ZipWriteTest, TheZipIsWrittenThroughTheEnv) {
+  fs::path src = root_ / "src";
+  WriteFile(src / "a.txt", "a");
+  WriteFile(src / "d" / "big.txt", std::string(500'000, 'z'));
+  testing::TestEnv env;
+  ASSERT_TRUE(CreateZip(src, root_ / "out.zip", {}, env).ok());
+  EXPECT_GT(env.writes(), 0);
+  ASSERT_TRUE(ExtractZip(root_ / "out.zip", root_ / "dest").ok());
+  EXPECT_EQ(Listing(src), Listing(root_ / "dest"));
+  EXPECT_EQ(ReadFile(root_ / "dest" / "d" / "big.txt"), std::string(500'000, 'z'));
 }
 
 }  // namespace

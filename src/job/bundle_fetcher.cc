@@ -116,7 +116,7 @@ Status BundleFetcher::Fetch(const BundleFetch& b) {
   limits.max_entries = env.limits.max_unpacked_files;
   limits.min_free_bytes = env.limits.min_free_bytes;
   limits.cancelled = [this] { return ctx_.cancel.cancelled(); };
-  auto stats = ExtractZip(zip, ctx_.root / b.dest, limits);
+  auto stats = ExtractZip(zip, ctx_.root / b.dest, limits, *env.env);
   {
     std::lock_guard<std::mutex> lock(mu_);
     fetch_s_ += fetched;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "engine/engine.h"
 #include "engine/image_budget.h"
 #include "job/gpu_usage.h"
@@ -102,6 +103,10 @@ struct JobEnvironment {
   // The slot's GPUs, measured while the programs run (gpu/gpu_sampler.h).
   // Null: no figures (a CPU slot, or no NVML), and no GPU keys in `metadata`.
   std::shared_ptr<GpuUsageMeter> gpu_usage;
+  // The clock the time limit and the watchers' intervals count on, and the
+  // file writes of unzipping, zipping and `metadata` (common/env.h). Tests
+  // hand a TestEnv; never null.
+  Env* env = &Env::Default();
 };
 
 }  // namespace cw

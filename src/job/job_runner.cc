@@ -399,14 +399,14 @@ Status Job::RunPrograms() {
   CW_RETURN_IF_ERROR(CreatePrograms());
   CW_RETURN_IF_ERROR(CheckCancel());
 
-  const auto deadline = Clock::now() + std::chrono::seconds(args_.execution_time_limit);
+  const auto deadline = env_.env->Now() + std::chrono::seconds(args_.execution_time_limit);
   std::vector<ProgramRun*> runs;
   for (auto& run : programs_) {
     run->Start(engine_, cancel_, env_.container.nofile_limit, args_.id,
                [this] { wakeup_.Notify(); });
     runs.push_back(run.get());
   }
-  WatcherThreads watchers;
+  WatcherThreads watchers(*env_.env);
   std::unique_ptr<GpuWindow> gpu_window;
   ProgramsStop stop = ProgramsStop::kAllEnded;
   try {
@@ -416,7 +416,7 @@ Status Job::RunPrograms() {
       // From here, not from the creation: an idle GPU while containers start
       // is not the programs' doing and would lower their mean.
       if (env_.gpu_usage && !programs_.empty()) gpu_window = env_.gpu_usage->Begin();
-    });
+    }, *env_.env);
   } catch (...) {
     // No program outlives the loop that watches it (Job::Run reports this).
     containers_.KillAll(engine_);
@@ -522,7 +522,8 @@ Status Job::Finish() {
   // program it is the ingestion's (as the Python worker writes it).
   ProgramOutcome program = result_.program;
   if (!program.elapsed_seconds) program.elapsed_seconds = result_.ingestion.elapsed_seconds;
-  CW_RETURN_IF_ERROR(WriteOutputMetadata(folder_.output(), program, result_.ingestion, result_.gpu));
+  CW_RETURN_IF_ERROR(
+      WriteOutputMetadata(folder_.output(), program, result_.ingestion, result_.gpu, *env_.env));
   auto t0 = Clock::now();
   if (args_.is_scoring) {
     auto scores = ReadScores(folder_.output());
@@ -536,7 +537,8 @@ Status Job::Finish() {
     if (!sent.ok()) return sent.Prefixed("Could not send the scores to the site");
   }
   fs::path zip = folder_.root() / "output.zip";
-  CW_RETURN_IF_ERROR(CreateZip(folder_.output(), zip, [this] { return cancel_.cancelled(); }));
+  CW_RETURN_IF_ERROR(
+      CreateZip(folder_.output(), zip, [this] { return cancel_.cancelled(); }, *env_.env));
   const std::string& url = args_.is_scoring ? args_.scoring_result : args_.prediction_result;
   Status put = storage_.Put(Url(url), zip, "application/zip");
   result_.timings.upload_s += SecondsSince(t0);

@@ -1,6 +1,7 @@
 #include "job/job_runner.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -46,9 +47,11 @@ TEST_F(JobRunnerTest, LogsAreUploadedAsTheSiteSignsThemAndBeforeTheTimeLimitText
     }
   } order;
   order.storage = storage_.get();
-  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
-                                   const std::atomic<bool>& killed) {
-    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  test_env_.UseManualClock();  // the program "runs" 2 s without a real wait
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>& killed) {
+    test_env_.Advance(std::chrono::seconds(2));
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return 137;
   };
   JobRunner runner(env_, *storage_, *cache_, engine_);
@@ -67,9 +70,14 @@ TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   a.execution_time_limit = 1;
   a.program_data = Bundle("s.zip", {{"metadata.yaml", "command: sleep 100\n"}});
   a.ingestion_program = Bundle("i.zip", {{"metadata.yaml", "command: sleep 100\n"}});
-  auto hang = [](const ContainerSpec&, const OutputFn& out, const std::atomic<bool>& killed) {
+  // Both programs start and write; then 2 s pass on the job's clock, at once.
+  test_env_.UseManualClock();
+  std::atomic<int> started{0};
+  auto hang = [this, &started](const ContainerSpec&, const OutputFn& out,
+                               const std::atomic<bool>& killed) {
     out(StreamKind::kStdout, "working\n");
-    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (++started == 2) test_env_.Advance(std::chrono::seconds(2));
+    while (!killed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return 137;
   };
   engine_.programs["program"] = hang;
@@ -94,6 +102,26 @@ TEST_F(JobRunnerTest, TimeLimitKillsBothProgramsAndFailsTheJob) {
   // the site appends to them.
   EXPECT_EQ(storage_->Read("mem://p_stdout"), "working\n");
   EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+}
+
+// Up to the limit on the job's clock the programs run on; the limit counts
+// from their start, not from the job's.
+TEST_F(JobRunnerTest, ProgramsRunOnUntilTheTimeLimitIsReached) {
+  RunArgs a = Prediction();
+  a.execution_time_limit = 60;
+  a.program_data = Bundle("s.zip", {{"metadata.yaml", "command: work\n"}});
+  test_env_.UseManualClock();
+  test_env_.Advance(std::chrono::hours(1));  // before the programs: not counted
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>& killed) {
+    test_env_.Advance(std::chrono::seconds(59));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the loop looks again
+    return killed ? 137 : 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_TRUE(engine_.killed_ids.empty());
+  EXPECT_TRUE(reporter_.errors.empty());
 }
 
 TEST_F(JobRunnerTest, NonZeroExitOfTheScoringProgramFails) {
@@ -472,6 +500,69 @@ TEST_F(JobRunnerTest, LogsGoUpAfterAnExceptionOnceTheProgramsRan) {
   }
   EXPECT_FALSE(storage_->WasPut(a.prediction_result));
   EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+// A full disk while the submission unpacks: Failed, in words a participant
+// can read (no host paths), and no job folder left.
+TEST_F(JobRunnerTest, AFullDiskWhileUnpackingFailsTheJobAndLeavesNothing) {
+  test_env_.FailWritesTo("*/jobs/job-*/program/*", ENOSPC);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: run\n"}, {"run.py", "print(1)\n"}});
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(r.failure.code(), Code::kIo);
+  EXPECT_EQ(reporter_.StatusSequence().back(), JobStatus::kFailed);
+  const std::string& details = reporter_.statuses.back().details;
+  EXPECT_THAT(details, ContainsRegex("^Submission failed: The submission could not be unpacked: "
+                                     "cannot write '(metadata|run.py)': no space left on the "
+                                     "worker's disk. See logs for more details.$"));
+  EXPECT_EQ(details.find(tmp_.string()), std::string::npos) << details;
+  EXPECT_TRUE(engine_.created.empty());
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+  EXPECT_TRUE(NoJobFolderLeft());
+}
+
+TEST_F(JobRunnerTest, AFullDiskWhileZippingTheOutputFailsTheJobAndLeavesNothing) {
+  test_env_.FailWritesTo("*/output.zip.part-*", ENOSPC);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: run\n"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "predictions.csv", "1\n");
+    out(StreamKind::kStdout, "done\n");
+    return 0;
+  };
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: cannot write output.zip: no space left on the worker's disk. "
+            "See logs for more details.");
+  EXPECT_EQ(storage_->Read("mem://p_stdout"), "done\n");  // the logs still went up
+  EXPECT_FALSE(storage_->WasPut(a.prediction_result));
+  EXPECT_THAT(reporter_.StatusSequence(), ::testing::Not(::testing::Contains(JobStatus::kScoring)));
+  EXPECT_TRUE(NoJobFolderLeft());
+}
+
+TEST_F(JobRunnerTest, AFailingWriteOfTheMetadataFailsTheJobAndLeavesNothing) {
+  test_env_.FailWritesTo("*/output/metadata", EIO);
+  RunArgs a = Scoring();
+  a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
+  a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
+  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    WriteFile(fs::path(FakeEngine::HostPathOf(spec, "/app/output")) / "scores.json", R"({"acc": 1})");
+    return 0;
+  };
+  JobResult r = Run(a);
+  EXPECT_EQ(r.outcome, JobResult::Outcome::kFailed);
+  EXPECT_EQ(r.failure.code(), Code::kIo);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: cannot write the output's metadata file: Input/output error. "
+            "See logs for more details.");
+  EXPECT_TRUE(reporter_.scores.is_null());
+  EXPECT_FALSE(storage_->WasPut(a.scoring_result));
+  EXPECT_EQ(test_env_.injected(), 1);
+  EXPECT_TRUE(NoJobFolderLeft());
 }
 
 }  // namespace

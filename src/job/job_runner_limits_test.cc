@@ -96,9 +96,16 @@ TEST_F(JobRunnerTest, UnpackedBundlesDoNotCountAsOutput) {
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: sleep\n"},
                                     {"weights.bin", std::string(3'000'000, 'w')}});
-  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
-                                   const std::atomic<bool>&) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The disk watcher measures several times while the program runs: on the
+  // job's clock, moved by hand (its waiters: the loop, the usage sampler
+  // and the disk watcher).
+  test_env_.UseManualClock();
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>&) {
+    for (int i = 0; i < 5; ++i) {
+      test_env_.Advance(std::chrono::milliseconds(50));
+      EXPECT_TRUE(test_env_.AwaitSleepers(3));
+    }
     return 0;
   };
   JobResult r = Run(a);
@@ -115,12 +122,18 @@ TEST_F(JobRunnerTest, ALinkedDetailedResultsFileIsNeverSent) {
   a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
   a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
   fs::path secret = tmp_ / "host-secret";
-  engine_.programs["program"] = [secret](const ContainerSpec& spec, const OutputFn&,
-                                         const std::atomic<bool>&) {
+  test_env_.UseManualClock();
+  engine_.programs["program"] = [this, secret](const ContainerSpec& spec, const OutputFn&,
+                                               const std::atomic<bool>&) {
     fs::path out = FakeEngine::HostPathOf(spec, "/app/output");
     fs::create_symlink(secret, out / "detailed_results.html");
     std::ofstream(out / "scores.json") << R"({"accuracy": 1})";
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // The watcher looks while the program runs (waiters: the loop, the
+    // usage sampler, the detailed results watcher).
+    for (int i = 0; i < 3; ++i) {
+      test_env_.Advance(std::chrono::seconds(3));
+      EXPECT_TRUE(test_env_.AwaitSleepers(3));
+    }
     return 0;
   };
   JobResult r = Run(a);
@@ -169,9 +182,14 @@ TEST_F(JobRunnerTest, WhatEachProgramUsedGoesIntoTheMetadata) {
   engine_.stats.cpu_seconds = 2.5;
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: work\n"}});
-  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
-                                   const std::atomic<bool>&) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  test_env_.UseManualClock();
+  engine_.programs["program"] = [this](const ContainerSpec&, const OutputFn&,
+                                       const std::atomic<bool>&) {
+    // The sampler looks while it runs (waiters: the loop and the sampler).
+    for (int i = 0; i < 2; ++i) {
+      test_env_.Advance(std::chrono::milliseconds(100));
+      EXPECT_TRUE(test_env_.AwaitSleepers(2));
+    }
     return 0;
   };
   JobResult r = Run(a);
@@ -284,14 +302,24 @@ TEST_F(JobRunnerTest, DetailedResultsAreSentOnChangeRateLimitedAndFinal) {
   a.detailed_results_url = "mem://detailed.html";
   a.program_data = Bundle("scoring.zip", {{"metadata", "command: score\n"}});
   a.prediction_result = Bundle("prediction.zip", {{"p", "1"}});
-  engine_.programs["program"] = [](const ContainerSpec& spec, const OutputFn&,
-                                   const std::atomic<bool>&) {
+  // On the job's clock, moved by hand; after each step every waiter (the
+  // loop, the usage sampler, the watcher) has had its look.
+  test_env_.UseManualClock();
+  engine_.programs["program"] = [this](const ContainerSpec& spec, const OutputFn&,
+                                       const std::atomic<bool>&) {
     fs::path out = FakeEngine::HostPathOf(spec, "/app/output");
+    auto step = [this](std::chrono::milliseconds d) {
+      test_env_.Advance(d);
+      EXPECT_TRUE(test_env_.AwaitSleepers(3));
+    };
     for (int i = 0; i < 30; ++i) {  // a rewrite every 10 ms for 300 ms
+      // The last rewrite must differ in its mtime from what went before,
+      // which the file system records in ticks of a few milliseconds.
+      if (i == 29) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       std::ofstream(out / "detailed_results.html") << "<p>" << i << "</p>";
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      step(std::chrono::milliseconds(10));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // then unchanged
+    step(std::chrono::milliseconds(300));  // then unchanged
     std::ofstream(out / "scores.json") << R"({"accuracy": 1})";
     return 0;
   };

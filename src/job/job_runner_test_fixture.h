@@ -13,6 +13,7 @@
 
 #include "archive/zip.h"
 #include "common/files.h"
+#include "common/test_env.h"
 #include "job/job_runner.h"
 #include "job/test_fakes.h"
 #include "storage/bundle_cache.h"
@@ -44,6 +45,7 @@ class JobRunnerTest : public ::testing::Test {
     env_.host_dir = tmp_ / "base";
     env_.hostname = "box";
     env_.detailed_results_interval = std::chrono::milliseconds(20);
+    env_.env = &test_env_;  // the real clock and disk until a test says otherwise
   }
   void TearDown() override { fs::remove_all(tmp_); }
 
@@ -87,6 +89,12 @@ class JobRunnerTest : public ::testing::Test {
     return runner.Run(args, reporter_, cancel_);
   }
 
+  // Whether the job left nothing under the base folder's jobs/.
+  bool NoJobFolderLeft() const {
+    std::error_code ec;
+    return !fs::exists(env_.base_dir / "jobs", ec) || fs::is_empty(env_.base_dir / "jobs", ec);
+  }
+
   // The files of a zip stored at `url`, unpacked.
   fs::path Unpacked(const std::string& url) {
     fs::path dest = tmp_ / "unpacked" / RandomHex(4);
@@ -100,6 +108,7 @@ class JobRunnerTest : public ::testing::Test {
   FakeEngine engine_;
   RecordingReporter reporter_;
   CancelToken cancel_;
+  testing::TestEnv test_env_;  // before env_, which points at it
   JobEnvironment env_;
 };
 

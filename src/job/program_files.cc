@@ -275,7 +275,7 @@ void EmitGpuUsage(YAML::Emitter& out, const GpuUsage& gpu) {
 }  // namespace
 
 Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& program,
-                           const ProgramOutcome& ingestion, const GpuUsage& gpu) {
+                           const ProgramOutcome& ingestion, const GpuUsage& gpu, Env& env) {
   fs::path path = output_dir / "metadata";
   YAML::Emitter out;
   out << YAML::BeginMap;
@@ -288,24 +288,24 @@ Status WriteOutputMetadata(const fs::path& output_dir, const ProgramOutcome& pro
   EmitGpuUsage(out, gpu);
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";
-  // O_EXCL|O_NOFOLLOW: whatever the programs left under this name (a file, a
-  // link to a file of the worker's, a FIFO) is refused, never written through.
-  int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (raw < 0) {
-    int err = errno;
-    if (err == EEXIST || err == ELOOP) {
+  // Exclusive and never through a link: whatever the programs left under
+  // this name (a file, a link to a file of the worker's, a FIFO) is refused,
+  // never written through.
+  auto file = env.NewWritableFile(path, {true, 0644, "the output's metadata file"});
+  if (!file.ok()) {
+    Code code = file.status().code();
+    if (code == Code::kAlreadyExists || code == Code::kInvalidInput) {
       return InvalidInput(
           "The program wrote a file named 'metadata' into its output folder; that name is "
           "reserved for the worker's record of exit codes and run times. Rename the file.");
     }
-    return IoError("cannot create " + path.string() + ": " + ErrnoText(err));
+    return file.status();
   }
-  Fd fd(raw);
-  CW_RETURN_IF_ERROR(WriteAll(fd.get(), text.data(), text.size(), path));
-  if (int err = fd.Close(); err != 0) {
-    return IoError("cannot write " + path.string() + ": " + ErrnoText(err));
-  }
-  return Status::Ok();
+  Status written = (*file)->Write(text.data(), text.size());
+  Status closed = (*file)->Close();
+  if (written.ok()) written = closed;
+  if (!written.ok()) (void)env.RemoveFile(path);  // ours, and half written
+  return written;
 }
 
 }  // namespace cw

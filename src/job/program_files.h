@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "common/env.h"
 #include "common/status.h"
 #include "common/yaml_budget.h"
 #include "job/gpu_usage.h"
@@ -78,8 +79,10 @@ Result<nlohmann::json> YamlToJsonBudgeted(const YAML::Node& node, const std::str
 // and gpuMeanUtilization, when `gpu` has them). Fails when the
 // programs already wrote a file (or link, or anything) of that name: the file
 // is created with O_CREAT|O_EXCL|O_NOFOLLOW, so a link left there is never
-// written through.
+// written through. Written through `env`: a failing write (a full disk) is
+// IoError naming "the output's metadata file", and takes the file back.
 Status WriteOutputMetadata(const std::filesystem::path& output_dir, const ProgramOutcome& program,
-                           const ProgramOutcome& ingestion, const GpuUsage& gpu = {});
+                           const ProgramOutcome& ingestion, const GpuUsage& gpu = {},
+                           Env& env = Env::Default());
 
 }  // namespace cw

@@ -5,7 +5,7 @@ using Clock = std::chrono::steady_clock;
 
 ProgramsStop Supervise(const std::vector<ProgramRun*>& runs, Clock::time_point deadline,
                        const CancelToken& cancel, const std::atomic<bool>& too_large,
-                       Wakeup& wakeup, const std::function<void()>& all_running) {
+                       Wakeup& wakeup, const std::function<void()>& all_running, Env& env) {
   bool started_all = false;
   while (true) {
     bool all_done = true;
@@ -21,9 +21,9 @@ ProgramsStop Supervise(const std::vector<ProgramRun*>& runs, Clock::time_point d
     if (all_done) return ProgramsStop::kAllEnded;
     if (cancel.cancelled()) return ProgramsStop::kCancelled;
     if (too_large) return ProgramsStop::kOutputTooLarge;
-    if (Clock::now() >= deadline) return ProgramsStop::kTimedOut;
+    if (env.Now() >= deadline) return ProgramsStop::kTimedOut;
     // The tick is for a cancel and the deadline; the programs wake it.
-    wakeup.WaitFor(std::chrono::milliseconds(50));
+    wakeup.WaitFor(env, std::chrono::milliseconds(50));
   }
 }
 

@@ -16,7 +16,7 @@
 
 namespace cw {
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using Clock = Env::Clock;
 
 std::optional<fs::path> FindDetailedResultsFile(const fs::path& output_dir) {
   // symlink_status: a link the program left is never taken for the file.
@@ -38,7 +38,8 @@ namespace {
 // One look of the detailed results watcher; its state between looks.
 class DetailedResultsLooker {
  public:
-  explicit DetailedResultsLooker(const DetailedResultsWatch& w) : w_(w) {}
+  DetailedResultsLooker(const DetailedResultsWatch& w, Env& env)
+      : w_(w), env_(env), last_search_(env.Now() - std::chrono::hours(1)) {}
 
   void Look(bool final) {
     // detailed_results.html is looked for every time; without it, finding
@@ -49,8 +50,8 @@ class DetailedResultsLooker {
     if (fs::is_regular_file(fs::symlink_status(preferred, ec))) {
       file_ = preferred;
     } else if (!file_ || !fs::is_regular_file(fs::symlink_status(*file_, ec))) {
-      if (!final && Clock::now() - last_search_ < std::chrono::seconds(2)) return;
-      last_search_ = Clock::now();
+      if (!final && env_.Now() - last_search_ < std::chrono::seconds(2)) return;
+      last_search_ = env_.Now();
       file_ = FindDetailedResultsFile(w_.output_dir);
       if (!file_) return;
     }
@@ -59,7 +60,7 @@ class DetailedResultsLooker {
     Seen seen{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
               static_cast<std::int64_t>(st.st_size)};
     if (last_ && *last_ == seen) return;
-    if (!final && last_upload_ && Clock::now() - *last_upload_ < w_.min_gap) {
+    if (!final && last_upload_ && env_.Now() - *last_upload_ < w_.min_gap) {
       return;  // changed again too soon: a later look sends it
     }
     if (static_cast<std::uint64_t>(st.st_size) > kMaxDetailedResultsBytes) {
@@ -93,7 +94,7 @@ class DetailedResultsLooker {
       return;
     }
     last_ = seen;
-    last_upload_ = Clock::now();
+    last_upload_ = env_.Now();
     Status put = w_.storage.Put(w_.url, w_.snapshot, "text/html");
     if (put.ok()) {
       w_.reporter.DetailedResultsUpdated();
@@ -103,10 +104,11 @@ class DetailedResultsLooker {
   }
 
   const DetailedResultsWatch& w_;
+  Env& env_;
   std::optional<Seen> last_;
   std::optional<Clock::time_point> last_upload_;
   std::optional<fs::path> file_;
-  Clock::time_point last_search_ = Clock::now() - std::chrono::hours(1);
+  Clock::time_point last_search_;
   bool noted_ = false;
 };
 
@@ -119,7 +121,7 @@ void WatchDetailedResults(const DetailedResultsWatch& w, const StopSignal& stop)
   // Looks are cheap (an lstat), so they are frequent and a change reaches
   // the site within about a second; uploads are at most one a second, and
   // never of an unchanged file.
-  DetailedResultsLooker looker(w);
+  DetailedResultsLooker looker(w, stop.env());
   while (!stop.stopped()) {
     looker.Look(false);
     stop.SleepFor(w.interval);
@@ -135,17 +137,18 @@ void WatchDisk(const DiskWatch& w, const StopSignal& stop,
     for (const auto& d : w.dirs) bytes += MeasureTree(d).bytes;
     return bytes;
   };
-  auto last_layer_check = Clock::now() - std::chrono::hours(1);
+  Env& env = stop.env();
+  auto last_layer_check = env.Now() - std::chrono::hours(1);
   std::uintmax_t layers = 0;
   while (!stop.stopped()) {
-    auto t0 = Clock::now();
+    auto t0 = env.Now();
     std::uintmax_t written = measure();
     written = written > w.baseline ? written - w.baseline : 0;
     // A program may also write inside its container (/tmp, its home): that
     // lands in the engine's storage. The engine walks the container's layer
     // to size it, so this is asked less often.
-    if (Clock::now() - last_layer_check >= 5 * w.interval) {
-      last_layer_check = Clock::now();
+    if (env.Now() - last_layer_check >= 5 * w.interval) {
+      last_layer_check = env.Now();
       layers = 0;
       for (const auto& id : w.containers()) {
         auto state = w.engine.Inspect(id, true);
@@ -163,7 +166,7 @@ void WatchDisk(const DiskWatch& w, const StopSignal& stop,
       return;
     }
     // A huge tree makes each walk slow: walk at most a fifth of the time.
-    auto walk = Clock::now() - t0;
+    auto walk = env.Now() - t0;
     stop.SleepFor(std::max<Clock::duration>(w.interval, 4 * walk));
   }
 }

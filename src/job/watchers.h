@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/env.h"
 #include "engine/engine.h"
 #include "job/program_files.h"
 #include "report/reporter.h"
@@ -35,9 +36,12 @@
 
 namespace cw {
 
-// A stop flag the watchers sleep on: Stop() wakes them at once.
+// A stop flag the watchers sleep on: Stop() wakes them at once. Its Env's
+// clock is the watchers' (a test's manual clock moves their intervals).
 class StopSignal {
  public:
+  explicit StopSignal(Env& env = Env::Default()) : env_(env) {}
+  Env& env() const { return env_; }
   void Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_ = true;
@@ -47,14 +51,16 @@ class StopSignal {
     std::lock_guard<std::mutex> lock(mu_);
     return stopped_;
   }
-  // Sleeps `d`, or until Stop(). Whether it is still not stopped.
-  bool SleepFor(std::chrono::steady_clock::duration d) const {
+  // Sleeps `d` of the Env's time, or until Stop(). Whether it is still not
+  // stopped.
+  bool SleepFor(Env::Clock::duration d) const {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, d, [this] { return stopped_; });
+    WaitUntilOr(env_, cv_, lock, env_.Now() + d, [this] { return stopped_; });
     return !stopped_;
   }
 
  private:
+  Env& env_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   bool stopped_ = false;  // guarded by mu_
@@ -119,7 +125,7 @@ void WatchUsage(ContainerEngine& engine, const std::vector<UsageTarget>& targets
 
 class WatcherThreads {
  public:
-  WatcherThreads() = default;
+  explicit WatcherThreads(Env& env = Env::Default()) : stop_(env) {}
   ~WatcherThreads() { StopAndJoin(); }
   WatcherThreads(const WatcherThreads&) = delete;
   WatcherThreads& operator=(const WatcherThreads&) = delete;
