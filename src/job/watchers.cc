@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/safe_file.h"
 #include "common/units.h"
+#include "job/job_filesystem.h"
 #include "storage/file_util.h"
 
 namespace cw {
@@ -131,6 +132,12 @@ void WatchDisk(const DiskWatch& w, const StopSignal& stop,
                const std::function<void(std::uintmax_t)>& seen,
                const std::function<void()>& too_large) {
   auto measure = [&] {
+    // The job's own filesystem counts what no walk sees: files deleted while
+    // open, folders the worker cannot read, paths too deep.
+    if (!w.filesystem.empty()) {
+      auto used = UsedBytes(w.filesystem);
+      if (used.ok()) return static_cast<std::uintmax_t>(*used);
+    }
     std::uintmax_t bytes = 0;
     for (const auto& d : w.dirs) bytes += MeasureTree(d).bytes;
     return bytes;

@@ -95,7 +95,7 @@ TEST_F(WatchersTest, DiskWatcherStopsAtTheLimitCountingTheLayers) {
   engine.writable_bytes = 600;
   std::ofstream(out_ / "written") << std::string(500, 'x');
   std::ofstream(out_ / "unpacked") << std::string(100, 'x');
-  DiskWatch w{{out_}, 100, 1000, 5ms, engine, [&] { return std::vector<std::string>{*id}; }, 7};
+  DiskWatch w{{out_}, 100, 1000, 5ms, engine, [&] { return std::vector<std::string>{*id}; }, 7, {}};
   StopSignal stop;
   std::uintmax_t seen = 0;
   bool too_large = false;
@@ -107,7 +107,7 @@ TEST_F(WatchersTest, DiskWatcherStopsAtTheLimitCountingTheLayers) {
 TEST_F(WatchersTest, DiskWatcherUnderTheLimitRunsUntilStopped) {
   FakeEngine engine;
   std::ofstream(out_ / "written") << std::string(500, 'x');
-  DiskWatch w{{out_}, 0, 1000, 5ms, engine, [] { return std::vector<std::string>{}; }, 7};
+  DiskWatch w{{out_}, 0, 1000, 5ms, engine, [] { return std::vector<std::string>{}; }, 7, {}};
   StopSignal stop;
   std::atomic<int> looks{0};
   bool too_large = false;

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "gpu/container_options.h"
+#include "job/job_filesystem.h"
 #include "job/network_holders.h"
 #include "worker/status_socket.h"
 
@@ -18,6 +19,7 @@ JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesys
   env.host_dir = host_dir;
   env.hostname = Hostname();
   env.limits = JobLimitsFromConfig(config);
+  ChooseOutputLimit(env, config.container_socket);  // says in the log which way
   return env;
 }
 
