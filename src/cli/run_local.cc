@@ -220,6 +220,7 @@ int RunLocal(const RunLocalOptions& o) {
   env.pull_policy = o.pull;
   env.keep_job_dir = o.keep;
   env.labels["org.codabench.run-local"] = "1";
+  PrepareEngine(env, engine);
   const bool tty = isatty(STDERR_FILENO);
   if (tty) {
     // Log lines (a pull runs beside the downloads and their unpacking) clear

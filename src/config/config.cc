@@ -217,6 +217,7 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice&
   c.gpu_device = Get(env, "GPU_DEVICE", kDefaultGpuDevice);
   c.network_disabled = ParseBool(Get(env, "COMPETITION_CONTAINER_NETWORK_DISABLED", "false"));
   c.shared_network_namespaces = ParseBool(Get(env, "SHARED_NETWORK_NAMESPACES", "true"));
+  c.container_network = Get(env, "COMPETITION_CONTAINER_NETWORK", kDefaultContainerNetwork);
   c.container_http_proxy = Get(env, "COMPETITION_CONTAINER_HTTP_PROXY");
   c.container_https_proxy = Get(env, "COMPETITION_CONTAINER_HTTPS_PROXY");
   // The Python worker only checks that the variable is set.

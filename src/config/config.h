@@ -28,6 +28,7 @@ bool ParseBool(const std::string& value);
 
 // GPU_DEVICE's default, as Codabench's worker has it: every GPU, through CDI.
 inline constexpr const char* kDefaultGpuDevice = "nvidia.com/gpu=all";
+inline constexpr const char* kDefaultContainerNetwork = "codabench-jobs";
 
 struct WorkerConfig {
   std::string broker_url;
@@ -71,9 +72,14 @@ struct WorkerConfig {
   std::string container_memory;    // CONTAINER_MEMORY: per container
   std::string container_cpus;      // CONTAINER_CPUS: per container, e.g. "4" or "2.5"
   std::string extra_mounts;        // EXTRA_MOUNTS: "/data:/data:ro,/models:/models"
-  // SHARED_NETWORK_NAMESPACES: a slot's programs join a long-lived network
-  // namespace per program kind instead of each getting its own (job/network_holders.h).
+  // SHARED_NETWORK_NAMESPACES: each program joins a fresh network namespace
+  // its slot made ahead (job/network_holders.h) instead of its container
+  // getting one as it starts (slower); never one another program used.
   bool shared_network_namespaces = true;
+  // COMPETITION_CONTAINER_NETWORK: the network the programs sit on, made at
+  // start when missing with traffic between its containers off; "bridge" is
+  // Docker's default network (where programs of other jobs are reachable).
+  std::string container_network = kDefaultContainerNetwork;
 
   // Limits on what one job's programs and bundles may take of the host
   // (README "Security"). 0 turns a limit off.

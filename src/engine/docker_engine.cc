@@ -42,7 +42,7 @@ HttpCall DockerEngine::ShortCall(std::string method, std::string path,
   HttpCall call;
   call.method = std::move(method);
   call.path = std::move(path);
-  call.json_body = std::move(json_body);
+  call.body = std::move(json_body);
   call.timeout = opts_.call_timeout;
   return call;
 }
@@ -327,6 +327,47 @@ Status DockerEngine::RemoveImage(const std::string& image) {
                       http_.Do(ShortCall("DELETE", "/images/" + PathEncode(image))));
   if (reply.status == 200 || reply.status == 404) return Status::Ok();
   return EngineHttpError(reply.status, reply.body, "removing image " + image);
+}
+
+Status DockerEngine::ImportImage(const std::string& reference, std::string_view layer_tar) {
+  CW_ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(reference));
+  HttpCall call = ShortCall("POST", "/images/create?fromSrc=-&repo=" + UrlEncode(ref.FromImage()) +
+                                        "&tag=" + UrlEncode(ref.tag.empty() ? "latest" : ref.tag));
+  call.body.assign(layer_tar);
+  call.content_type = "application/x-tar";
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(call));
+  if (reply.status != 200) return EngineHttpError(reply.status, reply.body, "importing " + reference);
+  // Like a pull, an import reports its failure inside a 200 stream.
+  PullStreamParser parser(nullptr);
+  parser.Feed(reply.body);
+  parser.Finish();
+  if (!parser.error().empty()) return Internal("importing " + reference + ": " + parser.error());
+  return Status::Ok();
+}
+
+Status DockerEngine::EnsureNetwork(const std::string& name,
+                                   const std::map<std::string, std::string>& labels) {
+  CW_ASSIGN_OR_RETURN(HttpReply found,
+                      http_.Do(ShortCall("GET", "/networks/" + UrlEncode(name))));
+  if (found.status == 200) return Status::Ok();
+  if (found.status != 404) {
+    return EngineHttpError(found.status, found.body, "looking up network " + name);
+  }
+  json body = {
+      {"Name", name},
+      {"Driver", "bridge"},
+      {"CheckDuplicate", true},
+      // Docker's switch for traffic between the bridge's containers; Podman
+      // takes the same option through its Docker API.
+      {"Options", {{"com.docker.network.bridge.enable_icc", "false"}}},
+      {"Labels", labels},
+  };
+  CW_ASSIGN_OR_RETURN(HttpReply made,
+                      http_.Do(ShortCall("POST", "/networks/create", body.dump())));
+  if (made.status == 201) return Status::Ok();
+  // Another worker on this host made it meanwhile.
+  if (made.status == 409) return Status::Ok();
+  return EngineHttpError(made.status, made.body, "making network " + name);
 }
 
 Status DockerEngine::Kill(const std::string& id) {

@@ -44,6 +44,9 @@ class DockerEngine : public ContainerEngine {
   Result<std::vector<ImageInfo>> ListImages() override;
   Result<long long> ImageStoreBytes() override;
   Status RemoveImage(const std::string& image) override;
+  Status ImportImage(const std::string& reference, std::string_view layer_tar) override;
+  Status EnsureNetwork(const std::string& name,
+                       const std::map<std::string, std::string>& labels) override;
   Status Start(const std::string& id) override;
   Status Kill(const std::string& id) override;
   Status Remove(const std::string& id, bool force) override;

@@ -121,8 +121,8 @@ Result<HttpReply> DockerHttp::Do(const HttpCall& call) const {
 
   // No "Expect: 100-continue" round trip for larger bodies.
   curl_slist* raw_headers = curl_slist_append(nullptr, "Expect:");
-  if (!call.json_body.empty()) {
-    raw_headers = curl_slist_append(raw_headers, "Content-Type: application/json");
+  if (!call.body.empty()) {
+    raw_headers = curl_slist_append(raw_headers, ("Content-Type: " + call.content_type).c_str());
   }
   std::unique_ptr<curl_slist, SlistDeleter> headers(raw_headers);
 
@@ -143,9 +143,9 @@ Result<HttpReply> DockerHttp::Do(const HttpCall& call) const {
   }
   if (call.method == "POST") {
     curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, call.json_body.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, call.body.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(call.json_body.size()));
+                     static_cast<curl_off_t>(call.body.size()));
   } else if (call.method != "GET") {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, call.method.c_str());
   }

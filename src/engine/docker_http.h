@@ -15,7 +15,8 @@ namespace cw {
 struct HttpCall {
   std::string method = "GET";  // GET, POST, DELETE
   std::string path;            // "/containers/json?all=1", already escaped
-  std::string json_body;       // sent as application/json when not empty
+  std::string body;            // sent as `content_type` when not empty
+  std::string content_type = "application/json";
 
   std::chrono::milliseconds timeout{0};    // for the whole call; 0 = none
   std::chrono::seconds low_speed_time{0};  // abort after this long below 1 byte/s; 0 = off

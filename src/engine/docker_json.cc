@@ -80,6 +80,7 @@ json BuildCreateBody(const ContainerSpec& spec) {
   if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
   if (!spec.env.empty()) body["Env"] = spec.env;
   if (!spec.labels.empty()) body["Labels"] = spec.labels;
+  if (!spec.hostname.empty()) body["Hostname"] = spec.hostname;
 
   json host = json::object();
   if (!spec.mounts.empty()) host["Mounts"] = MountsJson(spec.mounts);

@@ -40,7 +40,9 @@ struct ContainerSpec {
   std::vector<std::string> cap_drop;
   std::vector<std::string> security_opt; // e.g. "no-new-privileges"
   bool network_disabled = false;         // NetworkMode "none" (wins over network_mode)
-  std::string network_mode;              // "" = the engine's default network; "container:<id>"
+  std::string network_mode;              // "" = the engine's default network; a network's
+                                         // name; "container:<id>" to join that one's namespace
+  std::string hostname;                  // "" = the engine's (the id's first 12 digits)
   bool open_stdin = false;               // keep stdin open (nobody writes to it)
   std::vector<DeviceRequest> device_requests;
   std::string ipc_mode;                  // "" = engine default, "host", "private", ...
@@ -178,6 +180,23 @@ class ContainerEngine {
   virtual Status Kill(const std::string& id) = 0;
   // Removes the container (force: kill it first if it runs). Not found is OK.
   virtual Status Remove(const std::string& id, bool force) = 0;
+
+  // Loads an image from a tar stream of its one layer (the files of its
+  // root folder), as `docker import` does, and names it `reference`.
+  virtual Status ImportImage(const std::string& reference, std::string_view layer_tar) {
+    (void)layer_tar;
+    return Unavailable("this container engine cannot import image " + reference);
+  }
+
+  // Makes a bridge network named `name` unless one exists, with traffic
+  // between its containers off (each reaches only the outside world);
+  // `labels` go on a network it makes. OK when the network exists already,
+  // whatever its options (an admin's own).
+  virtual Status EnsureNetwork(const std::string& name,
+                               const std::map<std::string, std::string>& labels) {
+    (void)labels;
+    return Unavailable("this container engine cannot make network " + name);
+  }
 
   // Ids of containers (running or not) carrying label key=value.
   virtual Result<std::vector<std::string>> ListByLabel(const std::string& key,

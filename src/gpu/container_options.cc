@@ -53,6 +53,7 @@ Result<GpuDriverMode> GpuDriverFromConfig(const WorkerConfig& config) {
 Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config) {
   ContainerOptions c;
   c.network_disabled = config.network_disabled;
+  c.network = config.container_network;
   c.http_proxy = config.container_http_proxy;
   c.https_proxy = config.container_https_proxy;
   c.podman = config.container_engine == "podman";

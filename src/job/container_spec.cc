@@ -87,7 +87,7 @@ ProgramContainer ProgramContainerSpec(const RunArgs& args, ProgramKind kind,
   spec.pids_limit = c.pids_limit;
   spec.nofile_limit = c.nofile_limit;
   spec.network_disabled = c.network_disabled;
-  if (!c.network_disabled) spec.network_mode = network_mode;
+  if (!c.network_disabled) spec.network_mode = network_mode.empty() ? c.network : network_mode;
   spec.device_requests = c.device_requests;
   spec.ipc_mode = c.ipc_mode;
   spec.shm_size_bytes = c.shm_size_bytes;

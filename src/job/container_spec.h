@@ -54,8 +54,9 @@ struct ProgramContainer {
 
 // The container of the program of `kind` that runs `command` (after the
 // legacy variables are replaced). `job_uid` tells this job's containers from
-// another run's of the same submission; `network_mode` is the slot's holder
-// namespace to join, or empty for a network of the program's own.
+// another run's of the same submission; `network_mode` is the network holder
+// to join ("container:<id>"), or empty for a network of the program's own on
+// env.container.network.
 ProgramContainer ProgramContainerSpec(const RunArgs& args, ProgramKind kind,
                                       const std::string& command, const std::string& job_uid,
                                       const JobFolder& folder, const JobEnvironment& env,

@@ -41,8 +41,12 @@ class JobContainers {
       if (!st.ok()) spdlog::warn("kill {}: {}", id, st.ToString());
     }
   }
+  // The last added first: a program before the network holder it joined
+  // (podman refuses to remove a holder while a container that joined it is
+  // there).
   static void Remove(ContainerEngine& engine, const std::vector<std::string>& ids) {
-    for (const auto& id : ids) {
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+      const std::string& id = *it;
       Status st = engine.Remove(id, true);
       if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
     }

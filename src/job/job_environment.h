@@ -29,6 +29,9 @@ enum class PullPolicy {
 // Options an admin sets once for every job (per slot for GPU workers).
 struct ContainerOptions {
   bool network_disabled = false;
+  // COMPETITION_CONTAINER_NETWORK: the network programs (or their network
+  // holders) sit on; "" = the engine's default.
+  std::string network;
   std::string http_proxy;
   std::string https_proxy;
   std::vector<DeviceRequest> device_requests;
@@ -70,9 +73,12 @@ struct JobEnvironment {
   bool keep_job_dir = false;
   // Labels put on every container, beside the job's own (worker name, slot).
   std::map<std::string, std::string> labels;
-  // The slot's shared network namespaces (job/network_holders.h); null: each
-  // program gets a network of its own.
+  // The slot's network namespaces made ahead (job/network_holders.h); null:
+  // each program's container gets a network of its own when it starts.
   std::shared_ptr<NetworkHolders> network_holders;
+  // The worker's own image (sandbox/sandbox_image.h), as the engine names
+  // it; "" when it could not be loaded.
+  std::string sandbox_image;
   // How often the scoring output is looked at for new detailed results
   // (an lstat), and the least time between two uploads of them.
   std::chrono::milliseconds detailed_results_interval{250};

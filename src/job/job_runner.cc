@@ -343,12 +343,15 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   std::string command = ReplaceLegacyVariables(*meta.command, kind, args_.is_scoring,
                                                args_.ingestion_only_during_scoring);
 
-  std::string network;
+  // A fresh namespace of its own, removed with the job's containers (after
+  // this program's: JobContainers removes the last added first).
+  std::string holder;
   if (!env_.container.network_disabled && env_.network_holders) {
-    network = env_.network_holders->For(ProgramKindName(kind), args_.docker_image);
+    holder = env_.network_holders->Take(ProgramKindName(kind));
+    if (!holder.empty()) containers_.Add(holder);
   }
-  ProgramContainer container =
-      ProgramContainerSpec(args_, kind, command, job_uid_, folder_, env_, network);
+  ProgramContainer container = ProgramContainerSpec(args_, kind, command, job_uid_, folder_, env_,
+                                                    holder.empty() ? "" : "container:" + holder);
   for (const fs::path& p : container.mount_sources) fs::create_directories(p, ec);
   spdlog::info("{}: {} runs `{}` in {}", args_.id, label, command, container.spec.image);
   CW_ASSIGN_OR_RETURN(std::string id, CreateContainer(std::move(container.spec), label));

@@ -2,112 +2,113 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-#include <thread>
+#include "common/files.h"
 
 namespace cw {
 
-NetworkHolders::NetworkHolders(ContainerEngine& engine, std::map<std::string, std::string> labels,
-                               std::vector<std::string> security_opt)
-    : engine_(engine), labels_(std::move(labels)), security_opt_(std::move(security_opt)) {}
+NetworkHolders::NetworkHolders(ContainerEngine& engine, NetworkHolderOptions options)
+    : engine_(engine), options_(std::move(options)), executor_("network holders") {}
 
-NetworkHolders::~NetworkHolders() { Clear(); }
-
-NetworkHolders::Holder& NetworkHolders::Of(const std::string& kind) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& slot = holders_[kind];
-  if (!slot) slot = std::make_unique<Holder>();
-  return *slot;
+NetworkHolders::~NetworkHolders() {
+  executor_.Shutdown(SerialExecutor::Leftovers::kDrop);
+  std::deque<std::string> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    left.swap(ready_);
+  }
+  for (const std::string& id : left) Discard(id);
 }
 
 void NetworkHolders::Discard(const std::string& id) {
   Status removed = engine_.Remove(id, /*force=*/true);
-  if (removed.ok()) return;
-  spdlog::debug("network holder {} not removed yet: {}", id.substr(0, 12), removed.message());
-  std::lock_guard<std::mutex> lock(mu_);
-  discarded_.push_back(id);
-}
-
-void NetworkHolders::RetryDiscarded() {
-  std::vector<std::string> ids;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ids.swap(discarded_);
-  }
-  for (const std::string& id : ids) Discard(id);
-}
-
-void NetworkHolders::Clear() {
-  std::vector<Holder*> all;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [kind, holder] : holders_) all.push_back(holder.get());
-  }
-  for (Holder* h : all) {
-    std::lock_guard<std::mutex> lock(h->mu);
-    if (h->id.empty()) continue;
-    Discard(h->id);
-    h->id.clear();
-    h->image.clear();
-  }
-  RetryDiscarded();
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const std::string& id : discarded_) {
-    spdlog::warn("could not remove network holder {}; the next start of this worker will",
-                 id.substr(0, 12));
+  if (!removed.ok()) {
+    spdlog::warn("could not remove network holder {} ({}); the next start of this worker will",
+                 id.substr(0, 12), removed.message());
   }
 }
 
-std::string NetworkHolders::For(const std::string& kind, const std::string& image) {
-  RetryDiscarded();
-  Holder& h = Of(kind);
-  std::lock_guard<std::mutex> lock(h.mu);
-  if (!h.id.empty()) {
-    if (h.image == image) {
-      auto state = engine_.Inspect(h.id, /*with_size=*/false);
-      if (state.ok() && state->running) return "container:" + h.id;
-    }
-    Discard(h.id);  // another image, or it stopped
-    h.id.clear();
-    h.image.clear();
-  }
+ContainerSpec NetworkHolders::HolderSpec(const NetworkHolderOptions& options) {
   ContainerSpec spec;
-  spec.image = image;
-  // Blocks for good in any image with a shell: stdin stays open, and nobody
-  // ever writes to it. An engine that closes it anyway leaves `sleep`. The
-  // image's own entrypoint is not run.
-  spec.entrypoint = {"sh", "-c", kHolderCommand};
-  spec.open_stdin = true;
-  spec.labels = labels_;
-  spec.labels[kLabelNetworkHolder] = kind;
+  spec.image = options.image;
+  spec.entrypoint = {"/sandbox"};  // waits for SIGTERM
+  spec.network_mode = options.network;
+  // Each its own, as the engine gives a container of its own network.
+  spec.hostname = RandomHex(6);
+  spec.labels = options.labels;
+  spec.labels[kLabelNetworkHolder] = "true";
   spec.cap_drop = {"ALL"};
-  spec.security_opt = security_opt_;
+  spec.security_opt = options.security_opt;
   spec.pids_limit = 4;
   spec.memory_bytes = 32LL << 20;
   spec.log_driver = "none";
-  auto id = engine_.Create(spec);
-  Status started = id.ok() ? engine_.Start(*id) : id.status();
-  // Still running a moment later: a holder whose shell found neither an open
-  // stdin nor `sleep` is gone by then, and a program must not join it.
-  for (int look = 0; look < 2 && started.ok(); ++look) {
-    if (look > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto state = engine_.Inspect(*id, /*with_size=*/false);
-    if (!state.ok()) {
-      started = state.status();
-    } else if (!state->running) {
-      started = Internal("it stopped at once (exit code " + std::to_string(state->exit_code) + ")");
+  return spec;
+}
+
+Result<std::string> NetworkHolders::Make() {
+  CW_ASSIGN_OR_RETURN(std::string id, engine_.Create(HolderSpec(options_)));
+  Status started = engine_.Start(id);
+  if (!started.ok()) {
+    Discard(id);
+    return started;
+  }
+  return id;
+}
+
+void NetworkHolders::Refill() {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (static_cast<int>(ready_.size()) >= options_.spares) return;
+    }
+    Result<std::string> id = Make();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!id.ok()) {
+      // Take tries again now, and the program runs without one meanwhile.
+      if (!failing_) spdlog::warn("cannot make a network holder ahead: {}", id.status().message());
+      failing_ = true;
+      return;
+    }
+    failing_ = false;
+    ready_.push_back(*id);
+  }
+}
+
+std::size_t NetworkHolders::ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ready_.size();
+}
+
+void NetworkHolders::Prepare() {
+  (void)executor_.Post([this] { Refill(); });  // refused only while shutting down
+}
+
+std::string NetworkHolders::Take(const std::string& kind) {
+  std::string id;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ready_.empty()) break;
+      id = ready_.front();
+      ready_.pop_front();
+    }
+    // A spare an engine restart stopped is of no use.
+    Result<ContainerState> state = engine_.Inspect(id, /*with_size=*/false);
+    if (state.ok() && state->running) break;
+    Discard(id);
+    id.clear();
+  }
+  if (id.empty()) {
+    Result<std::string> made = Make();
+    if (!made.ok()) {
+      spdlog::warn("no network holder for a {} program ({}); it gets a network of its own", kind,
+                   made.status().message());
+    } else {
+      id = *made;
     }
   }
-  if (!started.ok()) {
-    spdlog::warn("no shared network namespace for {} programs ({}); each gets its own network",
-                 kind, started.message());
-    if (id.ok()) Discard(*id);
-    return "";
-  }
-  h.id = *id;
-  h.image = image;
-  spdlog::debug("network holder {} for {} programs, from {}", h.id.substr(0, 12), kind, image);
-  return "container:" + h.id;
+  Prepare();
+  if (!id.empty()) spdlog::debug("{} program joins network holder {}", kind, id.substr(0, 12));
+  return id;
 }
 
 }  // namespace cw

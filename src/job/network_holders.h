@@ -1,78 +1,84 @@
-// The network namespaces a slot's job containers join, instead of each
-// getting a network of its own: one long-lived container per program kind
-// (ingestion, program) that only holds a namespace on the engine's default
-// network, as a pod's pause container does. A busybox container's create,
-// start and wait took ~340 ms with a network of its own and ~125 ms joining
-// one (docs/design.md, "Where the time goes"). Programs keep the same reach:
-// the holder is on the same network they would have been on.
+// Fresh network namespaces for a slot's programs, made before they are
+// needed, as a Kubernetes pod's sandbox is: each holder is a container of
+// the worker's own image (sandbox/sandbox_image.h) that only waits, on the
+// worker's network, with a hostname of its own. A program joins one
+// (`NetworkMode: container:<id>`), gets its interface, its /etc/hosts,
+// /etc/resolv.conf and hostname, and the job removes the holder after the
+// program: no namespace, and none of those files, ever serves two programs.
 //
-// A slot runs one job at a time, so a namespace is shared only by the
-// programs of one kind of that slot's successive jobs: never by two jobs at
-// once, nor by a participant's submission and the organizers' ingestion
-// program. Nothing a program does outlives it there: its processes end with
-// its container, and changing the namespace needs capabilities no program
-// has.
+// The speed: a busybox container's create, start and wait took ~340 ms
+// with a network of its own and ~125 ms joining a ready namespace
+// (docs/design.md, "Where the time goes"). The spares are made in the
+// background while the slot's current job runs, so the next job's
+// programs find theirs ready; `spares` is two, as a job's ingestion and
+// submission start together.
+//
+// Thread rules: Take and Prepare may be called from any thread (a slot's
+// job threads); the spares are made on this object's own executor thread.
+// mu_ guards ready_ and failing_; no engine call is made under it.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/serial_executor.h"
 #include "engine/engine.h"
 
 namespace cw {
 
-// The label a holder carries, with the program kind it holds a namespace for.
+// The label every holder carries.
 inline constexpr const char* kLabelNetworkHolder = "org.codabench.network-holder";
 // The node a queue worker's holders belong to (not org.codabench.node, which
 // only its job containers carry); a restart's sweep removes both.
 inline constexpr const char* kLabelHolderNode = "org.codabench.network-holder-node";
-// What a holder runs, under `sh -c`.
-inline constexpr const char* kHolderCommand = "read _; exec sleep 2147483647";
+
+struct NetworkHolderOptions {
+  std::string image;    // the worker's own (sandbox_image.h)
+  std::string network;  // where the holders sit; "" = the engine's default network
+  std::map<std::string, std::string> labels;  // beside kLabelNetworkHolder
+  std::vector<std::string> security_opt;      // the job containers' own
+  int spares = 2;                             // kept ready
+};
 
 class NetworkHolders {
  public:
-  // `labels` go on every holder (a queue worker's name its node with
-  // kLabelHolderNode, so a restart's sweep removes what a killed run left);
-  // `security_opt` is the job containers' own.
-  NetworkHolders(ContainerEngine& engine, std::map<std::string, std::string> labels,
-                 std::vector<std::string> security_opt);
-  ~NetworkHolders();  // removes the holders
+  NetworkHolders(ContainerEngine& engine, NetworkHolderOptions options);
+  // Stops making spares and removes those no program took.
+  ~NetworkHolders();
   NetworkHolders(const NetworkHolders&) = delete;
   NetworkHolders& operator=(const NetworkHolders&) = delete;
 
-  // "container:<id>" of the running holder for programs of `kind`, made
-  // from `image` (the job's: it has the `sh` the job needs anyway, and no
-  // other image need be on the machine). A holder from another image is
-  // replaced, so a holder never keeps an image the slot no longer uses; a
-  // holder that stopped (an engine restart) is made again. "" when none can
-  // be made: the program then gets a network of its own, as before.
-  std::string For(const std::string& kind, const std::string& image);
+  // Starts making the spares, so the first job finds them ready.
+  void Prepare();
 
-  // Removes every holder now (they are made again when next needed).
-  void Clear();
+  // The id of a running holder no program has joined, now the caller's
+  // alone: it removes it after the program that joined it. A spare when
+  // one is ready (and another is then made in the background), else one
+  // made now; "" when none can be made: the program then gets a network of
+  // its own. `kind` is for the log.
+  std::string Take(const std::string& kind);
+
+  // Spares ready now.
+  std::size_t ready() const;
+
+  // What a holder runs: the program of the worker's own image.
+  static ContainerSpec HolderSpec(const NetworkHolderOptions& options);
 
  private:
-  struct Holder {
-    std::mutex mu;  // one kind's holder is made while the other's is used
-    std::string id;
-    std::string image;
-  };
-  Holder& Of(const std::string& kind);
-  // Removes a holder; podman refuses while containers that joined it are
-  // still there (the janitor removes a job's a little later), so one it
-  // refused is tried again at each later call.
-  void Discard(const std::string& id);
-  void RetryDiscarded();
+  Result<std::string> Make();
+  void Discard(const std::string& id);  // removes it, or says it could not
+  void Refill();  // on executor_
 
   ContainerEngine& engine_;
-  const std::map<std::string, std::string> labels_;
-  const std::vector<std::string> security_opt_;
-  std::mutex mu_;  // guards holders_ (the map, not the holders) and discarded_
-  std::map<std::string, std::unique_ptr<Holder>> holders_;
-  std::vector<std::string> discarded_;  // holders whose removal was refused
+  const NetworkHolderOptions options_;
+  mutable std::mutex mu_;
+  std::deque<std::string> ready_;  // guarded by mu_: made, started, not taken
+  bool failing_ = false;           // guarded by mu_: the last Make failed (logged once)
+  SerialExecutor executor_;        // last: stops before the members above go
 };
 
 }  // namespace cw

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -11,8 +14,10 @@ namespace cw {
 namespace {
 
 // Just what NetworkHolders asks of an engine, with switches for its failures.
+// Spares are made on the holders' own thread: every call takes mu.
 class HolderEngine : public ContainerEngine {
  public:
+  std::recursive_mutex mu;
   std::map<std::string, ContainerSpec> created;  // by id
   std::set<std::string> running;
   std::vector<std::string> removed;
@@ -25,12 +30,14 @@ class HolderEngine : public ContainerEngine {
   Result<bool> ImageExists(const std::string&) override { return true; }
   Status PullImage(const std::string&, const PullProgressFn&) override { return Status::Ok(); }
   Result<std::string> Create(const ContainerSpec& spec) override {
+    std::lock_guard<std::recursive_mutex> lock(mu);
     if (fail_create) return NotFound("no such image: " + spec.image);
     std::string id = "holder" + std::to_string(made++);
     created[id] = spec;
     return id;
   }
   Status Start(const std::string& id) override {
+    std::lock_guard<std::recursive_mutex> lock(mu);
     if (!exits_at_once) running.insert(id);
     return Status::Ok();
   }
@@ -39,6 +46,7 @@ class HolderEngine : public ContainerEngine {
   }
   Result<int> Wait(const std::string&, std::chrono::seconds) override { return 0; }
   Result<ContainerState> Inspect(const std::string& id, bool) override {
+    std::lock_guard<std::recursive_mutex> lock(mu);
     if (!created.count(id)) return NotFound("no container " + id);
     ContainerState st;
     st.running = running.count(id) > 0;
@@ -46,10 +54,12 @@ class HolderEngine : public ContainerEngine {
     return st;
   }
   Status Kill(const std::string& id) override {
+    std::lock_guard<std::recursive_mutex> lock(mu);
     running.erase(id);
     return Status::Ok();
   }
   Status Remove(const std::string& id, bool) override {
+    std::lock_guard<std::recursive_mutex> lock(mu);
     if (refuse_remove) return Internal("container " + id + " has dependent containers");
     running.erase(id);
     created.erase(id);
@@ -61,78 +71,115 @@ class HolderEngine : public ContainerEngine {
   }
 };
 
-TEST(NetworkHoldersTest, OneHolderPerKindKeptFromJobToJob) {
-  HolderEngine engine;
-  NetworkHolders holders(engine, {{kLabelHolderNode, "n1"}}, {"no-new-privileges"});
-  std::string program = holders.For("program", "img:1");
-  std::string ingestion = holders.For("ingestion", "img:1");
-  ASSERT_EQ(program, "container:holder0");
-  ASSERT_EQ(ingestion, "container:holder1");
-  EXPECT_EQ(holders.For("program", "img:1"), program);  // the next job's
-  EXPECT_EQ(engine.created.size(), 2u);
+NetworkHolderOptions Options(int spares = 2) {
+  NetworkHolderOptions o;
+  o.image = "codabench-worker/sandbox:0123456789ab";
+  o.network = "codabench-jobs";
+  o.labels = {{kLabelHolderNode, "n1"}};
+  o.security_opt = {"no-new-privileges"};
+  o.spares = spares;
+  return o;
+}
 
-  const ContainerSpec& spec = engine.created.at("holder0");
-  EXPECT_EQ(spec.image, "img:1");
-  EXPECT_EQ(spec.entrypoint, (std::vector<std::string>{"sh", "-c", kHolderCommand}));
-  EXPECT_TRUE(spec.open_stdin);
+// Waits (a few seconds at most) until `count` spares are ready.
+bool AwaitReady(const NetworkHolders& holders, std::size_t count) {
+  for (int i = 0; i < 500 && holders.ready() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return holders.ready() == count;
+}
+
+TEST(NetworkHoldersTest, AHolderRunsTheWorkersOwnProgramOnTheWorkersNetwork) {
+  ContainerSpec spec = NetworkHolders::HolderSpec(Options());
+  EXPECT_EQ(spec.image, "codabench-worker/sandbox:0123456789ab");
+  EXPECT_EQ(spec.entrypoint, std::vector<std::string>{"/sandbox"});
+  EXPECT_TRUE(spec.cmd.empty());
   EXPECT_FALSE(spec.network_disabled);
-  EXPECT_TRUE(spec.network_mode.empty());  // the engine's default network
+  EXPECT_EQ(spec.network_mode, "codabench-jobs");
+  EXPECT_EQ(spec.hostname.size(), 12u);
+  EXPECT_NE(NetworkHolders::HolderSpec(Options()).hostname, spec.hostname) << "one per holder";
   EXPECT_EQ(spec.cap_drop, std::vector<std::string>{"ALL"});
+  EXPECT_EQ(spec.security_opt, std::vector<std::string>{"no-new-privileges"});
   EXPECT_EQ(spec.labels.at(kLabelHolderNode), "n1");  // swept with the node's
   EXPECT_FALSE(spec.labels.count("org.codabench.node")) << "the node's job containers only";
-  EXPECT_EQ(spec.labels.at(kLabelNetworkHolder), "program");
+  EXPECT_EQ(spec.labels.at(kLabelNetworkHolder), "true");
   EXPECT_GT(spec.pids_limit, 0);
   EXPECT_GT(spec.memory_bytes, 0);
 }
 
-TEST(NetworkHoldersTest, AnotherImageOrAStoppedHolderGetsANewOne) {
+TEST(NetworkHoldersTest, SparesAreMadeAheadAndNoneIsEverGivenTwice) {
   HolderEngine engine;
-  NetworkHolders holders(engine, {}, {});
-  EXPECT_EQ(holders.For("program", "img:1"), "container:holder0");
-  // A job in another image: the old holder goes, so it keeps no image the
-  // slot no longer uses.
-  EXPECT_EQ(holders.For("program", "img:2"), "container:holder1");
+  NetworkHolders holders(engine, Options(2));
+  holders.Prepare();
+  ASSERT_TRUE(AwaitReady(holders, 2));
+  std::set<std::string> given;
+  for (int job = 0; job < 5; ++job) {
+    std::string ingestion = holders.Take("ingestion");
+    std::string program = holders.Take("program");
+    ASSERT_FALSE(ingestion.empty());
+    ASSERT_FALSE(program.empty());
+    EXPECT_TRUE(given.insert(ingestion).second) << ingestion << " given twice";
+    EXPECT_TRUE(given.insert(program).second) << program << " given twice";
+    ASSERT_TRUE(AwaitReady(holders, 2)) << "the next job's spares";
+  }
+  // The taken ones are their jobs' to remove; the slot made two more.
+  EXPECT_TRUE(engine.removed.empty());
+  std::lock_guard<std::recursive_mutex> lock(engine.mu);
+  EXPECT_EQ(engine.made, 12);
+}
+
+TEST(NetworkHoldersTest, WithNoSpareReadyOneIsMadeNow) {
+  HolderEngine engine;
+  NetworkHolders holders(engine, Options(1));
+  std::string id = holders.Take("program");  // no Prepare: nothing ready
+  EXPECT_FALSE(id.empty());
+  std::lock_guard<std::recursive_mutex> lock(engine.mu);
+  EXPECT_TRUE(engine.running.count(id));
+}
+
+TEST(NetworkHoldersTest, ASpareTheEngineStoppedIsReplaced) {
+  HolderEngine engine;
+  NetworkHolders holders(engine, Options(1));
+  holders.Prepare();
+  ASSERT_TRUE(AwaitReady(holders, 1));
+  {
+    std::lock_guard<std::recursive_mutex> lock(engine.mu);
+    engine.running.clear();  // an engine restart
+  }
+  std::string id = holders.Take("program");
+  EXPECT_EQ(id, "holder1");
+  std::lock_guard<std::recursive_mutex> lock(engine.mu);
   EXPECT_EQ(engine.removed, std::vector<std::string>{"holder0"});
-  // The engine restarted (or someone stopped it).
-  engine.running.clear();
-  EXPECT_EQ(holders.For("program", "img:2"), "container:holder2");
-  EXPECT_EQ(engine.removed, (std::vector<std::string>{"holder0", "holder1"}));
 }
 
 TEST(NetworkHoldersTest, NoHolderMeansANetworkOfItsOwn) {
   HolderEngine engine;
-  NetworkHolders holders(engine, {}, {});
-  engine.fail_create = true;
-  EXPECT_EQ(holders.For("program", "img:1"), "");
-  engine.fail_create = false;
-  engine.exits_at_once = true;  // an image whose sh is not a shell
-  EXPECT_EQ(holders.For("program", "img:1"), "");
-  EXPECT_TRUE(engine.created.empty()) << "the holder that stopped was removed";
-  engine.exits_at_once = false;
-  EXPECT_EQ(holders.For("program", "img:1"), "container:holder1");
-}
-
-TEST(NetworkHoldersTest, AHolderTheEngineWillNotRemoveYetIsRemovedLater) {
-  HolderEngine engine;
-  NetworkHolders holders(engine, {}, {});
-  EXPECT_EQ(holders.For("program", "img:1"), "container:holder0");
-  engine.refuse_remove = true;
-  EXPECT_EQ(holders.For("program", "img:2"), "container:holder1");
-  EXPECT_TRUE(engine.created.count("holder0")) << "refused, so still there";
-  engine.refuse_remove = false;  // the janitor removed the last job's programs
-  EXPECT_EQ(holders.For("program", "img:2"), "container:holder1");
-  EXPECT_FALSE(engine.created.count("holder0"));
-}
-
-TEST(NetworkHoldersTest, TheyGoWithTheSlot) {
-  HolderEngine engine;
+  NetworkHolders holders(engine, Options(1));
   {
-    NetworkHolders holders(engine, {}, {});
-    holders.For("program", "img:1");
-    holders.For("ingestion", "img:1");
-    ASSERT_EQ(engine.created.size(), 2u);
+    std::lock_guard<std::recursive_mutex> lock(engine.mu);
+    engine.fail_create = true;
   }
-  EXPECT_TRUE(engine.created.empty());
+  EXPECT_EQ(holders.Take("program"), "");
+  {
+    std::lock_guard<std::recursive_mutex> lock(engine.mu);
+    engine.fail_create = false;
+  }
+  EXPECT_FALSE(holders.Take("program").empty()) << "tried again at the next program";
+}
+
+TEST(NetworkHoldersTest, SparesNoProgramTookGoWithTheSlot) {
+  HolderEngine engine;
+  std::string taken;
+  {
+    NetworkHolders holders(engine, Options(2));
+    holders.Prepare();
+    ASSERT_TRUE(AwaitReady(holders, 2));
+    taken = holders.Take("program");
+    ASSERT_TRUE(AwaitReady(holders, 2));
+  }
+  std::lock_guard<std::recursive_mutex> lock(engine.mu);
+  EXPECT_EQ(engine.created.size(), 1u) << "only the taken one, which its job removes";
+  EXPECT_TRUE(engine.created.count(taken));
 }
 
 }  // namespace

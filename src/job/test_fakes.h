@@ -131,6 +131,21 @@ class FakeEngine : public ContainerEngine {
     state_.erase(id);
     return Status::Ok();
   }
+  // Imports and networks, recorded; `network_status` non-OK: no network can be made.
+  std::vector<std::string> imported, networks;
+  Status network_status;
+  Status ImportImage(const std::string& reference, std::string_view) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    imported.push_back(reference);
+    images.insert(reference);
+    return Status::Ok();
+  }
+  Status EnsureNetwork(const std::string& name,
+                       const std::map<std::string, std::string>&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (network_status.ok()) networks.push_back(name);
+    return network_status;
+  }
   Result<std::vector<std::string>> ListByLabel(const std::string& key,
                                                const std::string& value) override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -305,6 +305,7 @@ int Serve(const ServeOptions& options) {
   JobEnvironment env = QueueJobEnvironment(config, nodename, engine, metrics.get());
   // No job of ours runs yet: what a killed run of this node left goes.
   if (sweep) RemoveOrphanJobFolders(env, nodename);
+  PrepareEngine(env, engine);
   // GPU use per slot (gauges) and per job (log, metadata, histograms).
   GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
   // One runner per slot: the slot's GPUs, CPUs and labels are in its

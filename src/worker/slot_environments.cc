@@ -8,6 +8,7 @@
 #include "gpu/container_options.h"
 #include "job/job_filesystem.h"
 #include "job/network_holders.h"
+#include "sandbox/sandbox_image.h"
 #include "worker/status_socket.h"
 
 namespace cw {
@@ -19,6 +20,8 @@ JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesys
   env.host_dir = host_dir;
   env.hostname = Hostname();
   env.limits = JobLimitsFromConfig(config);
+  env.container.network_disabled = config.network_disabled;
+  env.container.network = config.container_network;
   ChooseOutputLimit(env, config.container_socket);  // says in the log which way
   return env;
 }
@@ -52,23 +55,52 @@ JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string
   return env;
 }
 
+void PrepareEngine(JobEnvironment& env, ContainerEngine& engine) {
+  Result<std::string> image = EnsureSandboxImage(engine);
+  if (image.ok()) {
+    env.sandbox_image = *image;
+  } else {
+    spdlog::error("cannot load the worker's own image into the engine ({}): programs start "
+                  "without network namespaces made ahead",
+                  image.status().message());
+  }
+  std::string& network = env.container.network;
+  if (env.container.network_disabled || network.empty() || network == "bridge" ||
+      network == "default") {
+    return;
+  }
+  Status made = engine.EnsureNetwork(network, {{"org.codabench.worker", "codabench-worker"}});
+  if (made.ok()) {
+    spdlog::info("programs run on network {}", network);
+  } else {
+    spdlog::error("cannot make network {} ({}): programs run on the engine's default network, "
+                  "where programs of other jobs can reach them",
+                  network, made.message());
+    network.clear();
+  }
+}
+
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
                                              const std::vector<WorkerSlot>& slots,
-                                             const GpuFigures& gpu_figures,
-                                             bool shared_network_namespaces,
+                                             const GpuFigures& gpu_figures, bool network_holders,
                                              ContainerEngine& engine, const std::string& nodename) {
   std::vector<JobEnvironment> envs;
   for (const WorkerSlot& slot : slots) {
     JobEnvironment env = base;
     env.container = slot.options;
+    env.container.network = base.container.network;  // as PrepareEngine left it
     for (const auto& [k, v] : slot.labels) env.labels[k] = v;
     if (envs.size() < gpu_figures.meters.size()) env.gpu_usage = gpu_figures.meters[envs.size()];
-    if (shared_network_namespaces && !slot.options.network_disabled) {
+    if (network_holders && !slot.options.network_disabled && !base.sandbox_image.empty()) {
+      NetworkHolderOptions holders;
+      holders.image = base.sandbox_image;
+      holders.network = env.container.network;
       // Not the job containers' node label: what lists a node's containers
       // (an admin's `docker ps --filter`, a revoke) sees only jobs.
-      env.network_holders = std::make_shared<NetworkHolders>(
-          engine, std::map<std::string, std::string>{{kLabelHolderNode, nodename}},
-          ContainerSecurityOptions(slot.options));
+      holders.labels = {{kLabelHolderNode, nodename}};
+      holders.security_opt = ContainerSecurityOptions(slot.options);
+      env.network_holders = std::make_shared<NetworkHolders>(engine, std::move(holders));
+      env.network_holders->Prepare();
     }
     envs.push_back(std::move(env));
   }

@@ -31,13 +31,20 @@ JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesys
 JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string& nodename,
                                    ContainerEngine& engine, metrics::WorkerMetrics* metrics);
 
+// Readies what the programs' containers need of the engine before the first
+// job, and says so in the log: the worker's own image (sandbox_image.h; env's
+// sandbox_image, left "" when the engine cannot load it: no network holders
+// then) and the network env.container.network names (made when missing;
+// when it cannot be, the engine's default network, with an error in the log).
+void PrepareEngine(JobEnvironment& env, ContainerEngine& engine);
+
 // One environment per slot, in slot order: `base` with the slot's container
-// options, its labels and GPU meter, and (with shared network namespaces and
-// a network) network holders of its own.
+// options (on base's network), its labels and GPU meter, and (with network
+// holders on, a network and the worker's image) network holders of its own,
+// which start making their spares at once.
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
                                              const std::vector<WorkerSlot>& slots,
-                                             const GpuFigures& gpu_figures,
-                                             bool shared_network_namespaces,
+                                             const GpuFigures& gpu_figures, bool network_holders,
                                              ContainerEngine& engine, const std::string& nodename);
 
 }  // namespace cw

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "job/test_fakes.h"
+#include "sandbox/sandbox_image.h"
 
 namespace cw {
 namespace {
@@ -25,8 +26,9 @@ TEST(SlotEnvironments, EachSlotGetsItsOwnOptionsLabelsAndMeter) {
   base.labels["org.codabench.node"] = "w@a";
   GpuFigures figures;
   figures.meters = {std::make_shared<FakeGpuMeter>(), nullptr};
-  auto envs = SlotEnvironments(base, TwoSlots(), figures, /*shared_network_namespaces=*/true,
-                               engine, "w@a");
+  base.sandbox_image = "codabench-worker/sandbox:0123456789ab";
+  base.container.network = "codabench-jobs";
+  auto envs = SlotEnvironments(base, TwoSlots(), figures, /*network_holders=*/true, engine, "w@a");
   ASSERT_EQ(envs.size(), 2u);
   EXPECT_EQ(envs[0].container.cpuset_cpus, "0-3");
   EXPECT_EQ(envs[1].container.cpuset_cpus, "4-7");
@@ -36,11 +38,46 @@ TEST(SlotEnvironments, EachSlotGetsItsOwnOptionsLabelsAndMeter) {
   EXPECT_FALSE(envs[1].labels.count(kLabelGpus));
   EXPECT_EQ(envs[0].gpu_usage, figures.meters[0]);
   EXPECT_EQ(envs[1].gpu_usage, nullptr);
-  // A slot without network has nothing to share.
+  // On the worker's network, as PrepareEngine left it.
+  EXPECT_EQ(envs[0].container.network, "codabench-jobs");
+  // A slot without network needs no holders.
   EXPECT_NE(envs[0].network_holders, nullptr);
   EXPECT_EQ(envs[1].network_holders, nullptr);
   EXPECT_EQ(SlotEnvironments(base, TwoSlots(), figures, false, engine, "w@a")[0].network_holders,
             nullptr);
+  // Nor one whose engine could not load the worker's image.
+  base.sandbox_image.clear();
+  EXPECT_EQ(SlotEnvironments(base, TwoSlots(), figures, true, engine, "w@a")[0].network_holders,
+            nullptr);
+}
+
+TEST(SlotEnvironments, PrepareEngineLoadsTheWorkersImageAndMakesItsNetwork) {
+  FakeEngine engine;
+  WorkerConfig config;
+  JobEnvironment env = BaseJobEnvironment(config, "/base", "/host");
+  EXPECT_EQ(env.container.network, "codabench-jobs");  // the default
+  PrepareEngine(env, engine);
+  EXPECT_EQ(env.sandbox_image, SandboxImageReference());
+  EXPECT_EQ(engine.imported, std::vector<std::string>{SandboxImageReference()});
+  EXPECT_EQ(engine.networks, std::vector<std::string>{"codabench-jobs"});
+  EXPECT_EQ(env.container.network, "codabench-jobs");
+  PrepareEngine(env, engine);
+  EXPECT_EQ(engine.imported.size(), 1u) << "loaded once: the engine has it now";
+
+  // A network the engine will not make: its default network, not a job
+  // that cannot start.
+  engine.network_status = Unavailable("no bridge driver");
+  PrepareEngine(env, engine);
+  EXPECT_EQ(env.container.network, "");
+
+  // Docker's default network, or none at all: nothing to make.
+  FakeEngine other;
+  env.container.network = "bridge";
+  PrepareEngine(env, other);
+  env.container.network = "codabench-jobs";
+  env.container.network_disabled = true;
+  PrepareEngine(env, other);
+  EXPECT_TRUE(other.networks.empty());
 }
 
 TEST(SlotEnvironments, TheQueueWorkersEnvironmentIsUnderItsNodeAndCleansUpAfterTheAck) {

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "engine/docker_engine.h"
 #include "engine/image_budget.h"
 #include "job/network_holders.h"
+#include "sandbox/sandbox_image.h"
 
 namespace cw {
 namespace {
@@ -362,63 +364,104 @@ TEST_F(EngineTest, NoEngineAtTheSocketIsUnavailableWithAHint) {
 }
 
 // The network namespace a container's process is in, as `net:[inode]`.
-TEST_F(EngineTest, ProgramsJoinTheirSlotsNetworkHolder) {
-  auto netns_of = [&](const std::string& network_mode) {
-    ContainerSpec spec = Spec("readlink /proc/self/ns/net; cat /sys/class/net/eth0/address");
+TEST_F(EngineTest, EachProgramJoinsAFreshNamespaceMadeAheadOnTheWorkersNetwork) {
+  Result<std::string> image = EnsureSandboxImage(*engine_);
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  EXPECT_EQ(*image, SandboxImageReference());
+  ASSERT_TRUE(engine_->EnsureNetwork("codabench-worker-test-jobs", {{kLabel, label_}}).ok());
+  ASSERT_TRUE(engine_->EnsureNetwork("codabench-worker-test-jobs", {}).ok()) << "made once";
+
+  // What a program sees of its namespace: its number, hostname and hosts file.
+  auto run_in = [&](const std::string& holder, const std::string& script) {
+    ContainerSpec spec = Spec(script);
     spec.network_disabled = false;
-    spec.network_mode = network_mode;
+    spec.network_mode = "container:" + holder;
     std::string id = MustCreate(spec);
     Collected run = StartAndCollect(id);
     EXPECT_TRUE(run.status.ok()) << run.status.ToString();
     Result<int> code = engine_->Wait(id, seconds(30));
     EXPECT_TRUE(code.ok() && *code == 0) << run.err;
-    // Gone before its holder, as the janitor removes a job's (podman
-    // refuses to remove a holder while a container that joined it is there).
+    // Gone before its holder, as a job removes them (podman refuses to
+    // remove a holder while a container that joined it is there).
     EXPECT_TRUE(engine_->Remove(id, true).ok());
     return run.out;
   };
-  std::vector<std::string> holder_ids;
+  NetworkHolderOptions options;
+  options.image = *image;
+  options.network = "codabench-worker-test-jobs";
+  options.labels = {{kLabel, label_}};
+  options.security_opt = {"no-new-privileges"};
+  std::vector<std::string> taken;
   {
-    NetworkHolders holders(*engine_, {{kLabel, label_}}, {"no-new-privileges"});
-    std::string mode = holders.For("program", kImage);
-    ASSERT_EQ(mode.rfind("container:", 0), 0u) << "no holder: " << mode;
-    holder_ids.push_back(mode.substr(10));
-    EXPECT_EQ(holders.For("program", kImage), mode);
-    std::string first = netns_of(mode);
-    // Each joins the holder's namespace, which is on the default network:
-    // it has an interface there (eth0, with its MAC address).
-    EXPECT_EQ(netns_of(mode), first);
-    EXPECT_NE(first.find("net:["), std::string::npos) << first;
-    EXPECT_NE(first.find(":", first.find("\n")), std::string::npos) << "no eth0: " << first;
-    // One of its own is another namespace.
-    EXPECT_NE(netns_of(""), first);
-
-    // A holder that stopped (an engine restart) is made again.
-    ASSERT_TRUE(engine_->Kill(holder_ids[0]).ok());
-    std::string remade = holders.For("program", kImage);
-    ASSERT_EQ(remade.rfind("container:", 0), 0u);
-    holder_ids.push_back(remade.substr(10));
-    EXPECT_NE(remade, mode);
-    // (The kernel may give the new namespace the old one's number.)
-    EXPECT_NE(netns_of(remade).find("net:["), std::string::npos);
+    NetworkHolders holders(*engine_, options);
+    holders.Prepare();
+    std::string first = holders.Take("program");
+    ASSERT_FALSE(first.empty());
+    taken.push_back(first);
+    const std::string script = "readlink /proc/self/ns/net; hostname; grep -c marker /etc/hosts; true";
+    // A program that writes into its namespace's files...
+    std::string seen = run_in(first, "echo '6.6.6.6 marker' >> /etc/hosts; " + script);
+    EXPECT_NE(seen.find("net:["), std::string::npos) << seen;
+    EXPECT_NE(seen.find("\n1\n"), std::string::npos) << "its own write: " << seen;
+    // ...and the next program, in a namespace of its own, sees none of it.
+    std::string second = holders.Take("program");
+    ASSERT_FALSE(second.empty());
+    taken.push_back(second);
+    EXPECT_NE(second, first);
+    std::string next = run_in(second, script);
+    EXPECT_NE(next.find("\n0\n"), std::string::npos) << "another's hosts file: " << next;
+    std::string first_host = seen.substr(seen.find('\n') + 1);
+    std::string next_host = next.substr(next.find('\n') + 1);
+    EXPECT_NE(first_host.substr(0, first_host.find('\n')),
+              next_host.substr(0, next_host.find('\n')))
+        << "the same hostname";
+    // The holder runs the worker's own program on the worker's network.
+    Result<ContainerState> state = engine_->Inspect(first, false);
+    ASSERT_TRUE(state.ok());
+    EXPECT_TRUE(state->running);
+    for (const std::string& id : taken) EXPECT_TRUE(engine_->Remove(id, true).ok());
   }
-  // An engine that does not hold stdin open: the holder's shell falls back
-  // to `sleep` and keeps running.
-  ContainerSpec closed = Spec("true");
-  closed.cmd.clear();
-  closed.entrypoint = {"sh", "-c", kHolderCommand};
-  std::string closed_id = MustCreate(closed);
-  ASSERT_TRUE(engine_->Start(closed_id).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  Result<ContainerState> closed_state = engine_->Inspect(closed_id, false);
-  ASSERT_TRUE(closed_state.ok()) << closed_state.status().ToString();
-  EXPECT_TRUE(closed_state->running);
-
-  // The holders went with their slot.
-  for (const std::string& id : holder_ids) {
-    Result<ContainerState> st = engine_->Inspect(id, false);
-    EXPECT_EQ(st.status().code(), Code::kNotFound) << id;
+  // The spares no program took went with the slot.
+  Result<std::vector<std::string>> left = engine_->ListByLabel(kLabelNetworkHolder, "true");
+  ASSERT_TRUE(left.ok());
+  for (const std::string& id : *left) {
+    Result<std::vector<std::string>> mine = engine_->ListByLabel(kLabel, label_);
+    ASSERT_TRUE(mine.ok());
+    EXPECT_EQ(std::find(mine->begin(), mine->end(), id), mine->end()) << id << " left behind";
   }
+}
+
+TEST_F(EngineTest, ProgramsOnTheWorkersNetworkCannotReachEachOther) {
+  ASSERT_TRUE(engine_->EnsureNetwork("codabench-worker-test-jobs", {}).ok());
+  ContainerSpec server = Spec("while true; do echo hello | nc -l -p 8080; done");
+  server.network_disabled = false;
+  server.network_mode = "codabench-worker-test-jobs";
+  std::string server_id = MustCreate(server);
+  ASSERT_TRUE(engine_->Start(server_id).ok());
+  ContainerSpec probe = Spec(
+      "ip=$(ip -4 addr show eth0 | sed -n 's/.*inet \\([0-9.]*\\).*/\\1/p'); "
+      "echo mine $ip; for i in 1 2 3 4 5 6 7 8; do "
+      "a=${ip%.*}.$i; [ $a = $ip ] && continue; "
+      "if echo | nc -w 1 $a 8080 | grep -q hello; then echo reached $a; fi; done; echo done");
+  probe.network_disabled = false;
+  probe.network_mode = "codabench-worker-test-jobs";
+  // And on Docker's default network, where nothing stops it: the probe works.
+  ContainerSpec control = server;
+  control.network_mode = "";
+  std::string control_id = MustCreate(control);
+  ASSERT_TRUE(engine_->Start(control_id).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::string probe_id = MustCreate(probe);
+  Collected run = StartAndCollect(probe_id);
+  ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+  EXPECT_NE(run.out.find("done"), std::string::npos) << run.out << run.err;
+  EXPECT_EQ(run.out.find("reached"), std::string::npos) << run.out;
+  ContainerSpec control_probe = probe;
+  control_probe.network_mode = "";
+  std::string control_probe_id = MustCreate(control_probe);
+  Collected control_run = StartAndCollect(control_probe_id);
+  EXPECT_NE(control_run.out.find("reached"), std::string::npos)
+      << "the probe reaches nothing even where it could: " << control_run.out << control_run.err;
 }
 
 // Makes a small image of its own content (so it has its own layer) with the
