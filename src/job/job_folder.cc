@@ -19,21 +19,14 @@ fs::path JobsFolder(const JobEnvironment& env) {
   return env.jobs_subfolder.empty() ? jobs : jobs / env.jobs_subfolder;
 }
 
-int RemoveLeftoverJobFolders(const JobEnvironment& env) {
+int RemoveLeftoverJobFolders(const JobEnvironment& env, const FolderSandbox& sandbox) {
   const fs::path jobs = JobsFolder(env);
   // Their filesystems first, or removing would empty them file by file.
   UnmountUnder(jobs);
   int removed = 0;
   std::error_code ec;
   for (fs::directory_iterator it(jobs, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    fs::remove_all(it->path(), rm);
-    if (rm) {
-      spdlog::warn("could not remove {} left by an earlier run: {}", it->path().string(),
-                   rm.message());
-    } else {
-      ++removed;
-    }
+    if (JobFolder::Remove(it->path(), sandbox)) ++removed;
   }
   return removed;
 }
@@ -94,11 +87,26 @@ std::vector<fs::path> JobFolder::Writable() const {
   return dirs;
 }
 
-void JobFolder::Remove(const fs::path& root) {
+bool JobFolder::Remove(const fs::path& root, const FolderSandbox& sandbox) {
   UnmountUnder(root);
   std::error_code ec;
   fs::remove_all(root, ec);
-  if (ec) spdlog::warn("could not remove job folder {}: {}", root.string(), ec.message());
+  if (!ec) return true;
+  if (!sandbox.usable()) {
+    spdlog::warn("could not remove job folder {}: {}", root.string(), ec.message());
+    return false;
+  }
+  // Programs ran as root in their containers; the worker's user may not
+  // remove what they left: root in a container of the worker's own image may.
+  auto emptied = RunSandbox(sandbox, "remove", root);
+  std::error_code again;
+  if (emptied.ok()) fs::remove_all(root, again);
+  if (!emptied.ok() || again) {
+    spdlog::warn("could not remove job folder {}: {} ({})", root.string(), ec.message(),
+                 emptied.ok() ? again.message() : emptied.status().message());
+    return false;
+  }
+  return true;
 }
 
 }  // namespace cw

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "job/folder_sandbox.h"
 #include "job/job_environment.h"
 #include "report/reporter.h"
 
@@ -22,9 +23,10 @@ namespace cw {
 // BASE/jobs/<subfolder>: where `env`'s jobs get their folders.
 std::filesystem::path JobsFolder(const JobEnvironment& env);
 
-// Removes the job folders a killed run left under JobsFolder(env); returns
-// how many. Only for a worker that knows no job of its own runs there.
-int RemoveLeftoverJobFolders(const JobEnvironment& env);
+// Removes the job folders a killed run left under JobsFolder(env) (through
+// `sandbox` what the worker's user cannot); returns how many. Only for a
+// worker that knows no job of its own runs there.
+int RemoveLeftoverJobFolders(const JobEnvironment& env, const FolderSandbox& sandbox = {});
 
 class JobFolder {
  public:
@@ -56,9 +58,11 @@ class JobFolder {
   // Every folder a program can write, for the output limit.
   std::vector<std::filesystem::path> Writable() const;
 
-  // Removes `root` and all in it (its filesystem unmounted first); a
-  // failure is logged, not returned.
-  static void Remove(const std::filesystem::path& root);
+  // Removes `root` and all in it (its filesystem unmounted first). What the
+  // worker's user may not remove (programs ran as root and left a `0700`
+  // or read-only folder) goes through `sandbox` when it is usable. Whether
+  // it is gone; a failure is logged.
+  static bool Remove(const std::filesystem::path& root, const FolderSandbox& sandbox = {});
 
  private:
   // Mounts the job's own filesystem at root_/work; on failure the job's

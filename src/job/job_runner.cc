@@ -194,9 +194,10 @@ std::function<void()> Job::Cleanup() {
   std::shared_ptr<ImageBudget> images = image_held_ ? env_.images : nullptr;
   image_held_ = false;
   std::string image = args_.docker_image;
-  return [&engine, ids, folder, images, image] {
+  FolderSandbox sandbox = SandboxFor(env_, engine_);  // what the worker's user cannot remove
+  return [&engine, ids, folder, images, image, sandbox] {
     JobContainers::Remove(engine, ids);
-    if (!folder.empty()) JobFolder::Remove(folder);
+    if (!folder.empty()) JobFolder::Remove(folder, sandbox);
     if (!images) return;
     images->Release(image);
     auto swept = images->Enforce();
