@@ -466,7 +466,11 @@ void Job::StartWatchers(WatcherThreads& watchers) {
   const bool own = folder_.own_filesystem();
   DiskWatch w{folder_.Writable(), own ? used_before_programs_ : prepared_bytes_.load(),
               env_.limits.max_output_bytes, env_.limits.output_check_interval, engine_,
-              [this] { return containers_.Ids(); }, args_.id, own ? folder_.work() : fs::path()};
+              [this] { return containers_.Ids(); }, args_.id, own ? folder_.work() : fs::path(),
+              nullptr};
+  if (FolderSandbox sandbox = SandboxFor(env_, engine_); !own && sandbox.usable()) {
+    w.size_unreadable = [sandbox](const fs::path& d) { return SandboxSize(sandbox, d); };
+  }
   watchers.Start("output size watcher", args_.id, [this, w, &stop] {
     WatchDisk(w, stop, [this](std::uintmax_t bytes) { output_bytes_seen_ = bytes; },
               [this] {

@@ -92,6 +92,9 @@ struct DiskWatch {
   // Set: the job's own filesystem holding `dirs`, whose used bytes (statvfs)
   // are measured instead of walking them (job/job_filesystem.h).
   std::filesystem::path filesystem;
+  // Set: sizes a folder the walk could not list all of (the worker's own
+  // image, job/folder_sandbox.h), at the layers' pace.
+  std::function<Result<std::uint64_t>(const std::filesystem::path&)> size_unreadable;
 };
 // Until `stop`, or until the programs wrote more than the limit: then
 // `too_large` is called (with what they wrote) and it returns. `seen` is
