@@ -32,6 +32,9 @@ struct UnpackLimits {
   std::uint64_t max_bytes = 0;       // 0 = no limit. Total uncompressed bytes of the archive (MAX_UNPACKED_SIZE_GB)
   std::uint64_t max_entries = 0;     // 0 = no limit. Number of entries
   std::uint64_t min_free_bytes = 0;  // 0 = none. Stop before the destination file system's free space (statvfs f_bavail*f_frsize) would fall under this (MIN_FREE_DISK_GB)
+  // Where the free space is read: empty, the destination's file system; a
+  // job folder on a filesystem of its own names the host's disk here.
+  std::filesystem::path free_space_of;
   std::string bytes_setting = "MAX_UNPACKED_SIZE_GB";  // names used in messages
   std::string free_setting = "MIN_FREE_DISK_GB";
   std::function<bool()> cancelled;   // checked between chunks; when true, stop with a Cancelled status

@@ -45,6 +45,10 @@ Result<std::uint64_t> FreeBytes(const fs::path& path) {
   return static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
 }
 
+const fs::path& FreeSpaceOf(const UnpackLimits& limits, const fs::path& dest) {
+  return limits.free_space_of.empty() ? dest : limits.free_space_of;
+}
+
 // What one ExtractZip created, so that a failure can take it back.
 class Unpacked {
  public:
@@ -103,7 +107,7 @@ struct Budget {
       if (after > free_room) return IoError(LowSpaceMessage(limits, dest));
       // Others write to the same disk: look again every 64 MiB.
       if (after >= next_free_check) {
-        CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(dest));
+        CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(FreeSpaceOf(limits, dest)));
         if (free_now < limits.min_free_bytes || free_now - limits.min_free_bytes < n) {
           return IoError(LowSpaceMessage(limits, dest));
         }
@@ -196,7 +200,7 @@ Result<ExtractStats> ExtractZip(const fs::path& zip_path, const fs::path& dest_d
   CW_ASSIGN_OR_RETURN(UnpackPlan plan, PlanUnpack(za.get(), zip_path, dest, limits));
   Budget budget{limits, dest, 0, std::numeric_limits<std::uint64_t>::max(), 0};
   if (limits.min_free_bytes != 0) {
-    CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(dest));
+    CW_ASSIGN_OR_RETURN(std::uint64_t free_now, FreeBytes(FreeSpaceOf(limits, dest)));
     if (free_now < limits.min_free_bytes || free_now - limits.min_free_bytes < plan.declared_bytes) {
       return IoError(LowSpaceMessage(limits, dest) + "; the zip needs " + FormatGb(plan.declared_bytes) +
                      " GB and " + FormatGb(free_now) + " GB are free");

@@ -71,6 +71,7 @@ thread_local TreeUsage* g_usage = nullptr;
 
 int CountEntry(const char*, const struct stat* st, int type, struct FTW*) {
   ++g_usage->entries;
+  if (type == FTW_DNR) ++g_usage->unreadable;
   if (type == FTW_F && S_ISREG(st->st_mode)) g_usage->bytes += static_cast<std::uintmax_t>(st->st_size);
   return 0;  // go on, whatever this entry was
 }

@@ -30,6 +30,7 @@ std::uintmax_t TreeSize(const std::filesystem::path& dir);
 struct TreeUsage {
   std::uintmax_t bytes = 0;
   std::uintmax_t entries = 0;
+  std::uintmax_t unreadable = 0;  // folders it could not list: their bytes are not in `bytes`
 };
 TreeUsage MeasureTree(const std::filesystem::path& dir);
 

@@ -75,6 +75,25 @@ std::string DriverFix(const WorkerConfig& config) {
          "GPU_DRIVER=nvidia";
 }
 
+// How MAX_OUTPUT_SIZE_GB will be held: a warning when only the walk can.
+DoctorCheck OutputLimitCheck(const WorkerConfig& config, const DoctorDeps& deps) {
+  if (config.max_output_size_gb <= 0) {
+    return Check("output limit", Level::kWarn, "MAX_OUTPUT_SIZE_GB=0: programs may fill the disk",
+                 "set MAX_OUTPUT_SIZE_GB");
+  }
+  OutputLimitChoice c =
+      deps.output_limit
+          ? deps.output_limit(config)
+          : ProbeJobFilesystems(config.base_directory / "jobs",
+                                config.base_directory == config.host_directory,
+                                config.container_socket);
+  if (c.job_filesystem) return Check("output limit", Level::kOk, c.how);
+  return Check("output limit", Level::kWarn, c.how,
+               "run the worker as root on the engine's host (not in a container) with "
+               "mkfs.ext4 and loop devices, so each job gets a filesystem of its own "
+               "(README \"Disk\")");
+}
+
 }  // namespace
 
 Result<DiskSpace> StatDiskSpace(const fs::path& path) {
@@ -326,6 +345,7 @@ std::vector<DoctorCheck> RunDoctor(const WorkerConfig& config, const DoctorOptio
               " of MAX_CACHE_DIR_SIZE_GB=" + fmt_gb(config.max_cache_dir_size_gb * 1e9);
     out.push_back(Check("disk budgets", level, detail, fix));
   }
+  out.push_back(OutputLimitCheck(config, deps));
 
   // --- the broker
   if (config.broker_url.empty()) {

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "engine/engine.h"
 #include "gpu/gpu_info.h"
+#include "job/job_filesystem.h"
 
 namespace cw {
 
@@ -45,6 +46,9 @@ struct DoctorDeps {
   std::function<Result<BrokerProbe>(const BrokerAddress&)> probe_broker;
   // Free space of the file system holding a path (statvfs by default).
   std::function<Result<DiskSpace>(const std::filesystem::path&)> disk_space;
+  // How MAX_OUTPUT_SIZE_GB would be held (job/job_filesystem.h); null: the
+  // real probe, which formats and mounts a small image.
+  std::function<OutputLimitChoice(const WorkerConfig&)> output_limit;
 };
 
 struct DoctorOptions {

@@ -83,6 +83,7 @@ class DoctorTest : public ::testing::Test {
       return BrokerProbe{true, 3, 1};
     };
     deps_.disk_space = [this](const fs::path&) -> Result<DiskSpace> { return disk_; };
+    deps_.output_limit = [this](const WorkerConfig&) { return output_limit_; };
     options_.socket = "unix:///var/run/docker.sock";
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -108,6 +109,7 @@ class DoctorTest : public ::testing::Test {
   Status broker_status_;
   BrokerAddress broker_asked_;
   DiskSpace disk_{500ull << 30, 1000ull << 30};
+  OutputLimitChoice output_limit_{true, "MAX_OUTPUT_SIZE_GB is held by the kernel"};
 };
 
 TEST_F(DoctorTest, HealthyCpuHostPassesEveryCheck) {
@@ -130,6 +132,15 @@ TEST_F(DoctorTest, HealthyCpuHostPassesEveryCheck) {
   // The probe containers are gone, and so is the marker file.
   EXPECT_EQ(engine_.live_containers(), 0u);
   EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(DoctorTest, AnOutputLimitOnlyTheWalkHoldsIsAWarningSayingWhatItMisses) {
+  output_limit_ = {false, "MAX_OUTPUT_SIZE_GB is measured by walking: the worker is not root"};
+  auto checks = Run();
+  const DoctorCheck& c = Find(checks, "output limit");
+  EXPECT_EQ(c.level, Level::kWarn);
+  EXPECT_THAT(c.detail, HasSubstr("walking"));
+  EXPECT_THAT(c.fix, HasSubstr("root"));
 }
 
 TEST_F(DoctorTest, DeadEngineFailsWithWhatToDoAndSkipsWhatNeedsIt) {

@@ -115,6 +115,7 @@ Status BundleFetcher::Fetch(const BundleFetch& b) {
   limits.max_bytes = env.limits.max_unpacked_bytes;
   limits.max_entries = env.limits.max_unpacked_files;
   limits.min_free_bytes = env.limits.min_free_bytes;
+  limits.free_space_of = ctx_.zips;  // the host's disk, whatever `root` is on
   limits.cancelled = [this] { return ctx_.cancel.cancelled(); };
   auto stats = ExtractZip(zip, ctx_.root / b.dest, limits, *env.env);
   {

@@ -39,7 +39,7 @@ struct BundleFetchContext {
   BundleCache& cache;
   const CancelToken& cancel;
   const JobEnvironment& env;     // rewrite_url, progress, limits
-  std::filesystem::path root;    // the job's folder: each dest is under it
+  std::filesystem::path root;    // the job's work folder: each dest is under it
   std::filesystem::path zips;    // where the downloaded zips go
   long long submission = 0;      // for log lines
   // Set: the submission's md5 (its `program` bundle's zip) is computed while

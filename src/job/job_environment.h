@@ -57,6 +57,10 @@ struct JobLimits {
   std::uint64_t max_output_bytes = 0;    // MAX_OUTPUT_SIZE_GB: what the programs write
   // How often the folders the programs write are measured while they run.
   std::chrono::milliseconds output_check_interval{1000};
+  // MAX_OUTPUT_SIZE_GB held by a filesystem of each job's own
+  // (job/job_filesystem.h), as the start-up probe found the host allows;
+  // else the folders are walked.
+  bool job_filesystem = false;
 };
 
 class NetworkHolders;

@@ -9,6 +9,7 @@
 
 #include "common/fd.h"
 #include "common/files.h"
+#include "job/job_filesystem.h"
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -18,19 +19,14 @@ fs::path JobsFolder(const JobEnvironment& env) {
   return env.jobs_subfolder.empty() ? jobs : jobs / env.jobs_subfolder;
 }
 
-int RemoveLeftoverJobFolders(const JobEnvironment& env) {
+int RemoveLeftoverJobFolders(const JobEnvironment& env, const FolderSandbox& sandbox) {
   const fs::path jobs = JobsFolder(env);
+  // Their filesystems first, or removing would empty them file by file.
+  UnmountUnder(jobs);
   int removed = 0;
   std::error_code ec;
   for (fs::directory_iterator it(jobs, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    fs::remove_all(it->path(), rm);
-    if (rm) {
-      spdlog::warn("could not remove {} left by an earlier run: {}", it->path().string(),
-                   rm.message());
-    } else {
-      ++removed;
-    }
+    if (JobFolder::Remove(it->path(), sandbox)) ++removed;
   }
   return removed;
 }
@@ -38,6 +34,7 @@ int RemoveLeftoverJobFolders(const JobEnvironment& env) {
 Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string& prefix) {
   JobFolder f;
   CW_ASSIGN_OR_RETURN(f.root_, MakeUniqueDir(JobsFolder(env), prefix));
+  f.work_ = f.root_;
   f.data_ = env.base_dir / "data";
   // What programs leave (a set-uid binary, a participant's data) is for this
   // job alone: no other user of the host may reach into the jobs folder. The
@@ -48,6 +45,7 @@ Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string
       return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
     }
   }
+  if (env.limits.job_filesystem && env.limits.max_output_bytes > 0) f.MountOwnFilesystem(env);
   std::error_code ec;
   for (const fs::path& d : {f.output(), f.input(), f.logs(), f.bundles(), f.shared(), f.data_}) {
     fs::create_directories(d, ec);
@@ -61,21 +59,54 @@ Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string
   return f;
 }
 
+void JobFolder::MountOwnFilesystem(const JobEnvironment& env) {
+  auto free = FreeBytesOn(root_);
+  const std::uint64_t bytes = JobFilesystemBytes(env.limits, free.ok() ? *free : 0);
+  const fs::path work = root_ / "work";
+  Status mounted = MountJobFilesystem(root_ / "work.img", work, bytes);
+  if (!mounted.ok()) {
+    UnmountUnder(work);
+    spdlog::warn("{}: no filesystem of its own for this job, its folders are walked instead: {}",
+                 root_.filename().string(), mounted.message());
+    return;
+  }
+  if (::chmod(work.c_str(), 0700) != 0) {
+    spdlog::warn("cannot make {} private: {}", work.string(), ErrnoText(errno));
+  }
+  work_ = work;
+}
+
 std::vector<fs::path> JobFolder::Writable() const {
   // What was unpacked or copied into them before the start is not the
   // programs' doing: the disk watcher subtracts it.
   std::vector<fs::path> dirs;
   for (const char* d : {"output", "shared", "program", "ingestion_program", "input",
                         "input_data"}) {
-    dirs.push_back(root_ / d);
+    dirs.push_back(work_ / d);
   }
   return dirs;
 }
 
-void JobFolder::Remove(const fs::path& root) {
+bool JobFolder::Remove(const fs::path& root, const FolderSandbox& sandbox) {
+  UnmountUnder(root);
   std::error_code ec;
   fs::remove_all(root, ec);
-  if (ec) spdlog::warn("could not remove job folder {}: {}", root.string(), ec.message());
+  if (!ec) return true;
+  if (!sandbox.usable()) {
+    spdlog::warn("could not remove job folder {}: {}", root.string(), ec.message());
+    return false;
+  }
+  // Programs ran as root in their containers; the worker's user may not
+  // remove what they left: root in a container of the worker's own image may.
+  auto emptied = RunSandbox(sandbox, "remove", root);
+  std::error_code again;
+  if (emptied.ok()) fs::remove_all(root, again);
+  if (!emptied.ok() || again) {
+    spdlog::warn("could not remove job folder {}: {} ({})", root.string(), ec.message(),
+                 emptied.ok() ? again.message() : emptied.status().message());
+    return false;
+  }
+  return true;
 }
 
 }  // namespace cw

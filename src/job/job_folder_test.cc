@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "common/files.h"
+#include "job/job_filesystem.h"
 
 namespace cw {
 namespace {
@@ -73,6 +74,45 @@ TEST_F(JobFolderTest, TheSweepRemovesOnlyThisNodesLeftovers) {
   EXPECT_TRUE(fs::exists(tmp_ / "jobs/compute-worker@b/job-2-prediction-y"));
   env_.jobs_subfolder = "nobody";
   EXPECT_EQ(RemoveLeftoverJobFolders(env_), 0);  // no folder: nothing to sweep
+}
+
+TEST_F(JobFolderTest, WithAFilesystemOfItsOwnTheProgramsFoldersAreOnIt) {
+  OutputLimitChoice probe =
+      ProbeJobFilesystems(tmp_ / "jobs", true, "unix:///var/run/docker.sock");
+  if (!probe.job_filesystem) GTEST_SKIP() << probe.how;
+  env_.jobs_subfolder = "compute-worker@a";
+  env_.limits.job_filesystem = true;
+  env_.limits.max_output_bytes = 1ull << 30;
+  env_.limits.max_unpacked_bytes = 1ull << 30;
+  auto f = JobFolder::Create(env_, "job-7-prediction-");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  ASSERT_TRUE(f->own_filesystem());
+  EXPECT_EQ(f->work(), f->root() / "work");
+  EXPECT_TRUE(IsMountPoint(f->work()));
+  EXPECT_EQ(f->output(), f->work() / "output");
+  EXPECT_EQ(f->program(ProgramKind::kProgram), f->work() / "program");
+  EXPECT_EQ(f->logs(), f->root() / "logs");  // the worker's own, on the host's disk
+  EXPECT_EQ(fs::status(f->output()).permissions(), fs::perms::all);
+  EXPECT_EQ(Others(f->work()), fs::perms::none);
+  for (const fs::path& p : f->Writable()) EXPECT_EQ(p.parent_path(), f->work()) << p;
+
+  JobFolder::Remove(f->root());
+  EXPECT_FALSE(fs::exists(f->root()));
+
+  // A killed run's: the sweep unmounts it before removing it.
+  auto left = JobFolder::Create(env_, "job-8-scoring-");
+  ASSERT_TRUE(left.ok() && left->own_filesystem());
+  EXPECT_EQ(RemoveLeftoverJobFolders(env_), 1);
+  EXPECT_FALSE(fs::exists(left->root()));
+}
+
+TEST_F(JobFolderTest, WithoutAFilesystemOfItsOwnTheFoldersStayInTheRoot) {
+  env_.limits.job_filesystem = true;
+  env_.limits.max_output_bytes = 0;  // no limit to hold
+  auto f = JobFolder::Create(env_, "job-7-prediction-");
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(f->own_filesystem());
+  EXPECT_EQ(f->output(), f->root() / "output");
 }
 
 }  // namespace

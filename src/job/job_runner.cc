@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "job/bundle_fetcher.h"
 #include "job/image_puller.h"
+#include "job/job_filesystem.h"
 #include "job/job_containers.h"
 #include "job/legacy.h"
 #include "job/network_holders.h"
@@ -123,6 +124,7 @@ class Job {
   std::atomic<bool> output_too_large_{false};
   std::atomic<std::uintmax_t> output_bytes_seen_{0};
   std::atomic<std::uintmax_t> prepared_bytes_{0};  // unpacked or copied before the programs ran
+  std::uintmax_t used_before_programs_ = 0;  // on the job's own filesystem, when it has one
   bool image_held_ = false;  // Acquired from env_.images
 };
 
@@ -192,9 +194,10 @@ std::function<void()> Job::Cleanup() {
   std::shared_ptr<ImageBudget> images = image_held_ ? env_.images : nullptr;
   image_held_ = false;
   std::string image = args_.docker_image;
-  return [&engine, ids, folder, images, image] {
+  FolderSandbox sandbox = SandboxFor(env_, engine_);  // what the worker's user cannot remove
+  return [&engine, ids, folder, images, image, sandbox] {
     JobContainers::Remove(engine, ids);
-    if (!folder.empty()) JobFolder::Remove(folder);
+    if (!folder.empty()) JobFolder::Remove(folder, sandbox);
     if (!images) return;
     images->Release(image);
     auto swept = images->Enforce();
@@ -239,7 +242,7 @@ Status Job::Prepare() {
   }
   ImagePuller puller(engine_, args_.docker_image, env_.pull_policy, env_.progress, cancel_);
   const bool s = args_.is_scoring;
-  BundleFetchContext context{storage_, cache_, cancel_, env_, folder_.root(), folder_.bundles(),
+  BundleFetchContext context{storage_, cache_, cancel_, env_, folder_.work(), folder_.bundles(),
                              args_.id, nullptr};
   if (!s) {
     context.on_submission_md5 = [this](const std::string& sum) {
@@ -398,6 +401,10 @@ Status Job::RunPrograms() {
   auto t0 = Clock::now();
   CW_RETURN_IF_ERROR(CreatePrograms());
   CW_RETURN_IF_ERROR(CheckCancel());
+  if (folder_.own_filesystem()) {
+    auto used = UsedBytes(folder_.work());  // not the programs' doing
+    if (used.ok()) used_before_programs_ = *used;
+  }
 
   const auto deadline = env_.env->Now() + std::chrono::seconds(args_.execution_time_limit);
   std::vector<ProgramRun*> runs;
@@ -456,9 +463,14 @@ void Job::StartWatchers(WatcherThreads& watchers) {
     WatchUsage(engine_, targets, env_.usage_interval, stop);
   });
   if (env_.limits.max_output_bytes == 0) return;
-  DiskWatch w{folder_.Writable(), prepared_bytes_.load(), env_.limits.max_output_bytes,
-              env_.limits.output_check_interval, engine_,
-              [this] { return containers_.Ids(); }, args_.id};
+  const bool own = folder_.own_filesystem();
+  DiskWatch w{folder_.Writable(), own ? used_before_programs_ : prepared_bytes_.load(),
+              env_.limits.max_output_bytes, env_.limits.output_check_interval, engine_,
+              [this] { return containers_.Ids(); }, args_.id, own ? folder_.work() : fs::path(),
+              nullptr};
+  if (FolderSandbox sandbox = SandboxFor(env_, engine_); !own && sandbox.usable()) {
+    w.size_unreadable = [sandbox](const fs::path& d) { return SandboxSize(sandbox, d); };
+  }
   watchers.Start("output size watcher", args_.id, [this, w, &stop] {
     WatchDisk(w, stop, [this](std::uintmax_t bytes) { output_bytes_seen_ = bytes; },
               [this] {

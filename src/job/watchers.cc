@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/safe_file.h"
 #include "common/units.h"
+#include "job/job_filesystem.h"
 #include "storage/file_util.h"
 
 namespace cw {
@@ -129,25 +131,58 @@ void WatchDetailedResults(const DetailedResultsWatch& w, const StopSignal& stop)
   looker.Look(true);  // always the final version
 }
 
+namespace {
+
+// What the programs' folders hold: the job's own filesystem's used bytes
+// (which count what no walk sees: files deleted while open, folders the
+// worker cannot read, paths too deep), else a walk, with the folders it
+// could not list sized by the worker's own image on slow looks.
+class FolderMeasure {
+ public:
+  explicit FolderMeasure(const DiskWatch& w) : w_(w) {}
+
+  std::uintmax_t Bytes(bool slow_look) {
+    if (!w_.filesystem.empty()) {
+      auto used = UsedBytes(w_.filesystem);
+      if (used.ok()) return static_cast<std::uintmax_t>(*used);
+    }
+    std::uintmax_t bytes = 0;
+    for (const auto& d : w_.dirs) {
+      TreeUsage usage = MeasureTree(d);
+      std::uintmax_t& sized = sandboxed_[d];
+      if (usage.unreadable > 0 && w_.size_unreadable && slow_look) {
+        auto all = w_.size_unreadable(d);
+        if (all.ok()) sized = *all;
+      }
+      bytes += std::max<std::uintmax_t>(usage.bytes, usage.unreadable > 0 ? sized : 0);
+    }
+    return bytes;
+  }
+
+ private:
+  const DiskWatch& w_;
+  std::map<std::filesystem::path, std::uintmax_t> sandboxed_;  // the last size of each
+};
+
+}  // namespace
+
 void WatchDisk(const DiskWatch& w, const StopSignal& stop,
                const std::function<void(std::uintmax_t)>& seen,
                const std::function<void()>& too_large) {
-  auto measure = [&] {
-    std::uintmax_t bytes = 0;
-    for (const auto& d : w.dirs) bytes += MeasureTree(d).bytes;
-    return bytes;
-  };
+  FolderMeasure folders(w);
   Env& env = stop.env();
   auto last_layer_check = env.Now() - std::chrono::hours(1);
   std::uintmax_t layers = 0;
   while (!stop.stopped()) {
     auto t0 = env.Now();
-    std::uintmax_t written = measure();
-    written = written > w.baseline ? written - w.baseline : 0;
     // A program may also write inside its container (/tmp, its home): that
     // lands in the engine's storage. The engine walks the container's layer
-    // to size it, so this is asked less often.
-    if (env.Now() - last_layer_check >= 5 * w.interval) {
+    // to size it, so this is asked less often (and so is the worker's own
+    // image about folders the walk cannot list).
+    const bool slow_look = env.Now() - last_layer_check >= 5 * w.interval;
+    std::uintmax_t written = folders.Bytes(slow_look);
+    written = written > w.baseline ? written - w.baseline : 0;
+    if (slow_look) {
       last_layer_check = env.Now();
       layers = 0;
       for (const auto& id : w.containers()) {

@@ -3,8 +3,9 @@
 //   - WatchDetailedResults: sends the scoring output's detailed results page
 //     to the site as it changes (at most one upload a second, always the
 //     final version);
-//   - WatchDisk: measures what the programs wrote (their folders and their
-//     containers' layers) against MAX_OUTPUT_SIZE_GB;
+//   - WatchDisk: measures what the programs wrote (their filesystem, or a
+//     walk of their folders, and their containers' layers) against
+//     MAX_OUTPUT_SIZE_GB;
 //   - WatchUsage: samples each running program's memory and CPU.
 // WatcherThreads owns the threads: it starts each guarded (an exception is
 // logged, never let out of the thread) and stops and joins them all, in its
@@ -94,6 +95,12 @@ struct DiskWatch {
   ContainerEngine& engine;      // the containers' layers, every 5 intervals
   std::function<std::vector<std::string>()> containers;  // the job's, now
   long long submission = 0;
+  // Set: the job's own filesystem holding `dirs`, whose used bytes (statvfs)
+  // are measured instead of walking them (job/job_filesystem.h).
+  std::filesystem::path filesystem;
+  // Set: sizes a folder the walk could not list all of (the worker's own
+  // image, job/folder_sandbox.h), at the layers' pace.
+  std::function<Result<std::uint64_t>(const std::filesystem::path&)> size_unreadable;
 };
 // Until `stop`, or until the programs wrote more than the limit: then
 // `too_large` is called (with what they wrote) and it returns. `seen` is

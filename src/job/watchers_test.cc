@@ -1,5 +1,8 @@
 #include "job/watchers.h"
 
+#include <sys/fsuid.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <thread>
 
@@ -95,7 +98,7 @@ TEST_F(WatchersTest, DiskWatcherStopsAtTheLimitCountingTheLayers) {
   engine.writable_bytes = 600;
   std::ofstream(out_ / "written") << std::string(500, 'x');
   std::ofstream(out_ / "unpacked") << std::string(100, 'x');
-  DiskWatch w{{out_}, 100, 1000, 5ms, engine, [&] { return std::vector<std::string>{*id}; }, 7};
+  DiskWatch w{{out_}, 100, 1000, 5ms, engine, [&] { return std::vector<std::string>{*id}; }, 7, {}, nullptr};
   StopSignal stop;
   std::uintmax_t seen = 0;
   bool too_large = false;
@@ -107,7 +110,7 @@ TEST_F(WatchersTest, DiskWatcherStopsAtTheLimitCountingTheLayers) {
 TEST_F(WatchersTest, DiskWatcherUnderTheLimitRunsUntilStopped) {
   FakeEngine engine;
   std::ofstream(out_ / "written") << std::string(500, 'x');
-  DiskWatch w{{out_}, 0, 1000, 5ms, engine, [] { return std::vector<std::string>{}; }, 7};
+  DiskWatch w{{out_}, 0, 1000, 5ms, engine, [] { return std::vector<std::string>{}; }, 7, {}, nullptr};
   StopSignal stop;
   std::atomic<int> looks{0};
   bool too_large = false;
@@ -118,6 +121,36 @@ TEST_F(WatchersTest, DiskWatcherUnderTheLimitRunsUntilStopped) {
   stop.Stop();
   watcher.join();
   EXPECT_FALSE(too_large);
+}
+
+TEST_F(WatchersTest, AFolderTheWalkCannotListIsSizedByTheSandbox) {
+  // A plain user's walk: the watcher's thread takes another file system
+  // user (setfsuid is per thread, and drops the thread's DAC overrides).
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to play a plain user";
+  fs::permissions(tmp_, fs::perms::all);
+  fs::permissions(out_, fs::perms::all);
+  std::ofstream(out_ / "seen") << std::string(500, 'x');
+  fs::create_directories(out_ / "h");
+  std::ofstream(out_ / "h" / "hidden") << std::string(5000, 'x');
+  fs::permissions(out_ / "h", fs::perms::owner_all);  // 0700, root's
+  FakeEngine engine;
+  std::vector<fs::path> sized;
+  DiskWatch w{{out_}, 0, 1000, 5ms, engine, [] { return std::vector<std::string>{}; }, 7, {},
+              [&](const fs::path& d) -> Result<std::uint64_t> {
+                sized.push_back(d);
+                return std::uint64_t{8192};  // what the files take on disk
+              }};
+  StopSignal stop;
+  std::uintmax_t seen = 0;
+  bool too_large = false;
+  std::thread plain_user([&] {
+    ::setfsuid(65534);
+    WatchDisk(w, stop, [&](std::uintmax_t b) { seen = b; }, [&] { too_large = true; });
+  });
+  plain_user.join();
+  EXPECT_TRUE(too_large);
+  EXPECT_EQ(seen, 8192u);
+  EXPECT_EQ(sized, std::vector<fs::path>{out_});
 }
 
 TEST_F(WatchersTest, UsageKeepsTheHighestFiguresOfRunningPrograms) {

@@ -303,9 +303,10 @@ int Serve(const ServeOptions& options) {
     metrics->WatchCacheBytes([&cache] { return static_cast<double>(cache.SizeBytes()); });
   }
   JobEnvironment env = QueueJobEnvironment(config, nodename, engine, metrics.get());
-  // No job of ours runs yet: what a killed run of this node left goes.
-  if (sweep) RemoveOrphanJobFolders(env, nodename);
   PrepareEngine(env, engine);
+  // No job of ours runs yet: what a killed run of this node left goes
+  // (through the worker's own image what its user may not remove).
+  if (sweep) RemoveOrphanJobFolders(env, engine, nodename);
   // GPU use per slot (gauges) and per job (log, metadata, histograms).
   GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
   // One runner per slot: the slot's GPUs, CPUs and labels are in its

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "gpu/container_options.h"
+#include "job/job_filesystem.h"
 #include "job/network_holders.h"
 #include "sandbox/sandbox_image.h"
 #include "storage/hash.h"
@@ -22,6 +23,7 @@ JobEnvironment BaseJobEnvironment(const WorkerConfig& config, const std::filesys
   env.limits = JobLimitsFromConfig(config);
   env.container.network_disabled = config.network_disabled;
   env.container.network = config.container_network;
+  ChooseOutputLimit(env, config.container_socket);  // says in the log which way
   return env;
 }
 

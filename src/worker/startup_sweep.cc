@@ -53,9 +53,10 @@ void RemoveOrphanContainers(ContainerEngine& engine, const std::string& nodename
   }
 }
 
-int RemoveOrphanJobFolders(const JobEnvironment& env, const std::string& nodename) {
+int RemoveOrphanJobFolders(const JobEnvironment& env, ContainerEngine& engine,
+                           const std::string& nodename) {
   if (env.keep_job_dir) return 0;
-  const int left = RemoveLeftoverJobFolders(env);
+  const int left = RemoveLeftoverJobFolders(env, SandboxFor(env, engine));
   if (left > 0) {
     spdlog::warn("removed {} job folder(s) an earlier run of {} left in {}", left, nodename,
                  JobsFolder(env).string());

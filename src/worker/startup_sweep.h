@@ -28,7 +28,10 @@ bool NoOtherLiveNode(const BrokerAddress& address, const std::string& nodename, 
 void RemoveOrphanContainers(ContainerEngine& engine, const std::string& nodename);
 
 // Removes the job folders left under JobsFolder(env), unless the admin keeps
-// job folders (CODALAB_IGNORE_CLEANUP_STEP). Returns how many went.
-int RemoveOrphanJobFolders(const JobEnvironment& env, const std::string& nodename);
+// job folders (CODALAB_IGNORE_CLEANUP_STEP); what the worker's user cannot
+// remove (programs ran as root) goes through the worker's own image in
+// `engine` (env.sandbox_image: call after PrepareEngine). Returns how many went.
+int RemoveOrphanJobFolders(const JobEnvironment& env, ContainerEngine& engine,
+                           const std::string& nodename);
 
 }  // namespace cw

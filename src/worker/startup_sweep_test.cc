@@ -32,15 +32,16 @@ TEST(StartupSweep, RemovesTheNodesJobContainersThenItsNetworkHolders) {
 class StartupSweepFolders : public testing_util::TempDirTest {};
 
 TEST_F(StartupSweepFolders, RemovesLeftJobFoldersUnlessTheAdminKeepsThem) {
+  FakeEngine engine;
   JobEnvironment env;
   env.base_dir = root_;
   env.jobs_subfolder = "w_a";
   WriteFile(JobsFolder(env) / "job-1-prediction-x" / "input" / "f", "data");
   env.keep_job_dir = true;
-  EXPECT_EQ(RemoveOrphanJobFolders(env, "w@a"), 0);
+  EXPECT_EQ(RemoveOrphanJobFolders(env, engine, "w@a"), 0);
   EXPECT_TRUE(std::filesystem::exists(JobsFolder(env) / "job-1-prediction-x"));
   env.keep_job_dir = false;
-  EXPECT_EQ(RemoveOrphanJobFolders(env, "w@a"), 1);
+  EXPECT_EQ(RemoveOrphanJobFolders(env, engine, "w@a"), 1);
   EXPECT_FALSE(std::filesystem::exists(JobsFolder(env) / "job-1-prediction-x"));
 }
 
