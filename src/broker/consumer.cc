@@ -68,7 +68,7 @@ QueueConsumer::~QueueConsumer() {
 void QueueConsumer::Queue(PendingOp op) {
   op.queued = Clock::now();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     pending_.push_back(op);
   }
   Wake();
@@ -284,7 +284,7 @@ Status QueueConsumer::SetUpControl(AmqpClient& client) {
 Status QueueConsumer::ApplyPending(AmqpClient& client, std::uint64_t epoch) {
   std::vector<PendingOp> ops;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ops.swap(pending_);
   }
   for (const PendingOp& op : ops) {

@@ -12,7 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -23,6 +22,7 @@
 #include "broker/broker_url.h"
 #include "broker/celery.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace cw {
 
@@ -109,8 +109,8 @@ class QueueConsumer {
   std::atomic<int> prefetch_;
   std::atomic<int> active_{0}, processed_{0};
 
-  std::mutex mu_;
-  std::vector<PendingOp> pending_;  // guarded by mu_
+  Mutex mu_;  // never held across a broker call
+  std::vector<PendingOp> pending_ GUARDED_BY(mu_);
   std::atomic<bool> stop_consuming_{false};
   int wake_fd_ = -1;  // eventfd: written by Ack/Reject/StopConsuming, read by the broker thread
 

@@ -81,6 +81,31 @@ void AddSettingOptions(CLI::App* app, SettingOptions& settings) {
                 "do not give each slot its own CPUs (env SPLIT_CPUS=False)");
 }
 
+// What `run` and `doctor` share: the .env, the broker's TLS and the setting
+// overrides, read the same way so both see the same worker.
+struct WorkerSettingsOptions {
+  std::string env_file;
+  bool insecure_tls = false;
+  SettingOptions settings;
+
+  void AddEnvFile(CLI::App* app) {
+    app->add_option("--env-file", env_file,
+                    "settings file read under the environment (default: ./.env when it exists)");
+  }
+  // After the command's own options, so --help lists them as before.
+  void AddTlsAndSettings(CLI::App* app, const std::string& tls_help) {
+    app->add_flag("--insecure-broker-tls", insecure_tls, tls_help);
+    AddSettingOptions(app, settings);
+  }
+  // Into cw::ServeOptions or cw::DoctorCommandOptions.
+  template <typename Options>
+  void ApplyTo(Options& options) const {
+    options.env_file = EnvFile(env_file);
+    options.tls_verify = !insecure_tls;
+    options.overrides = settings.Overrides();
+  }
+};
+
 // `run-local BUNDLE SUBMISSION`: one phase on this machine.
 struct RunLocalCommand {
   cw::RunLocalOptions local;
@@ -121,40 +146,34 @@ struct RunLocalCommand {
 // `run`: serve a queue.
 struct ServeCommand {
   cw::ServeOptions serve;
-  std::string env_file;
-  bool insecure_tls = false;
-  SettingOptions settings;
+  WorkerSettingsOptions common;
   CLI::App* app = nullptr;
 
   void Add(CLI::App& parent) {
     app = parent.add_subcommand(
         "run", "Serve a Codabench queue: take jobs from BROKER_URL, run them, report to the site");
-    app->add_option("--env-file", env_file,
-                    "settings file read under the environment (default: ./.env when it exists)");
+    common.AddEnvFile(app);
     app->add_option("--nodename", serve.nodename,
                     "Celery node name (default: compute-worker@<hostname>)");
-    app->add_flag("--insecure-broker-tls", insecure_tls,
-                  "with BROKER_USE_SSL, do not verify the broker's certificate (the Python worker "
-                  "never does)");
-    AddSettingOptions(app, settings);
+    common.AddTlsAndSettings(app,
+                             "with BROKER_USE_SSL, do not verify the broker's certificate (the "
+                             "Python worker never does)");
     app->add_option_function<std::string>(
         "--shutdown-timeout",
-        [this](const std::string& v) { settings.values["WORKER_SHUTDOWN_TIMEOUT"] = v; },
+        [this](const std::string& v) { common.settings.values["WORKER_SHUTDOWN_TIMEOUT"] = v; },
         "on SIGTERM/SIGINT, wait at most SECONDS for running jobs to finish before stopping them "
         "(default: wait; a second SIGTERM or SIGQUIT stops them at once) "
         "(env WORKER_SHUTDOWN_TIMEOUT)");
     app->add_option_function<std::string>(
         "--metrics-address",
-        [this](const std::string& v) { settings.values["METRICS_ADDRESS"] = v; },
+        [this](const std::string& v) { common.settings.values["METRICS_ADDRESS"] = v; },
         "serve Prometheus /metrics, /healthz and /readyz on HOST:PORT, e.g. 127.0.0.1:9464, and "
         "/status to requests with METRICS_TOKEN (default: off) (env METRICS_ADDRESS)");
   }
 
   // --log-level, when given, wins over LOG_LEVEL in the .env too.
   int Run(const std::optional<std::string>& log_level) {
-    serve.env_file = EnvFile(env_file);
-    serve.tls_verify = !insecure_tls;
-    serve.overrides = settings.Overrides();
+    common.ApplyTo(serve);
     if (log_level) serve.overrides["LOG_LEVEL"] = *log_level;
     return cw::Serve(serve);
   }
@@ -163,29 +182,22 @@ struct ServeCommand {
 // `doctor`: can this machine serve a queue with these settings?
 struct DoctorCommand {
   cw::DoctorCommandOptions options;
-  std::string env_file;
-  bool insecure_tls = false;
-  SettingOptions settings;
+  WorkerSettingsOptions common;
   CLI::App* app = nullptr;
 
   void Add(CLI::App& parent) {
     app = parent.add_subcommand(
         "doctor", "Check that this machine can serve a Codabench queue with these settings: the "
                   "engine, image pulls, GPUs and their runtime, slots, HOST_DIRECTORY, the broker");
-    app->add_option("--env-file", env_file,
-                    "settings file read under the environment (default: ./.env when it exists)");
+    common.AddEnvFile(app);
     app->add_option("--image", options.image,
                     "image to check pulls for, and to run the GPU and folder probes in when it "
                     "is on the machine (default: codalab/codalab-legacy:py37)");
-    app->add_flag("--insecure-broker-tls", insecure_tls,
-                  "with BROKER_USE_SSL, do not verify the broker's certificate");
-    AddSettingOptions(app, settings);
+    common.AddTlsAndSettings(app, "with BROKER_USE_SSL, do not verify the broker's certificate");
   }
 
   int Run() {
-    options.env_file = EnvFile(env_file);
-    options.tls_verify = !insecure_tls;
-    options.overrides = settings.Overrides();
+    common.ApplyTo(options);
     return cw::RunDoctorCommand(options);
   }
 };

@@ -76,6 +76,26 @@ Result<std::string> SubmissionZip(const fs::path& submission, const fs::path& zi
   return FileUrl(submission);
 }
 
+// The task's programs and data, and the submission, as file:// URLs of zips.
+struct LocalZips {
+  std::string scoring, ingestion, input, reference, submission;
+};
+
+Result<LocalZips> ZipTask(const TaskSpec& t, const std::string& phase_name,
+                          const fs::path& submission, const fs::path& zips) {
+  LocalZips z;
+  CW_ASSIGN_OR_RETURN(z.scoring, EntryZip(t.scoring_program, "scoring_program", zips));
+  CW_ASSIGN_OR_RETURN(z.ingestion, EntryZip(t.ingestion_program, "ingestion_program", zips));
+  CW_ASSIGN_OR_RETURN(z.input, EntryZip(t.input_data, "input_data", zips));
+  CW_ASSIGN_OR_RETURN(z.reference, EntryZip(t.reference_data, "reference_data", zips));
+  if (z.scoring.empty()) {
+    return InvalidInput("task '" + t.name + "' of phase '" + phase_name +
+                        "' has no scoring_program; nothing could score the submission");
+  }
+  CW_ASSIGN_OR_RETURN(z.submission, SubmissionZip(submission, zips));
+  return z;
+}
+
 struct StageFiles {
   fs::path dir;
   std::string Log(const char* name) const { return FileUrl(dir / "logs" / name); }
@@ -90,6 +110,36 @@ RunArgs BaseArgs(const std::string& image, int time_limit) {
   a.docker_image = image;
   a.execution_time_limit = time_limit;
   return a;
+}
+
+RunArgs PredictionArgs(const std::string& image, int time_limit, const LocalZips& z,
+                       const StageFiles& pred) {
+  RunArgs p = BaseArgs(image, time_limit);
+  p.is_scoring = false;
+  p.program_data = z.submission;
+  p.ingestion_program = z.ingestion;
+  p.input_data = z.input;
+  p.prediction_result = FileUrl(pred.dir / "output.zip");
+  p.stdout_url = pred.Log("stdout.txt");
+  p.stderr_url = pred.Log("stderr.txt");
+  p.ingestion_stdout_url = pred.Log("ingestion_stdout.txt");
+  p.ingestion_stderr_url = pred.Log("ingestion_stderr.txt");
+  return p;
+}
+
+RunArgs ScoringArgs(const std::string& image, int time_limit, const LocalZips& z,
+                    const StageFiles& pred, const StageFiles& score) {
+  RunArgs s = BaseArgs(image, time_limit);
+  s.is_scoring = true;
+  s.program_data = z.scoring;
+  s.input_data = z.input;
+  s.reference_data = z.reference;
+  s.prediction_result = FileUrl(pred.dir / "output.zip");
+  s.scoring_result = FileUrl(score.dir / "output.zip");
+  s.detailed_results_url = FileUrl(score.dir / "detailed_results.html");
+  s.stdout_url = score.Log("stdout.txt");
+  s.stderr_url = score.Log("stderr.txt");
+  return s;
 }
 
 // Pulls and downloads: a bar on stderr when it is a terminal, else a log
@@ -186,20 +236,8 @@ int RunLocal(const RunLocalOptions& o) {
   const TaskSpec& t = **task;
   const std::string image = o.image.empty() ? competition->docker_image : o.image;
 
-  fs::path zips = work / "zips";
-  auto scoring = EntryZip(t.scoring_program, "scoring_program", zips);
-  auto ingestion = EntryZip(t.ingestion_program, "ingestion_program", zips);
-  auto input = EntryZip(t.input_data, "input_data", zips);
-  auto reference = EntryZip(t.reference_data, "reference_data", zips);
-  for (const auto* r : {&scoring, &ingestion, &input, &reference}) {
-    if (!r->ok()) return Fail(r->status().message());
-  }
-  if (scoring->empty()) {
-    return Fail("task '" + t.name + "' of phase '" + (*phase)->name +
-                "' has no scoring_program; nothing could score the submission");
-  }
-  auto submission = SubmissionZip(fs::absolute(o.submission), zips);
-  if (!submission.ok()) return Fail(submission.status().message());
+  auto zips = ZipTask(t, (*phase)->name, fs::absolute(o.submission), work / "zips");
+  if (!zips.ok()) return Fail(zips.status().message());
 
   std::string socket = o.container_socket.empty() ? config->container_socket : o.container_socket;
   DockerEngine engine(socket);
@@ -242,16 +280,7 @@ int RunLocal(const RunLocalOptions& o) {
 
   // Prediction: the submission (with the ingestion program when there is one).
   StageFiles pred{out / "prediction"};
-  RunArgs p = BaseArgs(image, (*phase)->execution_time_limit);
-  p.is_scoring = false;
-  p.program_data = *submission;
-  p.ingestion_program = *ingestion;
-  p.input_data = *input;
-  p.prediction_result = FileUrl(pred.dir / "output.zip");
-  p.stdout_url = pred.Log("stdout.txt");
-  p.stderr_url = pred.Log("stderr.txt");
-  p.ingestion_stdout_url = pred.Log("ingestion_stdout.txt");
-  p.ingestion_stderr_url = pred.Log("ingestion_stderr.txt");
+  RunArgs p = PredictionArgs(image, (*phase)->execution_time_limit, *zips, pred);
   JobResult pr;
   {
     TerminalReporter reporter("prediction", stdout, stderr, o.color);
@@ -263,16 +292,7 @@ int RunLocal(const RunLocalOptions& o) {
 
   // Scoring: the scoring program on the prediction's output.
   StageFiles score{out / "scoring"};
-  RunArgs s = BaseArgs(image, (*phase)->execution_time_limit);
-  s.is_scoring = true;
-  s.program_data = *scoring;
-  s.input_data = *input;
-  s.reference_data = *reference;
-  s.prediction_result = FileUrl(pred.dir / "output.zip");
-  s.scoring_result = FileUrl(score.dir / "output.zip");
-  s.detailed_results_url = FileUrl(score.dir / "detailed_results.html");
-  s.stdout_url = score.Log("stdout.txt");
-  s.stderr_url = score.Log("stderr.txt");
+  RunArgs s = ScoringArgs(image, (*phase)->execution_time_limit, *zips, pred, score);
   JobResult sr;
   {
     TerminalReporter reporter("scoring", stdout, stderr, o.color);

@@ -39,24 +39,24 @@ bool SerialExecutor::Repeat(std::chrono::milliseconds interval, Task task) {
 
 bool SerialExecutor::PostAt(Clock::time_point due, Task task, bool bounded) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return false;
     if (bounded && max_queued_ > 0 && queue_.size() >= max_queued_) return false;
     queue_.emplace(due, std::move(task));
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
   return true;
 }
 
 std::size_t SerialExecutor::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return queue_.size() + (running_task_ ? 1 : 0);
 }
 
 std::size_t SerialExecutor::Shutdown(Leftovers leftovers) {
   std::size_t dropped = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return 0;
     stopping_ = true;
     if (leftovers == Leftovers::kDrop) {
@@ -69,7 +69,7 @@ std::size_t SerialExecutor::Shutdown(Leftovers leftovers) {
       queue_.erase(undue, queue_.end());
     }
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   // From one of its own tasks, it cannot wait for itself: the thread ends
   // after this task, and the destructor joins it.
   if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) thread_.join();
@@ -77,22 +77,22 @@ std::size_t SerialExecutor::Shutdown(Leftovers leftovers) {
 }
 
 void SerialExecutor::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
     if (queue_.empty()) {
       if (stopping_) return;
-      cv_.wait(lock);
+      cv_.Wait(lock);
       continue;
     }
     auto first = queue_.begin();
     if (const Clock::time_point due = first->first; due > Clock::now()) {
-      cv_.wait_until(lock, due);  // or an earlier task, or Shutdown
+      cv_.WaitUntil(lock, due);  // or an earlier task, or Shutdown
       continue;
     }
     Task task = std::move(first->second);
     queue_.erase(first);
     running_task_ = true;
-    lock.unlock();
+    lock.Unlock();
     try {
       task();
     } catch (const std::exception& e) {
@@ -101,7 +101,7 @@ void SerialExecutor::Loop() {
       spdlog::error("{}: a task stopped on an unknown exception", name_);
     }
     task = nullptr;  // what it holds goes before it counts as done
-    lock.lock();
+    lock.Lock();
     running_task_ = false;
   }
 }

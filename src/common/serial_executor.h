@@ -7,17 +7,18 @@
 // any thread, tasks included (Shutdown from a task does not wait for the
 // thread, which ends after that task). The destructor calls Shutdown(kRun)
 // and joins; it must not run on the executor's own thread.
-// mu_ guards everything below it; thread_ is set once, in the constructor.
+// mu_ guards the queue and the two flags; thread_ is set once, in the
+// constructor.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
+
+#include "common/thread_annotations.h"
 
 namespace cw {
 
@@ -58,16 +59,16 @@ class SerialExecutor {
 
  private:
   struct Tick;  // a Repeat's task, which posts itself again
-  void Loop();
-  bool PostAt(Clock::time_point due, Task task, bool bounded);
+  void Loop() EXCLUDES(mu_);
+  bool PostAt(Clock::time_point due, Task task, bool bounded) EXCLUDES(mu_);
 
   const std::string name_;
   const std::size_t max_queued_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::multimap<Clock::time_point, Task> queue_;  // by due time, FIFO among equals
-  bool running_task_ = false;
-  bool stopping_ = false;
+  mutable Mutex mu_;
+  CondVar cv_;  // a task queued, or Shutdown
+  std::multimap<Clock::time_point, Task> queue_ GUARDED_BY(mu_);  // by due time, FIFO among equals
+  bool running_task_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts once the rest is built
 };
 

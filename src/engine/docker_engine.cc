@@ -169,6 +169,10 @@ Status DockerEngine::Start(const std::string& id) {
 Status DockerEngine::StartAndStream(const std::string& id, const OutputFn& output,
                                     const std::function<void()>& on_started) {
   // Held from the start call until on_started returns, so output waits for it.
+  // The one lock in the engine held across an engine call (Start), on
+  // purpose: only the reader thread's output waits on it, and Start is a call
+  // of its own that never waits for the attach stream to be read, so it
+  // cannot deadlock.
   std::mutex output_mu;
   StreamDemuxer demux([&](StreamKind kind, std::string_view data) {
     std::lock_guard lock(output_mu);

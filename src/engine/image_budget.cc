@@ -28,31 +28,41 @@ std::string NormalizeImageName(const std::string& image) {
   return repo + ":" + (ref->tag.empty() ? "latest" : ref->tag);
 }
 
+namespace {
+
+// The record under HOST_DIRECTORY: normalized name -> unix seconds last used.
+std::map<std::string, long long> LoadRecord(const fs::path& record) {
+  std::map<std::string, long long> last_used;
+  std::ifstream in(record);
+  if (!in) return last_used;
+  std::stringstream text;
+  text << in.rdbuf();
+  auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    spdlog::warn("ignoring {}: not the worker's record of images", record.string());
+    return last_used;
+  }
+  for (auto& [name, when] : j.items()) {
+    if (when.is_number_integer()) last_used[name] = when.get<long long>();
+  }
+  return last_used;
+}
+
+}  // namespace
+
 ImageBudget::ImageBudget(ContainerEngine& engine, std::uint64_t max_bytes, fs::path record,
                          std::function<long long()> now_unix)
-    : engine_(engine), max_bytes_(max_bytes), record_(std::move(record)), now_(std::move(now_unix)) {
+    : engine_(engine),
+      max_bytes_(max_bytes),
+      record_(std::move(record)),
+      now_(std::move(now_unix)),
+      last_used_(LoadRecord(record_)) {
   if (!now_) {
     now_ = [] {
       return static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
     };
-  }
-  Load();
-}
-
-void ImageBudget::Load() {
-  std::ifstream in(record_);
-  if (!in) return;
-  std::stringstream text;
-  text << in.rdbuf();
-  auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) {
-    spdlog::warn("ignoring {}: not the worker's record of images", record_.string());
-    return;
-  }
-  for (auto& [name, when] : j.items()) {
-    if (when.is_number_integer()) last_used_[name] = when.get<long long>();
   }
 }
 
@@ -76,7 +86,7 @@ void ImageBudget::SaveLocked() {
 }
 
 void ImageBudget::Acquire(const std::string& image) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string name = NormalizeImageName(image);
   ++in_use_[name];
   last_used_[name] = now_();
@@ -84,7 +94,7 @@ void ImageBudget::Acquire(const std::string& image) {
 }
 
 void ImageBudget::Release(const std::string& image) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string name = NormalizeImageName(image);
   auto it = in_use_.find(name);
   if (it != in_use_.end() && --it->second <= 0) in_use_.erase(it);
@@ -99,7 +109,11 @@ Result<ImageBudget::Outcome> ImageBudget::Enforce() {
 }
 
 Result<ImageBudget::Outcome> ImageBudget::Sweep() {
-  std::lock_guard<std::mutex> sweep(enforce_mu_);
+  // Held across the engine's calls: two sweeps at once would both count
+  // the same store and remove twice what is needed. It cannot deadlock: only
+  // here is it taken, mu_ is taken under it (never the other way), and the
+  // engine never calls back into the budget.
+  MutexLock sweep(enforce_mu_);
   Outcome out;
   CW_ASSIGN_OR_RETURN(out.before_bytes, engine_.ImageStoreBytes());
   out.after_bytes = out.before_bytes;
@@ -112,7 +126,7 @@ Result<ImageBudget::Outcome> ImageBudget::Sweep() {
   };
   std::vector<Candidate> candidates;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const ImageInfo& info : images) {
       Candidate c{-1, {}};
       bool busy = false;
@@ -137,7 +151,7 @@ Result<ImageBudget::Outcome> ImageBudget::Sweep() {
     for (const std::string& name : c.names) {
       {
         // A job may have started on it since the list was made.
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         if (in_use_.count(name)) {
           removed = false;
           break;
@@ -149,7 +163,7 @@ Result<ImageBudget::Outcome> ImageBudget::Sweep() {
         removed = false;
         break;
       }
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       last_used_.erase(name);
       out.removed.push_back(name);
     }
@@ -159,7 +173,7 @@ Result<ImageBudget::Outcome> ImageBudget::Sweep() {
     out.after_bytes = *now;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     SaveLocked();
   }
   return out;

@@ -9,18 +9,21 @@
 // (the worker's own, anything else) are never touched, and the engine itself
 // refuses to remove an image a container uses.
 //
-// Thread-safety: every method may be called from any slot at once.
+// Thread rules: every method may be called from any slot at once, but
+// set_on_measured, which is for start-up (before the first job). mu_ guards
+// the record and is never held across an engine call; enforce_mu_ makes one
+// sweep at a time and is held across the sweep's engine calls (see Sweep).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "engine/engine.h"
 
 namespace cw {
@@ -58,19 +61,22 @@ class ImageBudget {
   }
 
  private:
-  Result<Outcome> Sweep();
-  void Load();
-  void SaveLocked();
+  Result<Outcome> Sweep() EXCLUDES(mu_, enforce_mu_);
+  // Writes the record: a small local file, under mu_ so that the writes land
+  // in the order of the changes.
+  void SaveLocked() REQUIRES(mu_);
 
   ContainerEngine& engine_;
   const std::uint64_t max_bytes_;
   const std::filesystem::path record_;
-  std::function<long long()> now_;
-  std::mutex mu_;
-  std::map<std::string, long long> last_used_;  // normalized name -> unix seconds
-  std::map<std::string, int> in_use_;           // normalized name -> running jobs
-  std::mutex enforce_mu_;                       // one sweep at a time
-  std::function<void(long long)> on_measured_;
+  std::function<long long()> now_;              // set in the constructor
+  std::function<void(long long)> on_measured_;  // set before the first job
+
+  Mutex enforce_mu_ ACQUIRED_BEFORE(mu_);  // one sweep at a time
+
+  Mutex mu_;
+  std::map<std::string, long long> last_used_ GUARDED_BY(mu_);  // normalized name -> unix seconds
+  std::map<std::string, int> in_use_ GUARDED_BY(mu_);           // normalized name -> running jobs
 };
 
 }  // namespace cw

@@ -1,10 +1,10 @@
 #include "gpu/gpu_sampler.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <exception>
 #include <map>
-#include <mutex>
+
+#include "common/thread_annotations.h"
 
 namespace cw {
 namespace {
@@ -35,15 +35,19 @@ struct GpuSampler::State {
   GpuSamplerOptions options;
   std::vector<Device> devices;  // fixed after Start; `failing` only under round_mu
 
-  std::mutex round_mu;  // one round at a time: the thread's, or a SampleNow's
+  // One round at a time: the thread's, or a SampleNow's. Held across the
+  // round's NVML calls (a round reads and writes each device's `failing`);
+  // it cannot deadlock: a round takes mu only after letting it go, and no
+  // NVML call comes back into the sampler.
+  Mutex round_mu ACQUIRED_BEFORE(mu);
 
-  mutable std::mutex mu;  // guards what follows; never held across an NVML call
-  std::condition_variable cv;
-  bool stop = false;
-  bool exited = false;
-  std::vector<GpuReading> latest;
-  std::map<std::uint64_t, WindowSums> windows;
-  std::uint64_t next_window = 0;
+  mutable Mutex mu;  // guards what follows; never held across an NVML call
+  CondVar cv;
+  bool stop GUARDED_BY(mu) = false;
+  bool exited GUARDED_BY(mu) = false;
+  std::vector<GpuReading> latest GUARDED_BY(mu);
+  std::map<std::uint64_t, WindowSums> windows GUARDED_BY(mu);
+  std::uint64_t next_window GUARDED_BY(mu) = 0;
 
   void Log(const std::string& line) const {
     if (options.log) options.log(line);
@@ -53,13 +57,13 @@ struct GpuSampler::State {
     std::vector<GpuReading> readings;
     std::vector<std::string> lines;
     {
-      std::lock_guard<std::mutex> round(round_mu);
+      MutexLock round(round_mu);
       readings.reserve(devices.size());
       for (Device& d : devices) readings.push_back(Read(d, lines));
     }
     bool stopped = false;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       latest = readings;
       for (auto& [id, w] : windows) Fold(readings, w);
       stopped = stop;
@@ -73,7 +77,7 @@ struct GpuSampler::State {
 
   // What `d` reads now; a change between failing and answering adds a line
   // to `lines` (once per spell, not every round).
-  GpuReading Read(Device& d, std::vector<std::string>& lines) {
+  GpuReading Read(Device& d, std::vector<std::string>& lines) REQUIRES(round_mu) {
     GpuReading r;
     r.index = d.index;
     r.uuid = d.uuid;
@@ -130,19 +134,21 @@ struct GpuSampler::State {
 
   void Loop() {
     try {
-      std::unique_lock<std::mutex> lock(mu);
+      MutexLock lock(mu);
       while (!stop) {
-        lock.unlock();
+        lock.Unlock();
         Round();
-        lock.lock();
-        cv.wait_for(lock, options.interval, [this] { return stop; });
+        lock.Lock();
+        const auto until = std::chrono::steady_clock::now() + options.interval;
+        while (!stop && cv.WaitUntil(lock, until)) {
+        }
       }
     } catch (const std::exception& e) {
       Log(std::string("the GPU sampler stopped: ") + e.what());
     }
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     exited = true;
-    cv.notify_all();
+    cv.NotifyAll();
   }
 };
 
@@ -153,12 +159,12 @@ class SamplerWindow : public GpuWindow {
   SamplerWindow(std::shared_ptr<GpuSampler::State> state, std::uint64_t id)
       : state_(std::move(state)), id_(id) {}
   ~SamplerWindow() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(state_->mu);
     state_->windows.erase(id_);
   }
 
   GpuUsage Finish() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(state_->mu);
     GpuUsage usage;
     auto it = state_->windows.find(id_);
     if (it == state_->windows.end()) return usage;  // finished before
@@ -183,7 +189,7 @@ class SamplerMeter : public GpuUsageMeter {
       : state_(std::move(state)), devices_(std::move(devices)) {}
 
   std::unique_ptr<GpuWindow> Begin() override {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(state_->mu);
     const std::uint64_t id = state_->next_window++;
     state_->windows[id].devices = devices_;
     return std::make_unique<SamplerWindow>(state_, id);
@@ -253,11 +259,13 @@ GpuSampler::GpuSampler(std::shared_ptr<State> state) : state_(std::move(state)) 
 GpuSampler::~GpuSampler() {
   bool exited = true;
   if (thread_.joinable()) {
-    std::unique_lock<std::mutex> lock(state_->mu);
+    MutexLock lock(state_->mu);
     state_->stop = true;
-    state_->cv.notify_all();
-    exited =
-        state_->cv.wait_for(lock, state_->options.stop_wait, [this] { return state_->exited; });
+    state_->cv.NotifyAll();
+    const auto until = std::chrono::steady_clock::now() + state_->options.stop_wait;
+    while (!state_->exited && state_->cv.WaitUntil(lock, until)) {
+    }
+    exited = state_->exited;
   }
   if (!exited) {
     // The thread is inside a driver call that does not return. It owns a
@@ -274,7 +282,7 @@ GpuSampler::~GpuSampler() {
 void GpuSampler::SampleNow() { state_->Round(); }
 
 std::vector<GpuReading> GpuSampler::Latest() const {
-  std::lock_guard<std::mutex> lock(state_->mu);
+  MutexLock lock(state_->mu);
   if (!state_->latest.empty()) return state_->latest;
   std::vector<GpuReading> none;
   for (const Device& d : state_->devices) none.push_back({d.index, d.uuid, {}, {}, {}});

@@ -11,6 +11,7 @@
 
 #include "archive/zip.h"
 #include "common/abandon.h"
+#include "common/elapsed.h"
 #include "common/log.h"
 #include "job/program_files.h"
 #include "storage/hash.h"
@@ -18,12 +19,6 @@
 namespace cw {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-}  // namespace
 
 Status BundleFetcher::FetchAll(const std::vector<BundleFetch>& all) {
   std::vector<const BundleFetch*> wanted;
@@ -119,7 +114,7 @@ Status BundleFetcher::Fetch(const BundleFetch& b) {
   limits.cancelled = [this] { return ctx_.cancel.cancelled(); };
   auto stats = ExtractZip(zip, ctx_.root / b.dest, limits, *env.env);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     fetch_s_ += fetched;
     unzip_s_ += SecondsSince(t1);
     if (stats.ok()) prepared_ += stats->bytes;
@@ -139,17 +134,17 @@ Status BundleFetcher::Fetch(const BundleFetch& b) {
 }
 
 double BundleFetcher::fetch_seconds() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return fetch_s_;
 }
 
 double BundleFetcher::unzip_seconds() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return unzip_s_;
 }
 
 std::uintmax_t BundleFetcher::prepared_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return prepared_;
 }
 

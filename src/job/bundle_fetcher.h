@@ -13,11 +13,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "job/cancel.h"
 #include "job/job_environment.h"
 #include "report/progress.h"
@@ -67,10 +67,10 @@ class BundleFetcher {
   Status Fetch(const BundleFetch& b);
 
   const BundleFetchContext ctx_;
-  mutable std::mutex mu_;
-  double fetch_s_ = 0;            // guarded by mu_
-  double unzip_s_ = 0;            // guarded by mu_
-  std::uintmax_t prepared_ = 0;   // guarded by mu_
+  mutable Mutex mu_;
+  double fetch_s_ GUARDED_BY(mu_) = 0;
+  double unzip_s_ GUARDED_BY(mu_) = 0;
+  std::uintmax_t prepared_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cw

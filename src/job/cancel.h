@@ -2,12 +2,15 @@
 // revoke, a shutdown or Ctrl-C (the job stops and reports nothing more), or
 // by a time limit of the task itself (the job stops and reports Failed with
 // the reason: `report` is true).
+//
+// Thread rules: every method from any thread; mu_ guards the reason.
 #pragma once
 
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <utility>
+
+#include "common/thread_annotations.h"
 
 namespace cw {
 
@@ -15,7 +18,7 @@ class CancelToken {
  public:
   void Cancel(std::string reason, bool report = false) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (cancelled_) return;
       reason_ = std::move(reason);
       report_ = report;
@@ -24,20 +27,20 @@ class CancelToken {
   }
   // True when the job must still report Failed with reason().
   bool report() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return report_;
   }
   bool cancelled() const { return cancelled_; }
   std::string reason() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return reason_;
   }
 
  private:
   std::atomic<bool> cancelled_{false};
-  mutable std::mutex mu_;
-  std::string reason_;
-  bool report_ = false;
+  mutable Mutex mu_;
+  std::string reason_ GUARDED_BY(mu_);
+  bool report_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace cw

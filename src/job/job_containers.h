@@ -3,16 +3,17 @@
 // watcher can size their layers.
 //
 // Thread rules: every method may be called from any thread; mu_ guards
-// ids_. Kill and Remove call the engine under the lock, so a container
-// added meanwhile waits for them.
+// ids_ and is never held across an engine call: KillAll kills the ids it
+// copied, RemoveAll removes those it took (a container added meanwhile is
+// kept for the next call, as when it waited for the lock).
 #pragma once
 
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_annotations.h"
 #include "engine/engine.h"
 
 namespace cw {
@@ -20,23 +21,22 @@ namespace cw {
 class JobContainers {
  public:
   void Add(const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     ids_.push_back(id);
   }
   std::vector<std::string> Ids() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return ids_;
   }
   // The ids, which this set forgets: for a cleanup that runs later.
   std::vector<std::string> Take() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::vector<std::string> ids;
     ids.swap(ids_);
     return ids;
   }
   void KillAll(ContainerEngine& engine) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& id : ids_) {
+    for (const auto& id : Ids()) {
       Status st = engine.Kill(id);
       if (!st.ok()) spdlog::warn("kill {}: {}", id, st.ToString());
     }
@@ -51,15 +51,11 @@ class JobContainers {
       if (!st.ok()) spdlog::warn("remove {}: {}", id, st.ToString());
     }
   }
-  void RemoveAll(ContainerEngine& engine) {
-    std::lock_guard<std::mutex> lock(mu_);
-    Remove(engine, ids_);
-    ids_.clear();
-  }
+  void RemoveAll(ContainerEngine& engine) { Remove(engine, Take()); }
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::string> ids_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<std::string> ids_ GUARDED_BY(mu_);
 };
 
 }  // namespace cw

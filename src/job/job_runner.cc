@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "archive/zip.h"
+#include "common/elapsed.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "job/bundle_fetcher.h"
@@ -28,10 +29,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // One run of JobRunner::Run: composes the parts (job/*.h) in the order of
 // the pipeline (docs/design.md).

@@ -13,7 +13,7 @@ NetworkHolders::~NetworkHolders() {
   executor_.Shutdown(SerialExecutor::Leftovers::kDrop);
   std::deque<std::string> left;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     left.swap(ready_);
   }
   for (const std::string& id : left) Discard(id);
@@ -57,11 +57,11 @@ Result<std::string> NetworkHolders::Make() {
 void NetworkHolders::Refill() {
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (static_cast<int>(ready_.size()) >= options_.spares) return;
     }
     Result<std::string> id = Make();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!id.ok()) {
       // Take tries again now, and the program runs without one meanwhile.
       if (!failing_) spdlog::warn("cannot make a network holder ahead: {}", id.status().message());
@@ -74,7 +74,7 @@ void NetworkHolders::Refill() {
 }
 
 std::size_t NetworkHolders::ready() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return ready_.size();
 }
 
@@ -86,7 +86,7 @@ std::string NetworkHolders::Take(const std::string& kind) {
   std::string id;
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (ready_.empty()) break;
       id = ready_.front();
       ready_.pop_front();

@@ -21,11 +21,11 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/serial_executor.h"
+#include "common/thread_annotations.h"
 #include "engine/engine.h"
 
 namespace cw {
@@ -75,9 +75,9 @@ class NetworkHolders {
 
   ContainerEngine& engine_;
   const NetworkHolderOptions options_;
-  mutable std::mutex mu_;
-  std::deque<std::string> ready_;  // guarded by mu_: made, started, not taken
-  bool failing_ = false;           // guarded by mu_: the last Make failed (logged once)
+  mutable Mutex mu_;
+  std::deque<std::string> ready_ GUARDED_BY(mu_);  // made, started, not taken
+  bool failing_ GUARDED_BY(mu_) = false;           // the last Make failed (logged once)
   SerialExecutor executor_;        // last: stops before the members above go
 };
 

@@ -24,7 +24,7 @@ int Registry::Add(std::string name, std::string help, Kind kind, std::vector<std
   std::sort(buckets.begin(), buckets.end());
   f.buckets = std::move(buckets);
   f.read = std::move(read);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   families_.push_back(std::move(f));
   return static_cast<int>(families_.size()) - 1;
 }
@@ -57,7 +57,7 @@ Registry::Series* Registry::Find(int family, const LabelValues& values, Kind kin
 }
 
 void Registry::Inc(int family, const LabelValues& values, double by) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (Series* s = Find(family, values, Kind::kCounter)) {
     if (by >= 0) s->value += by;  // counters only go up
   } else if (Series* g = Find(family, values, Kind::kGauge)) {
@@ -66,12 +66,12 @@ void Registry::Inc(int family, const LabelValues& values, double by) {
 }
 
 void Registry::Set(int family, const LabelValues& values, double value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (Series* s = Find(family, values, Kind::kGauge)) s->value = value;
 }
 
 void Registry::Observe(int family, const LabelValues& values, double value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Series* s = Find(family, values, Kind::kHistogram);
   if (!s) return;
   const auto& buckets = families_[static_cast<std::size_t>(family)].buckets;
@@ -86,7 +86,7 @@ void Registry::Observe(int family, const LabelValues& values, double value) {
 }
 
 double Registry::Value(int family, const LabelValues& values) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (family < 0 || static_cast<std::size_t>(family) >= families_.size()) return 0;
   const Family& f = families_[static_cast<std::size_t>(family)];
   auto it = f.series.find(values);
@@ -151,13 +151,13 @@ std::string Registry::Render() const {
   // of their own.
   std::vector<std::function<double()>> readers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const Family& f : families_) readers.push_back(f.read);
   }
   std::vector<double> read_values;
   for (const auto& read : readers) read_values.push_back(read ? read() : 0);
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   for (std::size_t i = 0; i < families_.size(); ++i) {
     const Family& f = families_[i];

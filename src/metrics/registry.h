@@ -1,15 +1,18 @@
 // A small Prometheus metrics registry: counters, gauges and histograms (fixed
 // buckets), each a family of series told apart by label values, rendered in
-// the text exposition format 0.0.4. Thread-safe: jobs record from their slot
-// threads while the metrics server renders on its own.
+// the text exposition format 0.0.4. Thread-safe: every method may be called
+// from any thread (jobs record from their slot threads while the metrics
+// server renders on its own). mu_ guards the families and their series; a
+// GaugeFn's reader is called without it.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "common/thread_annotations.h"
 
 namespace cw::metrics {
 
@@ -63,11 +66,11 @@ class Registry {
     std::map<LabelValues, Series> series;
   };
   int Add(std::string name, std::string help, Kind kind, std::vector<std::string> labels = {},
-          std::vector<double> buckets = {}, std::function<double()> read = {});
-  Series* Find(int family, const LabelValues& values, Kind kind);
+          std::vector<double> buckets = {}, std::function<double()> read = {}) EXCLUDES(mu_);
+  Series* Find(int family, const LabelValues& values, Kind kind) REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  std::vector<Family> families_;
+  mutable Mutex mu_;
+  std::vector<Family> families_ GUARDED_BY(mu_);
 };
 
 // Escaping of the text format: label values escape \ " and newline; HELP

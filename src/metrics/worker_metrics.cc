@@ -120,7 +120,7 @@ void WorkerMetrics::WatchCacheBytes(std::function<double()> read) {
 void WorkerMetrics::ImageStoreBytes(double bytes) { registry_.Set(image_store_, bytes); }
 
 void WorkerMetrics::BrokerState(bool connected) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (connected && !broker_connected_now_) {
     if (broker_ever_connected_) registry_.Inc(reconnects_);
     broker_ever_connected_ = true;
@@ -130,7 +130,7 @@ void WorkerMetrics::BrokerState(bool connected) {
 }
 
 void WorkerMetrics::EngineCheck(bool ok, const std::string& reason, Clock::time_point now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   engine_ok_ = ok;
   engine_reason_ = reason;
   engine_checked_ = now;
@@ -138,12 +138,12 @@ void WorkerMetrics::EngineCheck(bool ok, const std::string& reason, Clock::time_
 }
 
 void WorkerMetrics::ShuttingDown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   shutting_down_ = true;
 }
 
 bool WorkerMetrics::Ready(std::string* reason, Clock::time_point now) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string why;
   if (shutting_down_) {
     why = "shutting down: no new jobs";

@@ -2,6 +2,11 @@
 // /metrics, /healthz and /readyz. serve.cc feeds it: jobs from the slots'
 // job function, the broker connection from Worker's hook, the engine from a
 // periodic check, failed site calls from the job's reporter.
+//
+// Thread rules: every method may be called from any thread, but EnableGpus,
+// which is for start-up, before anything records. The families' indexes and
+// gpus_ are set in the constructor and EnableGpus and only read after;
+// registry_ has its own lock; mu_ guards the readiness state.
 #pragma once
 
 #include <atomic>
@@ -9,10 +14,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "common/thread_annotations.h"
 #include "metrics/gpu_metrics.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
@@ -68,7 +73,10 @@ class WorkerMetrics {
   // The result of a check of the container engine; `max_age`: how long the
   // answer counts for readiness (a check that hangs makes it stale).
   void EngineCheck(bool ok, const std::string& reason, Clock::time_point now = Clock::now());
-  void set_engine_max_age(std::chrono::milliseconds age) { engine_max_age_ = age; }
+  void set_engine_max_age(std::chrono::milliseconds age) {
+    MutexLock lock(mu_);
+    engine_max_age_ = age;
+  }
 
   // A warm shutdown began: no new jobs, so not ready any more.
   void ShuttingDown();
@@ -97,14 +105,16 @@ class WorkerMetrics {
   int job_peak_memory_, job_cpu_seconds_, job_seconds_, downloaded_, uploaded_, image_store_;
   std::atomic<int> busy_count_{0};
 
-  mutable std::mutex mu_;
-  bool shutting_down_ = false;
-  bool broker_connected_now_ = false;
-  bool broker_ever_connected_ = false;
-  bool engine_ok_ = false;
-  std::string engine_reason_ = "the container engine has not been checked yet";
-  Clock::time_point engine_checked_{};
-  std::chrono::milliseconds engine_max_age_{std::chrono::seconds(60)};
+  // The readiness state. Held while recording into registry_ (whose own lock
+  // comes second, never the other way).
+  mutable Mutex mu_;
+  bool shutting_down_ GUARDED_BY(mu_) = false;
+  bool broker_connected_now_ GUARDED_BY(mu_) = false;
+  bool broker_ever_connected_ GUARDED_BY(mu_) = false;
+  bool engine_ok_ GUARDED_BY(mu_) = false;
+  std::string engine_reason_ GUARDED_BY(mu_) = "the container engine has not been checked yet";
+  Clock::time_point engine_checked_ GUARDED_BY(mu_){};
+  std::chrono::milliseconds engine_max_age_ GUARDED_BY(mu_){std::chrono::seconds(60)};
 
   // --- GPU figures ---
   std::unique_ptr<GpuMetrics> gpus_;

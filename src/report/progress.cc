@@ -208,35 +208,42 @@ ProgressSnapshot TransferProgress::SnapshotLocked(SteadyTime now) const {
 void TransferProgress::Update(std::uint64_t done, std::uint64_t total, bool total_partial,
                               std::string_view detail) noexcept {
   if (!display_.enabled()) return;
+  // Another update rendering: skip this one rather than wait for it.
+  if (!mu_.TryLock()) return;
   try {
-    std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
-    if (!lock.owns_lock() || finished_) return;
-    const SteadyTime now = Now();
-    meter_.Record(now, done);
-    updated_ = true;
-    total_ = total;
-    total_partial_ = total_partial;
-    detail_.assign(detail);
-    if (now - start_ < display_.start_after) return;
-    const bool bar = display_.style == ProgressStyle::kBar;
-    if (shown_ && now - last_render_ < (bar ? display_.redraw_every : display_.line_every)) return;
-    ProgressSnapshot s = SnapshotLocked(now);
-    if (bar) {
-      display_.write(ProgressBarLine(s, display_.columns ? display_.columns() : 0));
-    } else {
-      display_.write(ProgressLogLine(s));
-    }
-    shown_ = true;
-    last_render_ = now;
+    UpdateLocked(done, total, total_partial, detail);
   } catch (...) {
     // Showing progress is never worth failing the transfer it shows.
   }
+  mu_.Unlock();
+}
+
+void TransferProgress::UpdateLocked(std::uint64_t done, std::uint64_t total, bool total_partial,
+                                    std::string_view detail) {
+  if (finished_) return;
+  const SteadyTime now = Now();
+  meter_.Record(now, done);
+  updated_ = true;
+  total_ = total;
+  total_partial_ = total_partial;
+  detail_.assign(detail);
+  if (now - start_ < display_.start_after) return;
+  const bool bar = display_.style == ProgressStyle::kBar;
+  if (shown_ && now - last_render_ < (bar ? display_.redraw_every : display_.line_every)) return;
+  ProgressSnapshot s = SnapshotLocked(now);
+  if (bar) {
+    display_.write(ProgressBarLine(s, display_.columns ? display_.columns() : 0));
+  } else {
+    display_.write(ProgressLogLine(s));
+  }
+  shown_ = true;
+  last_render_ = now;
 }
 
 void TransferProgress::Finish(bool ok) noexcept {
   if (!display_.enabled()) return;
   try {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (finished_) return;
     finished_ = true;
     const SteadyTime now = Now();
@@ -317,11 +324,10 @@ std::string PullTally::Detail() const {
 
 namespace {
 
-std::mutex& BarMutex() {
-  static std::mutex mu;
-  return mu;
-}
-std::size_t bar_width = 0;  // guarded by BarMutex(): 0 when no bar is drawn
+// Held while anything is written to the bar's line. Constant-initialized, so
+// it is there before any static constructor may log.
+Mutex bar_mu;
+std::size_t bar_width GUARDED_BY(bar_mu) = 0;  // 0 when no bar is drawn
 
 class ClearingSink : public spdlog::sinks::sink {
  public:
@@ -342,7 +348,7 @@ class ClearingSink : public spdlog::sinks::sink {
 }  // namespace
 
 void BarLine::Draw(const std::string& text) {
-  std::lock_guard<std::mutex> lock(BarMutex());
+  MutexLock lock(bar_mu);
   std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
   // A bar ends where the cursor is; blanks that cleared one leave nothing.
@@ -353,7 +359,7 @@ void BarLine::Draw(const std::string& text) {
 void BarLine::WriteClear(const std::function<void()>& write) {
   // One lock over both: a bar drawn by another thread between the clear and
   // the text would end up in front of the text.
-  std::lock_guard<std::mutex> lock(BarMutex());
+  MutexLock lock(bar_mu);
   if (bar_width > 0) {
     std::string blanks = "\r" + std::string(bar_width, ' ') + "\r";
     std::fputs(blanks.c_str(), stderr);

@@ -7,6 +7,9 @@
 // callback, the engine's pull stream); an update that finds another one
 // rendering skips its drawing instead of waiting, so a transfer never waits
 // on the terminal or the log for more than one short write of its own.
+// BarLine's methods may be called from any thread; its lock is held while
+// it writes to stderr (the point of it: one line, one writer), and a
+// TransferProgress's lock while it renders.
 #pragma once
 
 #include <chrono>
@@ -15,7 +18,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +25,7 @@
 
 #include <spdlog/sinks/sink.h>
 
+#include "common/thread_annotations.h"
 #include "engine/engine.h"
 
 namespace cw {
@@ -148,20 +151,22 @@ class TransferProgress {
 
  private:
   SteadyTime Now() const;
-  ProgressSnapshot SnapshotLocked(SteadyTime now) const;
+  ProgressSnapshot SnapshotLocked(SteadyTime now) const REQUIRES(mu_);
+  void UpdateLocked(std::uint64_t done, std::uint64_t total, bool total_partial,
+                    std::string_view detail) REQUIRES(mu_);
 
   const ProgressDisplay& display_;
   const std::string label_;
   const SteadyTime start_;
-  std::mutex mu_;
-  TransferMeter meter_;         // guarded by mu_
-  std::uint64_t total_ = 0;     // guarded by mu_
-  bool total_partial_ = false;  // guarded by mu_
-  std::string detail_;          // guarded by mu_
-  bool updated_ = false;        // guarded by mu_: bytes moved (a cache hit moves none)
-  bool shown_ = false;          // guarded by mu_: a bar or a line is out
-  SteadyTime last_render_{};    // guarded by mu_
-  bool finished_ = false;       // guarded by mu_
+  Mutex mu_;
+  TransferMeter meter_ GUARDED_BY(mu_);
+  std::uint64_t total_ GUARDED_BY(mu_) = 0;
+  bool total_partial_ GUARDED_BY(mu_) = false;
+  std::string detail_ GUARDED_BY(mu_);
+  bool updated_ GUARDED_BY(mu_) = false;  // bytes moved (a cache hit moves none)
+  bool shown_ GUARDED_BY(mu_) = false;    // a bar or a line is out
+  SteadyTime last_render_ GUARDED_BY(mu_){};
+  bool finished_ GUARDED_BY(mu_) = false;
 };
 
 // Sums an image pull over its layers from the engine's progress messages:

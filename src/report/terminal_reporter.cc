@@ -29,7 +29,7 @@ std::string TerminalReporter::Prefix(ProgramKind kind) const {
 }
 
 Status TerminalReporter::UpdateStatus(JobStatus status, const std::string& details) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "%s==> [%s] %s%s%s%s\n", color_ ? kBold : "", stage_.c_str(),
                  JobStatusName(status), details.empty() ? "" : ": ", EscapeControls(details).c_str(),
@@ -40,7 +40,7 @@ Status TerminalReporter::UpdateStatus(JobStatus status, const std::string& detai
 }
 
 Status TerminalReporter::ReportMd5(const std::string& md5_hex) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "    submission md5 %s\n", md5_hex.c_str());
     std::fflush(err_);
@@ -49,7 +49,7 @@ Status TerminalReporter::ReportMd5(const std::string& md5_hex) {
 }
 
 Status TerminalReporter::ReportError(ErrorType type, const std::string& message, bool) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "%s!!! %s: %s%s\n", color_ ? kRed : "", ErrorTypeName(type),
                  EscapeControls(message).c_str(), color_ ? kReset : "");
@@ -59,7 +59,7 @@ Status TerminalReporter::ReportError(ErrorType type, const std::string& message,
 }
 
 Status TerminalReporter::ReportScores(const nlohmann::json& scores) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "    scores %s\n", scores.dump().c_str());
     std::fflush(err_);
@@ -76,7 +76,7 @@ void TerminalReporter::EmitLine(ProgramKind kind, LogStream stream, std::string_
 }
 
 void TerminalReporter::Log(ProgramKind kind, LogStream stream, std::string_view chunk) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string& partial = partial_[{kind, stream}];
   while (!chunk.empty()) {
     auto nl = chunk.find('\n');
@@ -101,7 +101,7 @@ void TerminalReporter::Log(ProgramKind kind, LogStream stream, std::string_view 
 }
 
 void TerminalReporter::LiveError(const std::string& message) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "%s!!! %s%s\n", color_ ? kRed : "", EscapeControls(message).c_str(),
                  color_ ? kReset : "");
@@ -110,7 +110,7 @@ void TerminalReporter::LiveError(const std::string& message) {
 }
 
 void TerminalReporter::DetailedResultsUpdated() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   BarLine::WriteClear([&] {
     std::fprintf(err_, "%s    detailed results updated%s\n", color_ ? kDim : "",
                  color_ ? kReset : "");
@@ -119,7 +119,7 @@ void TerminalReporter::DetailedResultsUpdated() {
 }
 
 void TerminalReporter::Flush() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [key, partial] : partial_) {
     if (!partial.empty()) EmitLine(key.first, key.second, partial);
     partial.clear();

@@ -1,13 +1,19 @@
 // A Reporter for people at a terminal (run-local): statuses as headings,
 // each program's output line by line behind a prefix naming the program.
+//
+// Thread rules: every method may be called from any thread (the job's and
+// its programs' output threads report at once). mu_ guards the unfinished
+// lines and is held while a line is written, so lines never interleave: the
+// only thing waited on under it is the terminal itself. It is taken before
+// the progress bar's lock (BarLine::WriteClear), never after.
 #pragma once
 
 #include <cstdio>
 #include <map>
-#include <mutex>
 #include <string>
 #include <utility>
 
+#include "common/thread_annotations.h"
 #include "report/reporter.h"
 
 namespace cw {
@@ -34,16 +40,16 @@ class TerminalReporter : public Reporter {
   std::string Prefix(ProgramKind kind) const;
 
  private:
-  void EmitLine(ProgramKind kind, LogStream stream, std::string_view line);
+  void EmitLine(ProgramKind kind, LogStream stream, std::string_view line) REQUIRES(mu_);
 
-  std::string stage_;
-  std::FILE* out_;
-  std::FILE* err_;
-  bool color_;
-  std::mutex mu_;
+  const std::string stage_;
+  std::FILE* const out_;
+  std::FILE* const err_;
+  const bool color_;
+  Mutex mu_;
   // Unfinished line per (program, stream); capped so a program printing
   // without newlines cannot grow it.
-  std::map<std::pair<ProgramKind, LogStream>, std::string> partial_;
+  std::map<std::pair<ProgramKind, LogStream>, std::string> partial_ GUARDED_BY(mu_);
 };
 
 }  // namespace cw

@@ -7,7 +7,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <system_error>
@@ -16,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/abandon.h"
+#include "common/thread_annotations.h"
 #include "site/url.h"
 #include "site/utf8.h"
 
@@ -251,7 +251,7 @@ class HandlePool {
   }
   CURL* Take() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (!idle_.empty()) {
         CURL* curl = idle_.back();
         idle_.pop_back();
@@ -263,19 +263,21 @@ class HandlePool {
   // curl_easy_reset forgets the call's options and keeps its connections.
   void Give(CURL* curl) {
     curl_easy_reset(curl);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kMaxIdle) {
-      idle_.push_back(curl);
-      return;
+    {
+      MutexLock lock(mu_);
+      if (idle_.size() < kMaxIdle) {
+        idle_.push_back(curl);
+        return;
+      }
     }
-    curl_easy_cleanup(curl);
+    curl_easy_cleanup(curl);  // closes its connections: not under the lock
   }
 
  private:
   // More than the calls that run at once in a worker (a few per slot).
   static constexpr std::size_t kMaxIdle = 16;
-  std::mutex mu_;
-  std::vector<CURL*> idle_;
+  Mutex mu_;  // any thread; never held across a libcurl call
+  std::vector<CURL*> idle_ GUARDED_BY(mu_);
 };
 
 class CurlHandle {
@@ -335,33 +337,21 @@ int OnProgress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cur
   return AbandonScope::Abandoned() ? 1 : 0;
 }
 
-Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
-  InitCurlOnce();
-  Attempt a;
-  CurlHandle handle;
-  if (!handle.get()) {
-    a.error = Internal("libcurl could not start a request");
-    return a;
-  }
-  CURL* curl = handle.get();
-  Transfer t;
-  t.curl = curl;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  SetCommonOptions(curl, req, o, t, errbuf);
-
-  std::optional<File> in;
+// The options that depend on the method: an upload from a file (opened into
+// `in`, which must outlive the transfer), a GET that follows redirects, a
+// HEAD, or a body from memory.
+Status SetMethodOptions(CURL* curl, CurlHandle& handle, const HttpRequest& req, Transfer& t,
+                        std::optional<File>& in) {
   if (!req.upload_from.empty()) {
     in.emplace(req.upload_from, "rb");
     if (!in->get()) {
       int err = errno;
-      a.error = err == ENOENT ? NotFound("no file at " + req.upload_from.string())
-                              : IoError("cannot read " + req.upload_from.string() + ": " + ErrnoText(err));
-      return a;
+      return err == ENOENT ? NotFound("no file at " + req.upload_from.string())
+                           : IoError("cannot read " + req.upload_from.string() + ": " + ErrnoText(err));
     }
     struct stat st;
     if (::fstat(::fileno(in->get()), &st) != 0 || !S_ISREG(st.st_mode)) {
-      a.error = IoError(req.upload_from.string() + " is not a readable file");
-      return a;
+      return IoError(req.upload_from.string() + " is not a readable file");
     }
     t.in = in->get();
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
@@ -385,28 +375,79 @@ Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.data());
   }
+  return Status::Ok();
+}
+
+// A download's "<download_to>.part": renamed over download_to once whole,
+// removed when not.
+class PartFile {
+ public:
+  Status Open(const fs::path& download_to) {
+    path_ = download_to;
+    path_ += ".part";
+    file_.emplace(path_, "wb");
+    if (!file_->get()) return IoError("cannot create " + path_.string() + ": " + ErrnoText(errno));
+    return Status::Ok();
+  }
+  bool open() const { return !path_.empty(); }
+  std::FILE* get() const { return file_ ? file_->get() : nullptr; }
+
+  void Discard() {
+    if (path_.empty()) return;
+    if (file_ && file_->get()) file_->Close();
+    std::error_code ec;
+    fs::remove(path_, ec);
+  }
+  // Closes it (a full disk shows here) and renames it to `download_to`.
+  Status Commit(const fs::path& download_to) {
+    if (int err = file_->Close(); err != 0) {
+      Discard();
+      return IoError("cannot write " + path_.string() + ": " + ErrnoText(err));
+    }
+    std::error_code ec;
+    fs::rename(path_, download_to, ec);
+    if (ec) {
+      Discard();
+      return IoError("cannot rename " + path_.string() + " to " + download_to.string() + ": " +
+                     ec.message());
+    }
+    return Status::Ok();
+  }
+
+ private:
+  fs::path path_;
+  std::optional<File> file_;
+};
+
+Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
+  InitCurlOnce();
+  Attempt a;
+  CurlHandle handle;
+  if (!handle.get()) {
+    a.error = Internal("libcurl could not start a request");
+    return a;
+  }
+  CURL* curl = handle.get();
+  Transfer t;
+  t.curl = curl;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  SetCommonOptions(curl, req, o, t, errbuf);
+  std::optional<File> in;
+  if (Status st = SetMethodOptions(curl, handle, req, t, in); !st.ok()) {
+    a.error = st;
+    return a;
+  }
   for (const auto& h : req.headers) handle.AddHeader(h);
   if (handle.headers()) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, handle.headers());
 
-  fs::path part;
-  std::optional<File> out;
+  PartFile part;
   if (!req.download_to.empty()) {
-    part = req.download_to;
-    part += ".part";
-    out.emplace(part, "wb");
-    if (!out->get()) {
-      a.error = IoError("cannot create " + part.string() + ": " + ErrnoText(errno));
+    if (Status st = part.Open(req.download_to); !st.ok()) {
+      a.error = st;
       return a;
     }
-    t.out = out->get();
+    t.out = part.get();
   }
-  auto discard_part = [&] {
-    if (part.empty()) return;
-    if (out && out->get()) out->Close();
-    std::error_code ec;
-    fs::remove(part, ec);
-  };
-
   if (AbandonScope::Active() || req.on_download_progress) {
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
@@ -414,41 +455,29 @@ Attempt Once(const HttpRequest& req, const HttpClientOptions& o) {
   }
   CURLcode rc = curl_easy_perform(curl);
   if (rc == CURLE_ABORTED_BY_CALLBACK && AbandonScope::Abandoned()) {
-    discard_part();
+    part.Discard();
     a.error = GaveUp(req);
     return a;
   }
   if (rc != CURLE_OK) {
-    discard_part();
-    a = TransportFailure(rc, CurlErrorText(rc, errbuf, req.url), req, t);
-    return a;
+    part.Discard();
+    return TransportFailure(rc, CurlErrorText(rc, errbuf, req.url), req, t);
   }
   HttpResponse response;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   response.body = std::move(t.body);
   a.retry_after_s = t.retry_after_s;
-  if (!part.empty()) {
+  if (part.open()) {
     if (!Is2xx(response.status)) {
-      discard_part();
+      part.Discard();
     } else if (Status whole = WholeBody(curl, req, t); !whole.ok()) {
-      discard_part();
+      part.Discard();
       a.error = whole;
       a.transient = true;
       return a;
-    } else {
-      if (int err = out->Close(); err != 0) {
-        discard_part();
-        a.error = IoError("cannot write " + part.string() + ": " + ErrnoText(err));
-        return a;
-      }
-      std::error_code ec;
-      fs::rename(part, req.download_to, ec);
-      if (ec) {
-        discard_part();
-        a.error = IoError("cannot rename " + part.string() + " to " + req.download_to.string() +
-                          ": " + ec.message());
-        return a;
-      }
+    } else if (Status done = part.Commit(req.download_to); !done.ok()) {
+      a.error = done;
+      return a;
     }
   }
   a.response = std::move(response);

@@ -125,7 +125,7 @@ LiveSocket* SiteReporter::Socket(const std::string& query_kind, const std::strin
 
 void SiteReporter::Log(ProgramKind kind, LogStream stream, std::string_view chunk) {
   if (!options_.live_logs) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (finished_) return;
   std::string text = decoders_[{kind, stream}].Feed(chunk);
   if (text.empty()) return;
@@ -135,7 +135,7 @@ void SiteReporter::Log(ProgramKind kind, LogStream stream, std::string_view chun
 
 void SiteReporter::LiveError(const std::string& message) {
   if (!options_.live_logs) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (finished_) return;
   if (LiveSocket* socket = Socket("error_logs", "stderr")) {
     socket->SendMessage(nlohmann::json{{"kind", "stderr"}, {"message", message}}.dump(-1, ' ', false, kDump));
@@ -144,7 +144,7 @@ void SiteReporter::LiveError(const std::string& message) {
 
 void SiteReporter::DetailedResultsUpdated() {
   if (!options_.live_logs) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (finished_) return;
   if (LiveSocket* socket = Socket("detailed_results", "detailed_result_update")) {
     socket->SendMessage(R"({"kind": "detailed_result_update"})");
@@ -154,7 +154,7 @@ void SiteReporter::DetailedResultsUpdated() {
 void SiteReporter::Finish() {
   std::map<std::string, std::unique_ptr<LiveSocket>> sockets;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (finished_) return;
     finished_ = true;
     for (auto& [key, decoder] : decoders_) {

@@ -2,16 +2,22 @@
 // the Codabench site's API (contract §3), live output to its websockets.
 // Every API call carries the submission's secret, which never appears in a
 // log line or a returned message.
+//
+// Thread rules: every method may be called from any thread (the job's, its
+// programs' output threads, the watchers'). The API calls hold no lock. mu_
+// guards the live sockets and the output decoders; what is done under it
+// never waits on the network (a socket's Send queues, its connecting runs
+// on its own thread). Finish closes the sockets after letting mu_ go.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "report/reporter.h"
 #include "site/http_client.h"
 #include "site/retry.h"
@@ -69,7 +75,8 @@ class SiteReporter : public Reporter {
   // The call's outcome with the secret masked, should the site's answer echo it.
   Status Scrub(Status status) const;
   // The socket for `query_kind`, opened on first use; null when live output is off.
-  LiveSocket* Socket(const std::string& query_kind, const std::string& message_kind);
+  LiveSocket* Socket(const std::string& query_kind, const std::string& message_kind)
+      REQUIRES(mu_);
 
   const std::string api_url_;
   const long long submission_id_;
@@ -79,11 +86,11 @@ class SiteReporter : public Reporter {
   const HttpClient& http_;
   const SiteReporterOptions options_;
 
-  std::mutex mu_;  // guards what follows
-  bool finished_ = false;
-  bool live_off_logged_ = false;
-  std::map<std::string, std::unique_ptr<LiveSocket>> sockets_;  // by query kind
-  std::map<std::pair<ProgramKind, LogStream>, Utf8StreamSanitizer> decoders_;
+  Mutex mu_;
+  bool finished_ GUARDED_BY(mu_) = false;
+  bool live_off_logged_ GUARDED_BY(mu_) = false;
+  std::map<std::string, std::unique_ptr<LiveSocket>> sockets_ GUARDED_BY(mu_);  // by query kind
+  std::map<std::pair<ProgramKind, LogStream>, Utf8StreamSanitizer> decoders_ GUARDED_BY(mu_);
 };
 
 }  // namespace cw

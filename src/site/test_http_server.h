@@ -20,11 +20,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "common/thread_annotations.h"
 
 namespace cw::testing_http {
 
@@ -84,11 +85,11 @@ class Server {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   std::vector<Request> requests() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return requests_;
   }
   std::size_t request_count() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return requests_.size();
   }
   int connection_count() const { return connections_; }
@@ -182,7 +183,7 @@ class Server {
 
     Response resp = handler_(req);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       requests_.push_back(std::move(req));
     }
     if (resp.hang_up) return false;
@@ -216,8 +217,8 @@ class Server {
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
-  mutable std::mutex mu_;
-  std::vector<Request> requests_;
+  mutable Mutex mu_;
+  std::vector<Request> requests_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

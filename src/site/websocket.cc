@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -25,6 +23,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/thread_annotations.h"
 #include "site/live_queue.h"
 #include "site/url.h"
 
@@ -166,8 +165,8 @@ class WsConn : public Conn, public std::enable_shared_from_this<WsConn<kTls>> {
 // cancelled and may take many seconds, and closing a socket must not wait
 // for it. The lookup posts its answer only while the socket still listens.
 struct ResolveMailbox {
-  std::mutex mu;
-  net::io_context* ioc = nullptr;  // null once the socket stopped listening
+  Mutex mu;
+  net::io_context* ioc GUARDED_BY(mu) = nullptr;  // null once the socket stopped listening
 };
 
 enum class State { kConnecting, kOpen, kWaiting, kClosing, kDone };
@@ -223,26 +222,22 @@ class LiveSocket::Impl {
 
   ~Impl() { Close(std::chrono::milliseconds(0)); }
 
-  bool Send(std::string text) {
-    return Enqueue(text.size(), [&] { return queue_.PushText(text); });
-  }
+  bool Send(std::string text) { return Enqueue(std::move(text), /*message=*/false); }
 
-  bool SendMessage(std::string json) {
-    return Enqueue(json.size(), [&] { return queue_.PushMessage(std::move(json)); });
-  }
+  bool SendMessage(std::string json) { return Enqueue(std::move(json), /*message=*/true); }
 
-  // Queues with `push` unless the socket is closing or closed (then the bytes
-  // count as dropped), and wakes the writer when something was queued.
-  template <typename Push>
-  bool Enqueue(std::size_t bytes, Push push) {
+  // Queues `payload` (a message's JSON, or output text) unless the socket is
+  // closing or closed (then the bytes count as dropped), and wakes the writer
+  // when something was queued.
+  bool Enqueue(std::string payload, bool message) {
     bool queued;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (done_ || closing_) {
-        dropped_after_close_ += bytes;
+        dropped_after_close_ += payload.size();
         return false;
       }
-      queued = push();
+      queued = message ? queue_.PushMessage(std::move(payload)) : queue_.PushText(payload);
     }
     if (queued) Wake();
     return queued;
@@ -250,7 +245,7 @@ class LiveSocket::Impl {
 
   void Close(std::chrono::milliseconds grace) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (close_called_) return;
       close_called_ = true;
       if (!done_) {
@@ -260,13 +255,15 @@ class LiveSocket::Impl {
     }
     if (thread_.joinable()) {
       net::post(ioc_, [this] { OnCloseRequested(); });
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, grace, [this] { return done_; });
+      MutexLock lock(mu_);
+      const auto until = std::chrono::steady_clock::now() + grace;
+      while (!done_ && cv_.WaitUntil(lock, until)) {
+      }
     }
     Stop();
     {
       // What the grace did not let through was not shown either.
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       queue_.DropAll();
     }
     LiveSocketStats s = stats();
@@ -281,7 +278,7 @@ class LiveSocket::Impl {
     s.frames_sent = frames_sent_.load();
     s.connects = connects_.load();
     s.connected = connected_.load();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     s.bytes_dropped = queue_.dropped_bytes() + dropped_after_close_;
     s.refused = refused_;
     return s;
@@ -302,7 +299,7 @@ class LiveSocket::Impl {
   void Stop() {
     if (!thread_.joinable()) return;
     {
-      std::lock_guard<std::mutex> lock(mailbox_->mu);
+      MutexLock lock(mailbox_->mu);
       mailbox_->ioc = nullptr;
     }
     work_.reset();
@@ -336,7 +333,7 @@ class LiveSocket::Impl {
         for (const auto& entry : results) endpoints.push_back(entry.endpoint());
       }
       std::string error = lookup_error ? "cannot resolve " + host + ": " + lookup_error.message() : "";
-      std::lock_guard<std::mutex> lock(mailbox->mu);
+      MutexLock lock(mailbox->mu);
       if (!mailbox->ioc) return;
       net::post(*mailbox->ioc, [this, generation, endpoints = std::move(endpoints), error] {
         OnResolved(generation, endpoints, error);
@@ -408,7 +405,7 @@ class LiveSocket::Impl {
     std::optional<LiveQueue::Frame> frame;
     bool closing;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       frame = queue_.Pop();
       closing = closing_;
     }
@@ -437,7 +434,7 @@ class LiveSocket::Impl {
   }
 
   void Lost(std::size_t bytes, std::uint64_t note_for) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     queue_.Lost(bytes, note_for);
   }
 
@@ -482,7 +479,7 @@ class LiveSocket::Impl {
     }
     bool closing;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       closing = closing_;
     }
     if (closing) return Finish();
@@ -514,7 +511,7 @@ class LiveSocket::Impl {
       conn_.reset();
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       refused_ = true;
       queue_.DropAll();
     }
@@ -525,10 +522,10 @@ class LiveSocket::Impl {
     state_ = State::kDone;
     connected_ = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       done_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
 
   const std::string url_;
@@ -539,14 +536,15 @@ class LiveSocket::Impl {
   bool tls_ = false;
 
   // Shared with the threads that call Send and Close.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  LiveQueue queue_;
-  bool closing_ = false;
-  bool close_called_ = false;
-  bool done_ = false;  // nothing more will be sent
-  bool refused_ = false;
-  std::uint64_t dropped_after_close_ = 0;
+  mutable Mutex mu_;
+  CondVar cv_;
+  LiveQueue queue_ GUARDED_BY(mu_);
+  bool closing_ GUARDED_BY(mu_) = false;
+  bool close_called_ GUARDED_BY(mu_) = false;
+  bool done_ GUARDED_BY(mu_) = false;  // nothing more will be sent
+  bool refused_ GUARDED_BY(mu_) = false;
+  std::uint64_t dropped_after_close_ GUARDED_BY(mu_) = 0;
+  // Atomics, read from any thread without the lock.
   std::atomic<bool> wake_posted_{false};
   std::atomic<std::uint64_t> frames_sent_{0};
   std::atomic<int> connects_{0};

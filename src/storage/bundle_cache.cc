@@ -115,7 +115,7 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
   const std::string key = KeyFor(url);
   const fs::path entry = dir_ / key;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::error_code ec;
     if (fs::is_regular_file(entry, ec)) {
       // The mtime is the "last used" time eviction goes by.
@@ -140,7 +140,7 @@ Result<fs::path> BundleCache::Get(const std::string& url, Storage& storage,
     return status;
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   fs::rename(part, entry, ec);
   if (ec) {
     Status rename_status = IoError("cannot rename " + part.string() + " to " + entry.string() + ": " + ec.message());
@@ -162,7 +162,7 @@ bool BundleCache::Keep(const std::string& url, const fs::path& file) {
     spdlog::debug("not keeping {} for the scoring job: {}", file.string(), ec.message());
     return false;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   fs::rename(part, entry, ec);
   if (ec) {
     fs::remove(part, ec);
@@ -178,7 +178,7 @@ bool BundleCache::Keep(const std::string& url, const fs::path& file) {
 Result<std::optional<fs::path>> BundleCache::Claim(const std::string& url,
                                                    const fs::path& take_as) {
   const fs::path entry = dir_ / KeyFor(url);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::error_code ec;
   if (!fs::is_regular_file(fs::symlink_status(entry, ec))) return std::optional<fs::path>();
   fs::create_directories(take_as.parent_path(), ec);
@@ -218,7 +218,7 @@ void BundleCache::EvictLocked(const fs::path& keep) {
 }
 
 std::uint64_t BundleCache::SizeBytes() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::uint64_t total = 0;
   for (const CacheEntry& e : ListEntries(dir_)) total += e.size;
   return total;

@@ -1,14 +1,20 @@
 // A size-capped cache of downloaded bundles (datasets, programs, reference
 // data), shared by the jobs of one worker, least recently used out first.
+//
+// Thread rules: every method may be called from any thread (each slot's
+// jobs at once, the metrics server's SizeBytes). mu_ guards the cache
+// folder's entries, not a member: it is held across local file-system calls
+// only (stat, rename, link, and the copy a pin makes across file systems, so
+// an entry cannot be evicted half read), never across a download.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "storage/storage.h"
 
 namespace cw {
@@ -62,13 +68,13 @@ class BundleCache {
  private:
   // Removes least recently used entries until under the budget, never
   // `keep` (empty: any entry may go).
-  void EvictLocked(const std::filesystem::path& keep);
-  static Result<std::filesystem::path> PinLocked(const std::filesystem::path& entry,
-                                                 const std::filesystem::path& pin_as);
+  void EvictLocked(const std::filesystem::path& keep) REQUIRES(mu_);
+  Result<std::filesystem::path> PinLocked(const std::filesystem::path& entry,
+                                          const std::filesystem::path& pin_as) REQUIRES(mu_);
 
   const std::filesystem::path dir_;
   const std::uint64_t max_bytes_;
-  std::mutex mu_;
+  Mutex mu_;  // the folder's entries (see the top)
 };
 
 }  // namespace cw

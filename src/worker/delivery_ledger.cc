@@ -19,7 +19,7 @@ DeliveryLedger::DeliveryLedger(DeliveryAcker& acker, std::size_t remember)
 
 DeliveryLedger::Admission DeliveryLedger::Admit(std::uint64_t epoch, std::uint64_t tag,
                                                 const std::string& task_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (revoked_.Contains(task_id)) {
     spdlog::info("task {} was revoked; dropping it", task_id);
     acker_.Ack(epoch, tag);
@@ -49,7 +49,7 @@ DeliveryLedger::Admission DeliveryLedger::Admit(std::uint64_t epoch, std::uint64
 
 bool DeliveryLedger::Enqueue(std::shared_ptr<LedgerJob> job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (draining_ || stopping_) {
       spdlog::info("shutting down: handing task {} back to the queue", job->task_id);
       for (auto [epoch, tag] : job->deliveries) acker_.Reject(epoch, tag, /*requeue=*/true);
@@ -58,13 +58,13 @@ bool DeliveryLedger::Enqueue(std::shared_ptr<LedgerJob> job) {
     jobs_[job->task_id] = job;
     queue_.push_back(job);
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
   return true;
 }
 
 std::shared_ptr<LedgerJob> DeliveryLedger::Take(int slot) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  MutexLock lock(mu_);
+  while (!stopping_ && queue_.empty()) cv_.Wait(lock);
   if (stopping_) return nullptr;
   std::shared_ptr<LedgerJob> job = queue_.front();
   queue_.pop_front();
@@ -77,7 +77,7 @@ std::shared_ptr<LedgerJob> DeliveryLedger::Take(int slot) {
 }
 
 void DeliveryLedger::Finish(const LedgerJob& job, JobResult::Outcome outcome) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   --active_;
   ++processed_;
   jobs_.erase(job.task_id);
@@ -91,7 +91,7 @@ void DeliveryLedger::Finish(const LedgerJob& job, JobResult::Outcome outcome) {
 }
 
 int DeliveryLedger::BeginDrain() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   draining_ = true;
   // Prefetched, not started: back to the queue, for another worker now.
   for (const auto& job : queue_) {
@@ -106,17 +106,17 @@ int DeliveryLedger::BeginDrain() {
 
 void DeliveryLedger::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     for (auto& [id, job] : jobs_) {
       if (job->running) job->cancel.Cancel("the worker is shutting down");
     }
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 void DeliveryLedger::Revoke(const std::vector<std::string>& ids, bool terminate) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& id : ids) {
     revoked_.Add(id);
     auto it = jobs_.find(id);
@@ -139,7 +139,7 @@ void DeliveryLedger::Revoke(const std::vector<std::string>& ids, bool terminate)
 std::vector<std::string> DeliveryLedger::RevokedIds() const {
   std::vector<std::string> ids;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     ids = revoked_.List();
   }
   std::sort(ids.begin(), ids.end());
@@ -147,7 +147,7 @@ std::vector<std::string> DeliveryLedger::RevokedIds() const {
 }
 
 void DeliveryLedger::EnforceTimeLimits(Clock::time_point now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [id, job] : jobs_) {
     if (!job->running) continue;
     double elapsed = std::chrono::duration<double>(now - job->started).count();
@@ -162,7 +162,7 @@ void DeliveryLedger::EnforceTimeLimits(Clock::time_point now) {
 }
 
 std::vector<RunningJobView> DeliveryLedger::Running() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<RunningJobView> out;
   for (const auto& [id, job] : jobs_) {
     if (!job->running) continue;
@@ -173,17 +173,17 @@ std::vector<RunningJobView> DeliveryLedger::Running() const {
 }
 
 int DeliveryLedger::active() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return active_;
 }
 
 int DeliveryLedger::processed() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return processed_;
 }
 
 int DeliveryLedger::queued() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return static_cast<int>(queue_.size());
 }
 

@@ -10,16 +10,15 @@
 // Threads: every method may be called from any thread (the broker thread
 // admits and revokes, the slot threads take and finish jobs, the main thread
 // drains and stops, the watchdog enforces limits). mu_ guards every member
-// below it; the acker is called with mu_ held, so it must not call back.
+// below it; the acker is called with mu_ held, so it must not call back (nor
+// block: the QueueConsumer's queues the ack and wakes its thread).
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -27,6 +26,7 @@
 #include <vector>
 
 #include "common/recent_ids.h"
+#include "common/thread_annotations.h"
 #include "job/cancel.h"
 #include "job/job_runner.h"
 #include "job/run_args.h"
@@ -116,16 +116,17 @@ class DeliveryLedger {
  private:
   DeliveryAcker& acker_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // a job queued, or Stop
-  bool stopping_ = false;
-  bool draining_ = false;
-  std::deque<std::shared_ptr<LedgerJob>> queue_;
-  std::map<std::string, std::shared_ptr<LedgerJob>> jobs_;  // queued or running, by task id
-  RecentIds finished_;
-  RecentIds revoked_;
-  int active_ = 0;
-  int processed_ = 0;
+  mutable Mutex mu_;
+  CondVar cv_;  // a job queued, or Stop
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool draining_ GUARDED_BY(mu_) = false;
+  std::deque<std::shared_ptr<LedgerJob>> queue_ GUARDED_BY(mu_);
+  // Queued or running, by task id.
+  std::map<std::string, std::shared_ptr<LedgerJob>> jobs_ GUARDED_BY(mu_);
+  RecentIds finished_ GUARDED_BY(mu_);
+  RecentIds revoked_ GUARDED_BY(mu_);
+  int active_ GUARDED_BY(mu_) = 0;
+  int processed_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cw

@@ -73,7 +73,7 @@ std::string StatusBoard::SafeReason(const std::string& reason, const std::string
 }
 
 void StatusBoard::BrokerState(bool connected) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (connected == broker_connected_ && broker_since_unix_ > 0) return;
   if (connected) {
     if (broker_ever_connected_) ++broker_reconnects_;
@@ -85,27 +85,27 @@ void StatusBoard::BrokerState(bool connected) {
 
 void StatusBoard::EngineState(bool ok, const std::string& reason) {
   std::string safe = ok ? "" : SafeReason(reason, "");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   engine_ok_ = ok;
   engine_reason_ = std::move(safe);
   engine_checked_unix_ = UnixNow();
 }
 
 void StatusBoard::Draining() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   draining_ = true;
 }
 
 void StatusBoard::JobStarted(int slot, const std::string& task_id, long long submission,
                              bool scoring) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (slot < 0 || static_cast<std::size_t>(slot) >= slots_.size()) return;
   slots_[slot].job = Running{task_id, submission, scoring ? "scoring" : "prediction",
                              "",      UnixNow(),  Steady::now()};
 }
 
 void StatusBoard::JobSiteStatus(int slot, const std::string& status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (slot < 0 || static_cast<std::size_t>(slot) >= slots_.size()) return;
   if (slots_[slot].job) slots_[slot].job->site_status = status;
 }
@@ -113,7 +113,7 @@ void StatusBoard::JobSiteStatus(int slot, const std::string& status) {
 void StatusBoard::JobEnded(int slot, const std::string& outcome, const std::string& reason,
                            const std::string& secret) {
   std::string safe = SafeReason(reason, secret);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (slot < 0 || static_cast<std::size_t>(slot) >= slots_.size() || !slots_[slot].job) return;
   const Running& job = *slots_[slot].job;
   Finished done;
@@ -135,7 +135,7 @@ void StatusBoard::JobEnded(int slot, const std::string& outcome, const std::stri
 nlohmann::json StatusBoard::Json() const {
   const double now_unix = UnixNow();
   const Steady::time_point now = Steady::now();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   nlohmann::json slots = nlohmann::json::array();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];

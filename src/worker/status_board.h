@@ -4,7 +4,8 @@
 // metrics server's /status answer with Json().
 //
 // Thread-safety: every method may be called from any thread (slot threads,
-// the broker thread, the engine checker, the servers); one mutex guards all.
+// the broker thread, the engine checker, the servers); mu_ guards all but
+// the constants.
 // No method blocks on anything but that mutex, so the broker thread may call.
 //
 // Secrets: the board is told only ids, stages and outcomes. A failure
@@ -16,11 +17,12 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "common/thread_annotations.h"
 
 namespace cw {
 
@@ -86,18 +88,18 @@ class StatusBoard {
   const double started_unix_;
   const Steady::time_point started_;
 
-  mutable std::mutex mu_;  // guards everything below
-  std::vector<Slot> slots_;
-  std::deque<Finished> last_;  // newest first
-  bool broker_connected_ = false;
-  bool broker_ever_connected_ = false;
-  int broker_reconnects_ = 0;
-  double broker_since_unix_ = 0;   // of the current state; 0 before any
-  std::optional<bool> engine_ok_;  // none: not checked yet
-  std::string engine_reason_;
-  double engine_checked_unix_ = 0;
-  bool draining_ = false;
-  long long jobs_done_ = 0;
+  mutable Mutex mu_;  // guards everything below
+  std::vector<Slot> slots_ GUARDED_BY(mu_);
+  std::deque<Finished> last_ GUARDED_BY(mu_);  // newest first
+  bool broker_connected_ GUARDED_BY(mu_) = false;
+  bool broker_ever_connected_ GUARDED_BY(mu_) = false;
+  int broker_reconnects_ GUARDED_BY(mu_) = 0;
+  double broker_since_unix_ GUARDED_BY(mu_) = 0;   // of the current state; 0 before any
+  std::optional<bool> engine_ok_ GUARDED_BY(mu_);  // none: not checked yet
+  std::string engine_reason_ GUARDED_BY(mu_);
+  double engine_checked_unix_ GUARDED_BY(mu_) = 0;
+  bool draining_ GUARDED_BY(mu_) = false;
+  long long jobs_done_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cw
