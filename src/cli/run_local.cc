@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "engine/docker_engine.h"
 #include "gpu/container_options.h"
+#include "job/network_holders.h"
 #include "report/progress.h"
 #include "report/terminal_reporter.h"
 #include "storage/bundle_cache.h"

@@ -8,7 +8,10 @@
 
 #include "broker/broker_url.h"
 #include "common/files.h"
+#include "gpu/container_options.h"
 #include "gpu/text.h"
+#include "job/network_holders.h"
+#include "sandbox/sandbox_image.h"
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -132,7 +135,7 @@ std::string FormatGb(double bytes) {
 const std::vector<DoctorCheckFn>& DoctorChecks() {
   static const std::vector<DoctorCheckFn> checks = {
       CheckEngine,        CheckImages,      CheckGpus,        CheckSlots, CheckGpuRuntime,
-      CheckHostDirectory, CheckDiskBudgets, CheckOutputLimit, CheckBroker,
+      CheckHostDirectory, CheckDiskBudgets, CheckOutputLimit, CheckSandbox, CheckBroker,
   };
   return checks;
 }
@@ -352,6 +355,45 @@ std::vector<DoctorCheck> CheckOutputLimit(DoctorRun& run) {
                 "run the worker as root on the engine's host (not in a container) with "
                 "mkfs.ext4 and loop devices, so each job gets a filesystem of its own "
                 "(README \"Disk\")")};
+}
+
+// What keeps jobs apart: the worker's own image (network holders, folder
+// removal) and the network programs sit on. Loads and makes them, as the
+// worker does at start.
+std::vector<DoctorCheck> CheckSandbox(DoctorRun& run) {
+  if (!run.found.engine_ok) return {Check("sandbox", Level::kSkip, "no engine")};
+  ContainerEngine& engine = *run.deps.engine;
+  Result<std::string> image = EnsureSandboxImage(engine);
+  if (!image.ok()) {
+    return {Check("sandbox", Level::kFail,
+                  "cannot load the worker's own image: " + image.status().message(),
+                  "programs would start without network namespaces made ahead, and a plain "
+                  "user's worker could not remove what they leave; check the engine's log")};
+  }
+  auto options = ContainerOptionsFromConfig(run.config);
+  if (!options.ok() || options->network_disabled) {
+    return {Check("sandbox", Level::kOk, *image + " loaded; programs have no network")};
+  }
+  if (options->podman && options->network == kDefaultContainerNetwork) {
+    // Named after the worker's node, which the worker knows and the doctor
+    // does not: made at start, not here.
+    return {Check("sandbox", Level::kOk,
+                  *image + " loaded; under podman each slot gets an isolated network of its own "
+                           "at start (README, COMPETITION_CONTAINER_NETWORK)")};
+  }
+  std::string network = EnsureProgramNetwork(*options, "doctor", 0, engine);
+  if (network.empty()) {
+    return {Check("sandbox", Level::kWarn,
+                  *image + " loaded; programs run on the engine's default network, where "
+                           "programs of other jobs can reach them",
+                  "leave COMPETITION_CONTAINER_NETWORK unset (codabench-jobs) or name a network "
+                  "whose containers cannot reach each other")};
+  }
+  return {Check("sandbox", Level::kOk,
+                *image + " loaded; programs run on network " + network +
+                    (network == options->network && network != kDefaultContainerNetwork
+                         ? " (the admin's own: its options are the admin's)"
+                         : " (no traffic between its containers)"))};
 }
 
 std::vector<DoctorCheck> CheckBroker(DoctorRun& run) {

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/files.h"
+#include "config/config.h"
+#include "storage/hash.h"
 
 namespace cw {
 
@@ -109,6 +111,26 @@ std::string NetworkHolders::Take(const std::string& kind) {
   Prepare();
   if (!id.empty()) spdlog::debug("{} program joins network holder {}", kind, id.substr(0, 12));
   return id;
+}
+
+std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
+                                 ContainerEngine& engine) {
+  std::string network = c.network;
+  if (c.network_disabled || network.empty() || network == "bridge" || network == "default") {
+    return "";
+  }
+  if (c.podman && network == kDefaultContainerNetwork) {
+    network += "-" + Sha256Hex(nodename).substr(0, 8) + "-" + std::to_string(slot);
+  }
+  Status made = engine.EnsureNetwork(network, {{"org.codabench.worker", "codabench-worker"}});
+  if (!made.ok()) {
+    spdlog::error("cannot make network {} ({}): programs run on the engine's default network, "
+                  "where programs of other jobs can reach them",
+                  network, made.message());
+    return "";
+  }
+  if (slot == 0 || network != c.network) spdlog::info("programs run on network {}", network);
+  return network;
 }
 
 }  // namespace cw

@@ -27,6 +27,7 @@
 #include "common/serial_executor.h"
 #include "common/thread_annotations.h"
 #include "engine/engine.h"
+#include "job/job_environment.h"
 
 namespace cw {
 
@@ -80,5 +81,14 @@ class NetworkHolders {
   bool failing_ GUARDED_BY(mu_) = false;           // the last Make failed (logged once)
   SerialExecutor executor_;        // last: stops before the members above go
 };
+
+// The network the programs of slot `slot` sit on (c.network, from
+// COMPETITION_CONTAINER_NETWORK), made when missing with traffic between its
+// containers off. Podman has no such switch: under it each slot of each
+// node gets a network of its own ("<name>-<node digest>-<slot>"), isolated
+// from the others. Returns "" for the engine's default network: none set,
+// none wanted (network disabled) or it cannot be made (an error in the log).
+std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
+                                 ContainerEngine& engine);
 
 }  // namespace cw

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
+#include "job/test_fakes.h"
+
 namespace cw {
 namespace {
 
@@ -180,6 +183,42 @@ TEST(NetworkHoldersTest, SparesNoProgramTookGoWithTheSlot) {
   std::lock_guard<std::recursive_mutex> lock(engine.mu);
   EXPECT_EQ(engine.created.size(), 1u) << "only the taken one, which its job removes";
   EXPECT_TRUE(engine.created.count(taken));
+}
+
+TEST(ProgramNetwork, EachSlotsIsMadeWhenMissing) {
+  testing::FakeEngine engine;
+  ContainerOptions c;
+  c.network = WorkerConfig().container_network;
+  EXPECT_EQ(c.network, "codabench-jobs");  // the default
+  // Docker: one network for every slot, with traffic between containers off.
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), "codabench-jobs");
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 1, engine), "codabench-jobs");
+  // Podman has no such switch: a network per slot and node, isolated.
+  c.podman = true;
+  std::string p0 = EnsureProgramNetwork(c, "w@a", 0, engine);
+  std::string p1 = EnsureProgramNetwork(c, "w@a", 1, engine);
+  std::string other_node = EnsureProgramNetwork(c, "w@b", 0, engine);
+  EXPECT_EQ(p0.rfind("codabench-jobs-", 0), 0u) << p0;
+  EXPECT_NE(p0, p1);
+  EXPECT_NE(p0, other_node);
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), p0) << "the same after a restart";
+  // An admin's own network is theirs, as it is.
+  c.network = "lab-net";
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 1, engine), "lab-net");
+  EXPECT_EQ(engine.networks.back(), "lab-net");
+
+  // A network the engine will not make: its default network, not a job
+  // that cannot start.
+  engine.network_status = Unavailable("no bridge driver");
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), "");
+  // Docker's default network, or none at all: nothing to make.
+  testing::FakeEngine other;
+  c.network = "bridge";
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, other), "");
+  c.network = "codabench-jobs";
+  c.network_disabled = true;
+  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, other), "");
+  EXPECT_TRUE(other.networks.empty());
 }
 
 }  // namespace

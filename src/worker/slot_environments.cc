@@ -9,7 +9,6 @@
 #include "job/job_filesystem.h"
 #include "job/network_holders.h"
 #include "sandbox/sandbox_image.h"
-#include "storage/hash.h"
 #include "worker/status_socket.h"
 
 namespace cw {
@@ -67,25 +66,6 @@ void PrepareEngine(JobEnvironment& env, ContainerEngine& engine) {
   }
 }
 
-std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
-                                 ContainerEngine& engine) {
-  std::string network = c.network;
-  if (c.network_disabled || network.empty() || network == "bridge" || network == "default") {
-    return "";
-  }
-  if (c.podman && network == kDefaultContainerNetwork) {
-    network += "-" + Sha256Hex(nodename).substr(0, 8) + "-" + std::to_string(slot);
-  }
-  Status made = engine.EnsureNetwork(network, {{"org.codabench.worker", "codabench-worker"}});
-  if (!made.ok()) {
-    spdlog::error("cannot make network {} ({}): programs run on the engine's default network, "
-                  "where programs of other jobs can reach them",
-                  network, made.message());
-    return "";
-  }
-  if (slot == 0 || network != c.network) spdlog::info("programs run on network {}", network);
-  return network;
-}
 
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
                                              const std::vector<WorkerSlot>& slots,

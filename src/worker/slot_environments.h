@@ -36,17 +36,9 @@ JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string
 // network holders then), with an error in the log.
 void PrepareEngine(JobEnvironment& env, ContainerEngine& engine);
 
-// The network the programs of slot `slot` sit on (c.network, from
-// COMPETITION_CONTAINER_NETWORK), made when missing with traffic between its
-// containers off. Podman has no such switch: under it each slot of each
-// node gets a network of its own ("<name>-<node digest>-<slot>"), isolated
-// from the others. Returns "" for the engine's default network: none set,
-// none wanted (network disabled) or it cannot be made (an error in the log).
-std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
-                                 ContainerEngine& engine);
-
 // One environment per slot, in slot order: `base` with the slot's container
-// options (on its network: EnsureProgramNetwork), its labels and GPU meter,
+// options (on its network: EnsureProgramNetwork, job/network_holders.h), its
+// labels and GPU meter,
 // and (with network holders on, a network and the worker's image) network
 // holders of its own, which start making their spares at once.
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,

@@ -63,42 +63,6 @@ TEST(SlotEnvironments, PrepareEngineLoadsTheWorkersImageOnce) {
   EXPECT_EQ(engine.imported.size(), 1u) << "loaded once: the engine has it now";
 }
 
-TEST(SlotEnvironments, EachSlotsProgramNetworkIsMadeWhenMissing) {
-  FakeEngine engine;
-  ContainerOptions c;
-  c.network = WorkerConfig().container_network;
-  EXPECT_EQ(c.network, "codabench-jobs");  // the default
-  // Docker: one network for every slot, with traffic between containers off.
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), "codabench-jobs");
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 1, engine), "codabench-jobs");
-  // Podman has no such switch: a network per slot and node, isolated.
-  c.podman = true;
-  std::string p0 = EnsureProgramNetwork(c, "w@a", 0, engine);
-  std::string p1 = EnsureProgramNetwork(c, "w@a", 1, engine);
-  std::string other_node = EnsureProgramNetwork(c, "w@b", 0, engine);
-  EXPECT_EQ(p0.rfind("codabench-jobs-", 0), 0u) << p0;
-  EXPECT_NE(p0, p1);
-  EXPECT_NE(p0, other_node);
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), p0) << "the same after a restart";
-  // An admin's own network is theirs, as it is.
-  c.network = "lab-net";
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 1, engine), "lab-net");
-  EXPECT_EQ(engine.networks.back(), "lab-net");
-
-  // A network the engine will not make: its default network, not a job
-  // that cannot start.
-  engine.network_status = Unavailable("no bridge driver");
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, engine), "");
-  // Docker's default network, or none at all: nothing to make.
-  FakeEngine other;
-  c.network = "bridge";
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, other), "");
-  c.network = "codabench-jobs";
-  c.network_disabled = true;
-  EXPECT_EQ(EnsureProgramNetwork(c, "w@a", 0, other), "");
-  EXPECT_TRUE(other.networks.empty());
-}
-
 TEST(SlotEnvironments, TheQueueWorkersEnvironmentIsUnderItsNodeAndCleansUpAfterTheAck) {
   FakeEngine engine;
   WorkerConfig config;

@@ -21,9 +21,9 @@
 #include "common/abandon.h"
 #include "engine/docker_engine.h"
 #include "engine/image_budget.h"
+#include "config/config.h"
 #include "job/network_holders.h"
 #include "sandbox/sandbox_image.h"
-#include "worker/slot_environments.h"
 
 namespace cw {
 namespace {
