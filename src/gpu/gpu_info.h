@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "gpu/command.h"
+#include "common/command.h"
 #include "gpu/nvml.h"
 
 namespace cw {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "gpu/command.h"
+#include "common/command.h"
 
 namespace cw {
 

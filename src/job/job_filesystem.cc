@@ -2,16 +2,12 @@
 
 #include <fcntl.h>
 #include <linux/loop.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,10 +19,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/command.h"
 #include "common/fd.h"
 #include "common/files.h"
-
-extern char** environ;
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -35,55 +30,6 @@ namespace {
 
 constexpr std::uint64_t kMargin = 256ull << 20;  // the filesystem's own tables
 constexpr int kBundles = 5;  // program, ingestion program, input data, reference data, prediction
-
-// Runs `argv` (found in PATH) with no input, its output collected (capped),
-// and kills it after `timeout`. The exit code, or a status saying why not.
-Result<int> RunTool(const std::vector<std::string>& argv, std::string& output,
-                    std::chrono::milliseconds timeout) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return IoError("pipe: " + ErrnoText(errno));
-  Fd read_end(fds[0]);
-  Fd write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  { Fd closed(write_end.release()); }  // so the read sees EOF when the child exits
-  if (rc == ENOENT) return NotFound(argv[0] + " is not installed (not found in PATH)");
-  if (rc != 0) return Unavailable("could not run " + argv[0] + ": " + ErrnoText(rc));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[4096];
-  bool timed_out = false;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p{read_end.get(), POLLIN, 0};
-    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (ready <= 0) continue;
-    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (output.size() < (64u << 10)) output.append(buf, static_cast<std::size_t>(n));
-  }
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) return Timeout(argv[0] + " did not finish in time and was killed");
-  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
-  return 128 + (WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
-}
 
 // Attaches `file` to a free loop device that detaches itself once nothing
 // uses it (after the unmount). The device's path; `loop` holds it open
@@ -194,13 +140,13 @@ Status MountJobFilesystem(const fs::path& image, const fs::path& mount_point,
   // No journal (the filesystem never outlives a crash of the worker), no
   // reserve for root, inode tables left for the kernel to zero only when
   // used (noinit_itable below: the image stays sparse).
-  std::string out;
-  CW_ASSIGN_OR_RETURN(int code, RunTool({"mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
-                                         "-E", "nodiscard,lazy_itable_init=1", image.string()},
-                                        out, std::chrono::seconds(60)));
-  if (code != 0) {
+  CW_ASSIGN_OR_RETURN(CommandOutput mkfs,
+                      RunCommand({"mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E",
+                                  "nodiscard,lazy_itable_init=1", image.string()},
+                                 std::chrono::seconds(60)));
+  if (mkfs.exit_code != 0) {
     return Unavailable("mkfs.ext4 " + image.string() + " exited with code " +
-                       std::to_string(code) + ": " + out);
+                       std::to_string(mkfs.exit_code) + ": " + mkfs.output);
   }
   std::error_code ec;
   fs::create_directories(mount_point, ec);

@@ -1,4 +1,4 @@
-#include "gpu/command.h"
+#include "common/command.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "gpu/command.h"
+#include "common/command.h"
 
 #include <fcntl.h>
 #include <poll.h>

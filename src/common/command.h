@@ -1,4 +1,4 @@
-// Runs a helper program (nvidia-smi) with a time limit and collects what it
+// Runs a helper program (nvidia-smi, mkfs.ext4) with a time limit and collects what it
 // prints. Injectable, so tests never depend on what the machine has installed.
 #pragma once
 
