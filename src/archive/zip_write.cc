@@ -50,17 +50,24 @@ struct SourceItem {
   time_t mtime = 0;
 };
 
+// A folder or file of the source as its owner knows it: its name inside the
+// zip, never the worker's path (the text may reach a participant's status).
+std::string Inside(const std::string& name) {
+  if (name.empty()) return "the folder to zip";
+  return "'" + (name.back() == '/' ? name.substr(0, name.size() - 1) : name) + "'";
+}
+
 Status CollectItems(const fs::path& dir, const std::string& prefix, const fs::path& skip_path,
                     const std::function<bool()>& cancelled, std::vector<SourceItem>& items) {
   std::error_code ec;
   std::vector<fs::directory_entry> children;
   fs::directory_iterator it(dir, ec);
-  if (ec) return IoError("cannot list " + dir.string() + ": " + ec.message());
+  if (ec) return IoError("cannot list " + Inside(prefix) + ": " + ec.message());
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) break;
     children.push_back(*it);
   }
-  if (ec) return IoError("cannot list " + dir.string() + ": " + ec.message());
+  if (ec) return IoError("cannot list " + Inside(prefix) + ": " + ec.message());
   std::sort(children.begin(), children.end(),
             [](const fs::directory_entry& a, const fs::directory_entry& b) {
               return a.path().filename().native() < b.path().filename().native();
@@ -70,7 +77,8 @@ Status CollectItems(const fs::path& dir, const std::string& prefix, const fs::pa
     struct stat st;
     // lstat: a link is judged as a link and never followed.
     if (::lstat(child.path().c_str(), &st) != 0) {
-      return IoError("cannot read " + child.path().string() + ": " + ErrnoText(errno));
+      return IoError("cannot read " + Inside(prefix + child.path().filename().string()) + ": " +
+                     ErrnoText(errno));
     }
     std::string name = prefix + child.path().filename().string();
     if (S_ISLNK(st.st_mode)) {

@@ -1,6 +1,7 @@
 // Writing (CreateZip, zip_write.cc): round trips, and a hostile folder.
 #include "archive/zip.h"
 
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
@@ -11,6 +12,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "archive/zip_test_util.h"
@@ -144,6 +146,30 @@ TEST_F(ZipWriteTest, CreateZipFailureLeavesNoHalfZip) {
   fs::path zip = root_ / "zips" / "out.zip";
   Status status = CreateZip(src, zip);
   EXPECT_EQ(status.code(), Code::kIo) << status.ToString();
+  EXPECT_EQ(Listing(root_ / "zips"), std::vector<std::string>{});
+}
+
+// A plain user's worker meets a folder a program made 0700 as root: the
+// reason names the folder as the participant knows it, never a host path.
+TEST_F(ZipWriteTest, AFolderTheWorkerCannotListIsNamedInsideTheOutput) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to play a plain user";
+  fs::path src = root_ / "src";
+  WriteFile(src / "a.txt", "a");
+  WriteFile(src / "h" / "hidden.txt", "b");
+  fs::permissions(root_, fs::perms::all);
+  fs::permissions(src, fs::perms::all);
+  fs::permissions(src / "h", fs::perms::owner_all);  // root's, 0700
+  fs::create_directories(root_ / "zips");
+  fs::permissions(root_ / "zips", fs::perms::all);
+  Status status;
+  std::thread plain_user([&] {
+    ::setfsuid(65534);  // per thread: drops its DAC overrides
+    status = CreateZip(src, root_ / "zips" / "out.zip");
+  });
+  plain_user.join();
+  EXPECT_EQ(status.code(), Code::kIo) << status.ToString();
+  EXPECT_NE(status.message().find("cannot list 'h'"), std::string::npos) << status.ToString();
+  EXPECT_EQ(status.message().find(root_.string()), std::string::npos) << status.ToString();
   EXPECT_EQ(Listing(root_ / "zips"), std::vector<std::string>{});
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -229,8 +230,13 @@ TEST_F(JobRunnerTest, AFailedDownloadStopsThePullAndIsTheReason) {
 }
 
 TEST_F(JobRunnerTest, PullsAndDownloadsShowTheirProgressOnTheDisplay) {
+  // The pull and the download report from their own threads at once.
+  std::mutex mu;
   std::vector<std::string> lines;
-  env_.progress.write = [&lines](const std::string& line) { lines.push_back(line); };
+  env_.progress.write = [&mu, &lines](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(line);
+  };
   env_.progress.start_after = std::chrono::milliseconds(0);
   RunArgs a = Prediction();
   a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});

@@ -95,6 +95,8 @@ enum class ProgressStyle {
 struct ProgressDisplay {
   ProgressStyle style = ProgressStyle::kLines;
   // kBar: raw text for the terminal; kLines: one log line (no newline).
+  // Called from every transfer's thread, several at once (a pull beside the
+  // downloads): it must be safe for that (spdlog is).
   std::function<void(const std::string&)> write;
   // The terminal's width for kBar, asked at each redraw (it may be resized);
   // null or not positive: 80.
