@@ -83,6 +83,13 @@ class DiskLimitsTest : public ::testing::Test {
     return r;
   }
   // No job folder left, whatever the programs made.
+  // The job ended Failed for its output, within seconds of passing 1 GB.
+  static void ExpectStoppedPastOneGb(const Run& r) {
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_THAT(r.err, HasSubstr("Job output larger than 1 GB"));
+    EXPECT_LT(r.seconds, 30);
+  }
+
   void ExpectNoJobFolder() {
     std::error_code ec;
     fs::path jobs = tmp_ / "out/work/jobs";
@@ -101,9 +108,7 @@ TEST_F(DiskLimitsTest, ThreeGbThroughADeletedOpenFileAreStopped) {
       "exec 3>/app/output/f && rm /app/output/f && dd if=/dev/zero bs=1M count=3000 >&3; "
       "sleep 60",
       kOneGb);
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("Job output larger than 1 GB"));
-  EXPECT_LT(r.seconds, 30);
+  ExpectStoppedPastOneGb(r);
   ExpectNoJobFolder();
 }
 
@@ -112,17 +117,13 @@ TEST_F(DiskLimitsTest, ThreeGbInAPrivateFolderAreStopped) {
       "mkdir /app/output/h && chmod 700 /app/output/h && "
       "dd if=/dev/zero of=/app/output/h/f bs=1M count=3000; sleep 60",
       kOneGb);
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("Job output larger than 1 GB"));
-  EXPECT_LT(r.seconds, 30);
+  ExpectStoppedPastOneGb(r);
   ExpectNoJobFolder();
 }
 
 TEST_F(DiskLimitsTest, ThreeGbInTheContainersOwnFilesystemAreStopped) {
   Run r = RunWorker("dd if=/dev/zero of=/tmp/f bs=1M count=3000; sleep 60", kOneGb);
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("Job output larger than 1 GB"));
-  EXPECT_LT(r.seconds, 30);
+  ExpectStoppedPastOneGb(r);
 }
 
 // The systemd unit's way: a user in the engine's group (CW_TEST_PLAIN_USER,
@@ -145,9 +146,7 @@ TEST_F(DiskLimitsTest, APlainUsersWorkerSeesThreeGbInARootsPrivateFolder) {
       "mkdir /app/output/h && chmod 700 /app/output/h && "
       "dd if=/dev/zero of=/app/output/h/f bs=1M count=3000; sleep 60",
       kOneGb, name);
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("Job output larger than 1 GB"));
-  EXPECT_LT(r.seconds, 30);
+  ExpectStoppedPastOneGb(r);
   ExpectNoJobFolder();
 }
 
