@@ -273,6 +273,11 @@ Result<WorkerConfig> ConfigFromEnv(const EnvMap& env, const BaseDirectoryChoice&
   c.extra_mounts = Trim(Get(env, "EXTRA_MOUNTS"));
   c.metrics_address = Trim(Get(env, "METRICS_ADDRESS"));
   c.metrics_token = Trim(Get(env, "METRICS_TOKEN"));
+  c.container_runtime = Trim(Get(env, "CONTAINER_RUNTIME"));
+  if (c.container_runtime.find_first_of(" \t\r\n\"'") != std::string::npos) {
+    return InvalidInput("CONTAINER_RUNTIME must be one runtime's name as the engine knows it "
+                        "(e.g. runsc), got '" + c.container_runtime + "'");
+  }
   // Unset or "none": a warm shutdown waits as long as its jobs run.
   if (Lower(Trim(Get(env, "WORKER_SHUTDOWN_TIMEOUT"))) != "none") {
     CW_ASSIGN_OR_RETURN(double seconds, NonNegative(env, "WORKER_SHUTDOWN_TIMEOUT", -1,

@@ -80,6 +80,9 @@ struct WorkerConfig {
   // start when missing with traffic between its containers off; "bridge" is
   // Docker's default network (where programs of other jobs are reachable).
   std::string container_network = kDefaultContainerNetwork;
+  // CONTAINER_RUNTIME: the OCI runtime every program runs under, by the
+  // name the engine knows it (e.g. runsc, gVisor); "" = the engine's default.
+  std::string container_runtime;
 
   // Limits on what one job's programs and bundles may take of the host
   // (README "Security"). 0 turns a limit off.

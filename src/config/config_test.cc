@@ -94,6 +94,18 @@ TEST(Config, RejectsBadValuesWithTheSettingName) {
   ASSERT_FALSE(relative.ok());
 }
 
+TEST(Config, ContainerRuntimeIsTheEnginesDefaultUnlessNamed) {
+  auto unset = ConfigFromEnv({}, false);
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(unset->container_runtime, "");
+  auto runsc = ConfigFromEnv({{"CONTAINER_RUNTIME", " runsc "}}, false);
+  ASSERT_TRUE(runsc.ok()) << runsc.status().ToString();
+  EXPECT_EQ(runsc->container_runtime, "runsc");
+  auto two = ConfigFromEnv({{"CONTAINER_RUNTIME", "runsc --nvproxy"}}, false);
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("CONTAINER_RUNTIME"), std::string::npos);
+}
+
 TEST(Config, BoolParsingAcceptsPythonStyleTrue) {
   EXPECT_TRUE(ParseBool("True"));
   EXPECT_TRUE(ParseBool("1"));

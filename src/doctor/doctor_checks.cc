@@ -8,6 +8,7 @@
 
 #include "broker/broker_url.h"
 #include "common/files.h"
+#include "engine/oci_runtime.h"
 #include "gpu/container_options.h"
 #include "gpu/text.h"
 #include "job/network_holders.h"
@@ -135,7 +136,8 @@ std::string FormatGb(double bytes) {
 const std::vector<DoctorCheckFn>& DoctorChecks() {
   static const std::vector<DoctorCheckFn> checks = {
       CheckEngine,        CheckImages,      CheckGpus,        CheckSlots, CheckGpuRuntime,
-      CheckHostDirectory, CheckDiskBudgets, CheckOutputLimit, CheckSandbox, CheckBroker,
+      CheckHostDirectory, CheckDiskBudgets, CheckOutputLimit, CheckSandbox, CheckRuntime,
+      CheckBroker,
   };
   return checks;
 }
@@ -394,6 +396,56 @@ std::vector<DoctorCheck> CheckSandbox(DoctorRun& run) {
                     (network == options->network && network != kDefaultContainerNetwork
                          ? " (the admin's own: its options are the admin's)"
                          : " (no traffic between its containers)"))};
+}
+
+// CONTAINER_RUNTIME: the engine knows it, serves the GPUs under it, and a
+// container of the worker's own image starts and exits 0 under it.
+std::vector<DoctorCheck> CheckRuntime(DoctorRun& run) {
+  const std::string& runtime = run.config.container_runtime;
+  const EngineInfo& info = run.found.info;
+  if (runtime.empty()) {
+    return {Check("runtime", Level::kOk,
+                  "programs run under " + DescribeRuntime(info, runtime) +
+                      " (CONTAINER_RUNTIME is not set)")};
+  }
+  if (!run.found.engine_ok) return {Check("runtime", Level::kSkip, "no engine")};
+  const std::string fix_register =
+      "register it with the engine (Docker: \"runtimes\" in /etc/docker/daemon.json, then "
+      "reload dockerd; gVisor: scripts/start-gvisor), or unset CONTAINER_RUNTIME";
+  if (Status known = CheckRuntimeKnown(info, runtime); !known.ok()) {
+    return {Check("runtime", Level::kFail, known.message(), fix_register)};
+  }
+  if (WantsGpus(run.config)) {
+    if (Status gpus = CheckRuntimeServesGpus(info, runtime); !gpus.ok()) {
+      return {Check("runtime", Level::kFail, gpus.message(),
+                    "README \"Sandboxed runtime (gVisor)\" says which GPU setups it serves")};
+    }
+  }
+  const std::string described = DescribeRuntime(info, runtime);
+  Result<std::string> image = EnsureSandboxImage(*run.deps.engine);
+  if (!image.ok()) {
+    return {Check("runtime", Level::kSkip,
+                  described + "; not tried: the worker's own image did not load")};
+  }
+  ContainerSpec spec;
+  spec.image = *image;
+  spec.entrypoint = {"/sandbox"};
+  spec.cmd = {"size", "/etc"};  // reads a folder every container has, and exits 0
+  spec.runtime = runtime;
+  spec.cap_drop = {"ALL"};
+  spec.security_opt = {"no-new-privileges"};
+  auto probe = RunProbe(*run.deps.engine, spec);
+  if (!probe.ok() || probe->exit_code != 0) {
+    std::string why = probe.ok() ? "exit code " + std::to_string(probe->exit_code) + ": " +
+                                       std::string(gpu_text::Trim(probe->output))
+                                 : probe.status().message();
+    return {Check("runtime", Level::kFail,
+                  "a container of " + *image + " did not run under " + described + ": " + why,
+                  "see the engine's log (journalctl -u docker); gVisor on a VM whose network it "
+                  "cannot drive needs \"runtimeArgs\": [\"--network=host\"] (README)")};
+  }
+  return {Check("runtime", Level::kOk,
+                "programs run under " + described + "; a container started and exited 0 under it")};
 }
 
 std::vector<DoctorCheck> CheckBroker(DoctorRun& run) {

@@ -57,6 +57,7 @@ std::vector<DoctorCheck> CheckHostDirectory(DoctorRun& run);  // "host directory
 std::vector<DoctorCheck> CheckDiskBudgets(DoctorRun& run);   // "disk budgets"
 std::vector<DoctorCheck> CheckOutputLimit(DoctorRun& run);   // "output limit"
 std::vector<DoctorCheck> CheckSandbox(DoctorRun& run);       // "sandbox"
+std::vector<DoctorCheck> CheckRuntime(DoctorRun& run);       // "runtime"
 std::vector<DoctorCheck> CheckBroker(DoctorRun& run);        // "broker"
 
 }  // namespace cw

@@ -327,6 +327,66 @@ TEST_F(DoctorTest, BrokerProblems) {
   EXPECT_THAT(b.fix, HasSubstr("user, password and vhost"));
 }
 
+TEST_F(DoctorTest, RuntimeIsTheEnginesDefaultWhenUnset) {
+  engine_.info.default_runtime = "runc";
+  auto checks = Run();
+  const DoctorCheck& c = Find(checks, "runtime");
+  EXPECT_EQ(c.level, Level::kOk);
+  EXPECT_THAT(c.detail, HasSubstr("the engine's default (runc)"));
+}
+
+TEST_F(DoctorTest, RuntimeTheEngineHasRunsTheProbe) {
+  engine_.info.runtimes = {"runc", "runsc"};
+  engine_.info.runtime_details["runsc"] = {"/usr/bin/runsc", {"--network=host"}};
+  config_.container_runtime = "runsc";
+  std::vector<std::string> ran_under;
+  auto doctor = engine_.programs["doctor"];
+  engine_.programs["doctor"] = [&](const ContainerSpec& spec, const OutputFn& out,
+                                   const std::atomic<bool>& stop) {
+    if (spec.entrypoint == std::vector<std::string>{"/sandbox"}) {
+      ran_under.push_back(spec.runtime);
+      return 0;
+    }
+    return doctor(spec, out, stop);
+  };
+  auto checks = Run();
+  const DoctorCheck& c = Find(checks, "runtime");
+  EXPECT_EQ(c.level, Level::kOk) << FormatCheck(c);
+  EXPECT_THAT(c.detail, HasSubstr("runsc (/usr/bin/runsc --network=host)"));
+  EXPECT_THAT(ran_under, ::testing::ElementsAre("runsc"));
+  EXPECT_EQ(engine_.live_containers(), 0u);
+}
+
+TEST_F(DoctorTest, RuntimeTheEngineLacksOrCannotStartFails) {
+  engine_.info.runtimes = {"runc"};
+  config_.container_runtime = "runsc";
+  const DoctorCheck unknown = Find(Run(), "runtime");
+  EXPECT_EQ(unknown.level, Level::kFail);
+  EXPECT_THAT(unknown.detail, HasSubstr("CONTAINER_RUNTIME is 'runsc'"));
+  EXPECT_THAT(unknown.fix, HasSubstr("daemon.json"));
+
+  engine_.info.runtimes = {"runc", "runsc"};
+  engine_.programs["doctor"] = [](const ContainerSpec&, const OutputFn& out,
+                                  const std::atomic<bool>&) {
+    out(StreamKind::kStderr, "gVisor: cannot start\n");
+    return 128;
+  };
+  const DoctorCheck failed = Find(Run(), "runtime");
+  EXPECT_EQ(failed.level, Level::kFail);
+  EXPECT_THAT(failed.detail, HasSubstr("exit code 128: gVisor: cannot start"));
+}
+
+TEST_F(DoctorTest, GpusUnderGvisorWithoutNvproxyFail) {
+  engine_.info.runtimes = {"runc", "runsc"};
+  engine_.info.runtime_details["runsc"] = {"/usr/bin/runsc", {"--network=host"}};
+  config_.container_runtime = "runsc";
+  config_.use_gpu = true;
+  gpus_ = testing::EightH100();
+  const DoctorCheck c = Find(Run(), "runtime");
+  EXPECT_EQ(c.level, Level::kFail);
+  EXPECT_THAT(c.detail, HasSubstr("--nvproxy"));
+}
+
 TEST(FormatCheck, OneLineAndTheFixBelow) {
   DoctorCheck c{"broker", Level::kFail, "refused", "check BROKER_URL"};
   EXPECT_EQ(FormatCheck(c), "FAIL  broker          refused\n"

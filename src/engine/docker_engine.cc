@@ -86,7 +86,10 @@ Result<EngineInfo> DockerEngine::Info() {
     info.mem_total_bytes = it->get<long long>();
   }
   if (auto it = j.find("Runtimes"); it != j.end() && it->is_object()) {
-    for (const auto& [name, _] : it->items()) info.runtimes.push_back(name);
+    for (const auto& [name, rt] : it->items()) {
+      info.runtimes.push_back(name);
+      info.runtime_details[name] = RuntimeFromInfo(rt);
+    }
   }
   if (auto it = j.find("CDISpecDirs"); it != j.end() && it->is_array()) {
     for (const auto& d : *it) {

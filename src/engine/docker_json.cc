@@ -109,9 +109,22 @@ json BuildCreateBody(const ContainerSpec& spec) {
     host["Ulimits"] = json::array(
         {{{"Name", "nofile"}, {"Soft", spec.nofile_limit}, {"Hard", spec.nofile_limit}}});
   }
+  if (!spec.runtime.empty()) host["Runtime"] = spec.runtime;
   if (!spec.log_driver.empty()) host["LogConfig"] = {{"Type", spec.log_driver}};
   if (!host.empty()) body["HostConfig"] = std::move(host);
   return body;
+}
+
+EngineInfo::Runtime RuntimeFromInfo(const json& entry) {
+  EngineInfo::Runtime out;
+  if (!entry.is_object()) return out;
+  out.path = StringOrEmpty(entry, "path");
+  if (auto args = entry.find("runtimeArgs"); args != entry.end() && args->is_array()) {
+    for (const json& a : *args) {
+      if (a.is_string()) out.args.push_back(a.get<std::string>());
+    }
+  }
+  return out;
 }
 
 std::string EngineErrorMessage(std::string_view body) {

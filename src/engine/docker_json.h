@@ -39,6 +39,9 @@ Result<ContainerState> ParseInspectBody(std::string_view body);
 // stay -1 (cgroup v2 engines report no peak; a stopped container, nothing).
 Result<ContainerStats> ParseStatsBody(std::string_view body);
 
+// One entry of GET /info's Runtimes: {"path": ..., "runtimeArgs": [...]}.
+EngineInfo::Runtime RuntimeFromInfo(const nlohmann::json& entry);
+
 // GET /images/json's answer; an entry without an Id is skipped.
 Result<std::vector<ImageInfo>> ParseImagesBody(std::string_view body);
 // GET /system/df's LayersSize: bytes the image store takes.

@@ -25,6 +25,24 @@ TEST(CreateBodyTest, MinimalSpecLeavesEngineDefaults) {
   }
 }
 
+TEST(CreateBodyTest, RuntimeOnlyWhenNamed) {
+  ContainerSpec spec;
+  spec.image = "img";
+  spec.memory_bytes = 1 << 30;
+  EXPECT_FALSE(BuildCreateBody(spec)["HostConfig"].contains("Runtime"));
+  spec.runtime = "runsc";
+  EXPECT_EQ(BuildCreateBody(spec)["HostConfig"]["Runtime"], "runsc");
+}
+
+TEST(RuntimeFromInfoTest, PathAndArgs) {
+  EngineInfo::Runtime rt = RuntimeFromInfo(
+      json::parse(R"({"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host", 3]})"));
+  EXPECT_EQ(rt.path, "/usr/bin/runsc");
+  EXPECT_EQ(rt.args, std::vector<std::string>{"--network=host"});
+  EXPECT_EQ(RuntimeFromInfo(json::parse(R"({"path": "runc"})")).path, "runc");
+  EXPECT_TRUE(RuntimeFromInfo(json("runc")).path.empty());
+}
+
 TEST(CreateBodyTest, FullSpec) {
   ContainerSpec spec;
   spec.image = "img";

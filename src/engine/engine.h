@@ -52,6 +52,7 @@ struct ContainerSpec {
   std::string cpuset_cpus;               // "" = any
   long long pids_limit = 0;              // 0 = engine default; most processes at once
   long long nofile_limit = 0;            // 0 = engine default; open files (soft = hard)
+  std::string runtime;                   // "" = the engine's default; an OCI runtime it knows
   // "" = the daemon's default. Jobs use "none": the worker keeps the output
   // itself, and the daemon then neither stores a second copy on its disk
   // nor spends time writing it (a 200 MiB burst ran 17 s -> 10 s).
@@ -107,6 +108,13 @@ struct EngineInfo {
   long long mem_total_bytes = 0;
   std::vector<std::string> runtimes;  // "runc", "nvidia", ...
   std::string default_runtime;
+  // Each of `runtimes`: its program and the arguments it is run with
+  // (daemon.json's "path" and "runtimeArgs"), where the engine says.
+  struct Runtime {
+    std::string path;
+    std::vector<std::string> args;
+  };
+  std::map<std::string, Runtime> runtime_details;
   std::vector<std::string> cdi_spec_dirs;  // reported by Docker >= 27 when CDI is on
   std::string operating_system;
   std::string cgroup_version;

@@ -58,6 +58,7 @@ Result<ContainerOptions> ContainerOptionsFromConfig(const WorkerConfig& config) 
   c.https_proxy = config.container_https_proxy;
   c.podman = config.container_engine == "podman";
   c.pids_limit = config.container_pids_limit;
+  c.runtime = config.container_runtime;
   // Podman's Docker API adds an nproc limit of its own to any ulimit it is
   // given, which its runc then refuses ("error setting rlimit type 6"):
   // under podman, containers.conf's default_ulimits sets open files.

@@ -30,6 +30,13 @@ TEST(ContainerOptionsFromConfig, DockerGetsThePidsAndOpenFileLimits) {
   EXPECT_EQ(o->nofile_limit, 16384);
 }
 
+TEST(ContainerOptionsFromConfig, CarriesTheRuntime) {
+  WorkerConfig c;
+  EXPECT_EQ(ContainerOptionsFromConfig(c)->runtime, "");
+  c.container_runtime = "runsc";
+  EXPECT_EQ(ContainerOptionsFromConfig(c)->runtime, "runsc");
+}
+
 TEST(ContainerOptionsFromConfig, GpuDeviceBecomesACdiRequest) {
   WorkerConfig c;
   c.use_gpu = true;

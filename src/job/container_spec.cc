@@ -86,6 +86,7 @@ ProgramContainer ProgramContainerSpec(const RunArgs& args, ProgramKind kind,
   spec.security_opt = ContainerSecurityOptions(c);
   spec.pids_limit = c.pids_limit;
   spec.nofile_limit = c.nofile_limit;
+  spec.runtime = c.runtime;
   spec.network_disabled = c.network_disabled;
   if (!c.network_disabled) spec.network_mode = network_mode.empty() ? c.network : network_mode;
   spec.device_requests = c.device_requests;

@@ -128,6 +128,21 @@ TEST_F(ContainerSpecTest, SecurityOptionsAndLimits) {
   EXPECT_THAT(ContainerSecurityOptions(ContainerOptions{}), ElementsAre("no-new-privileges"));
 }
 
+TEST_F(ContainerSpecTest, EveryProgramRunsUnderTheRuntime) {
+  JobFolder folder = Folder();
+  EXPECT_THAT(
+      ProgramContainerSpec(args_, ProgramKind::kProgram, "run", "abc", folder, env_, "").spec.runtime,
+      IsEmpty());
+  env_.container.runtime = "runsc";
+  for (bool scoring : {false, true}) {
+    args_.is_scoring = scoring;
+    for (ProgramKind kind : {ProgramKind::kIngestion, ProgramKind::kProgram}) {
+      EXPECT_EQ(ProgramContainerSpec(args_, kind, "run", "abc", folder, env_, "").spec.runtime,
+                "runsc");
+    }
+  }
+}
+
 TEST_F(ContainerSpecTest, NetworkModeUnlessTheNetworkIsOff) {
   JobFolder folder = Folder();
   ProgramContainer c = ProgramContainerSpec(args_, ProgramKind::kProgram, "run", "abc", folder,

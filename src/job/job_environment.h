@@ -46,6 +46,10 @@ struct ContainerOptions {
   bool podman = false;              // podman also wants label=disable (SELinux labels on mounts)
   long long pids_limit = 0;         // CONTAINER_PIDS_LIMIT; 0 = engine default
   long long nofile_limit = 0;       // CONTAINER_NOFILE_LIMIT; 0 = engine default
+  // CONTAINER_RUNTIME: the OCI runtime of every program; "" = the engine's
+  // default. Not the worker's own containers (network holders, folder
+  // removal): they run only the worker's own binary.
+  std::string runtime;
 };
 
 // What one job's bundles and programs may take of the host's disk

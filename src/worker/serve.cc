@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "engine/docker_engine.h"
+#include "engine/oci_runtime.h"
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
@@ -250,6 +251,13 @@ int Serve(const ServeOptions& options) {
   spdlog::info("codabench-worker {} on {} (engine {}), broker {}, {} slot(s)", nodename,
                config.host_directory.string(), *version, address.Redacted(), slot_count);
   for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
+  // CONTAINER_RUNTIME: refused here, not by every job's create.
+  auto runtime = CheckContainerRuntime(engine, config.container_runtime, WantsGpus(config));
+  if (!runtime.ok()) {
+    spdlog::error("{}", runtime.status().message());
+    return 2;
+  }
+  spdlog::info("programs run under {}", *runtime);
 
   // What `codabench-worker status` shows; outlives everything that feeds it.
   std::vector<StatusBoard::SlotInfo> slot_infos;

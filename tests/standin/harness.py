@@ -11,6 +11,8 @@ Settings from the environment:
     CW_E2E_RABBITMQ_NODE    RabbitMQ node name (default rabbit@localhost)
     CW_E2E_AMQP_HOST/PORT   where that node listens (default localhost:5672)
     CW_E2E_KEEP             keep the stand-in's and the worker's folders (debugging)
+    CONTAINER_RUNTIME       the workers' programs run under this OCI runtime (the
+                            worker reads it too); a test skips when the engine lacks it
 """
 
 import atexit
@@ -240,6 +242,36 @@ def docker_available():
 
 def have_image(image):
     return docker("image", "inspect", image).returncode == 0
+
+
+# ------------------------------------------------------------ the programs' runtime
+# CONTAINER_RUNTIME in the tests' environment reaches every worker they start
+# (the `.runsc` ctest names set it): the same cases, run under another runtime.
+RUNTIME = os.environ.get("CONTAINER_RUNTIME", "").strip()
+
+
+def engine_runtimes():
+    """{name: path} of the runtimes the engine lists ({} when it does not answer)."""
+    proc = docker("info", "--format", "{{json .Runtimes}}", timeout=20)
+    try:
+        return {k: (v or {}).get("path", "") for k, v in json.loads(proc.stdout or "{}").items()}
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+
+
+def require_runtime():
+    """Skips (even in CI) when CONTAINER_RUNTIME names a runtime the engine lacks:
+    registering one changes the engine's config (scripts/start-gvisor)."""
+    if RUNTIME and RUNTIME not in engine_runtimes():
+        raise unittest.SkipTest(f"container runtime {RUNTIME} is not registered with the "
+                                "engine (scripts/start-gvisor registers runsc)")
+
+
+def under_gvisor():
+    """Whether the workers' programs run under gVisor (CONTAINER_RUNTIME=runsc)."""
+    if not RUNTIME:
+        return False
+    return os.path.basename(engine_runtimes().get(RUNTIME, "") or RUNTIME) == "runsc"
 
 
 def submission_containers(submission_id):
@@ -534,6 +566,7 @@ class WorkerTestCase(unittest.TestCase):
             missing("no Docker engine (scripts/start-docker)")
         if not have_image(image):
             missing(f"no image {image} ({image_hint})")
+        require_runtime()
 
     def setUp(self):
         self.vhost, self.site = fresh_site(self)
