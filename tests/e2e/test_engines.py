@@ -18,6 +18,7 @@ so instead: README "Engines").
 import os
 import pwd
 import socket
+import subprocess
 import sys
 import unittest
 from pathlib import Path
@@ -25,6 +26,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "standin"))
 sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
+from harness import summarize, wait_for_status, ws_text  # noqa: E402
+
+DATA = HERE / "data"
+NOT_ENFORCED = "runs rootless on cgroups v1"
 
 ROOTLESS_USER = os.environ.get("CW_ROOTLESS_USER", "cw-rootless")
 
@@ -36,8 +43,42 @@ COMMON = [
 ]
 CASES = {
     "podman": COMMON + ["test_hostile.HostileInputTest.test_a_fork_bomb_meets_the_pids_limit"],
-    "podman-rootless": COMMON,
+    "podman-rootless": COMMON + ["test_engines.UnenforcedLimitsTest"],
 }
+
+
+class UnenforcedLimitsTest(harness.WorkerTestCase):
+    """Rootless Podman on cgroups v1 ignores memory, CPU and pids limits: the
+    worker says so at start, in `doctor` and in each job's log, never
+    silently. (On a cgroups v2 host this test skips: the limits hold.)"""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.require_services()
+        info = harness.docker("info", "--format", "{{.CgroupVersion}}")
+        if info.stdout.strip() != "1":
+            raise unittest.SkipTest(f"the engine's cgroups are v{info.stdout.strip()}, not v1")
+
+    def test_the_start_up_log_doctor_and_each_jobs_log_say_what_is_not_enforced(self):
+        worker = self.start_worker(CONTAINER_MEMORY="256m")
+        created = self.site.create_submission(
+            submission=harness.make_zip(DATA / "results_submission"),
+            scoring_program=harness.make_zip(DATA / "scoring_program"),
+            reference_data=harness.make_zip(DATA / "reference_data"))
+        self.submission_ids.append(created["id"])
+        record = wait_for_status(self.site, created["id"], {"Finished", "Failed"}, 120,
+                                 worker=worker)
+        self.assertEqual(record["status"], "Finished", summarize(record))
+        self.assertIn(NOT_ENFORCED, ws_text(record, "stderr"), summarize(record))
+        self.assertRegex(worker.stderr_text(), r"warn.*" + NOT_ENFORCED)
+        # doctor, as the same user against the same engine.
+        env = dict(os.environ, BROKER_URL=self.vhost, HOST_DIRECTORY=worker.host_dir)
+        user = harness._worker_user(env, worker.host_dir)
+        doctor = subprocess.run([worker.binary, "doctor", "--image", harness.BUSYBOX_IMAGE],
+                                env=env, capture_output=True, text=True, timeout=180,
+                                cwd=worker.host_dir, **user)
+        out = doctor.stdout + doctor.stderr
+        self.assertRegex(out, r"warn +limits +the container engine " + NOT_ENFORCED, out)
 
 
 def engine_socket(engine):
