@@ -16,10 +16,13 @@ rootless Podman on cgroups v1 does not enforce, which the worker names
 instead (README "Engines"). About a minute per engine.
 """
 
+import atexit
 import os
 import pwd
+import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import unittest
 from pathlib import Path
@@ -111,6 +114,20 @@ def answers(url):
         return False
 
 
+def reachable_binary(user):
+    """The worker binary where `user` can run it: a checkout under a folder
+    only root may enter (/root) gets a copy in a temporary folder."""
+    binary = os.path.abspath(harness.worker_binary())
+    if subprocess.run(["runuser", "-u", user, "--", "test", "-x", binary]).returncode == 0:
+        return
+    folder = tempfile.mkdtemp(prefix="cw-e2e-bin-")
+    os.chmod(folder, 0o755)
+    copy = os.path.join(folder, "codabench-worker")
+    shutil.copy2(binary, copy)
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ["CW_WORKER_BINARY"] = copy
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in CASES:
         print(f"usage: {argv[0]} {'|'.join(CASES)}", file=sys.stderr)
@@ -125,6 +142,7 @@ def main(argv):
     os.environ.pop("DOCKER_HOST", None)
     if user:
         os.environ["CW_E2E_WORKER_USER"] = user
+        reachable_binary(user)
     print(f"{engine}: {url}" + (f", the worker as {user}" if user else ""), file=sys.stderr)
     suite = unittest.defaultTestLoader.loadTestsFromNames(CASES[engine])
     result = unittest.TextTestRunner(verbosity=2).run(suite)
