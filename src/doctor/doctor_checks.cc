@@ -135,9 +135,9 @@ std::string FormatGb(double bytes) {
 
 const std::vector<DoctorCheckFn>& DoctorChecks() {
   static const std::vector<DoctorCheckFn> checks = {
-      CheckEngine,        CheckImages,      CheckGpus,        CheckSlots, CheckGpuRuntime,
-      CheckHostDirectory, CheckDiskBudgets, CheckOutputLimit, CheckSandbox, CheckRuntime,
-      CheckBroker,
+      CheckEngine,      CheckEngineLimits, CheckImages,  CheckGpus,    CheckSlots,
+      CheckGpuRuntime,  CheckHostDirectory, CheckDiskBudgets, CheckOutputLimit, CheckSandbox,
+      CheckRuntime,     CheckBroker,
   };
   return checks;
 }
@@ -160,6 +160,16 @@ std::vector<DoctorCheck> CheckEngine(DoctorRun& run) {
               " memory";
   }
   return {Check("engine", Level::kOk, detail)};
+}
+
+// Limits the engine cannot enforce (rootless on cgroups v1): a warning, as
+// in the worker's start-up log and each job's log. No line when it can.
+std::vector<DoctorCheck> CheckEngineLimits(DoctorRun& run) {
+  const std::string unenforced = UnenforcedLimits(run.found.info);
+  if (!run.found.engine_ok || unenforced.empty()) return {};
+  return {Check("limits", Level::kWarn, unenforced,
+                "rootless Podman on cgroups v1 ignores every resource limit: run the engine as "
+                "root, or boot the host with cgroups v2 (systemd.unified_cgroup_hierarchy=1)")};
 }
 
 // The registry, and whether the image is already here.

@@ -49,6 +49,7 @@ const std::vector<DoctorCheckFn>& DoctorChecks();
 
 // The checks, each the lines of one topic.
 std::vector<DoctorCheck> CheckEngine(DoctorRun& run);        // "engine"
+std::vector<DoctorCheck> CheckEngineLimits(DoctorRun& run);  // "limits" (only when some fail)
 std::vector<DoctorCheck> CheckImages(DoctorRun& run);        // "images"
 std::vector<DoctorCheck> CheckGpus(DoctorRun& run);          // "gpus"
 std::vector<DoctorCheck> CheckSlots(DoctorRun& run);         // "slots", "ipc"

@@ -134,6 +134,20 @@ TEST_F(DoctorTest, HealthyCpuHostPassesEveryCheck) {
   EXPECT_TRUE(fs::is_empty(dir_));
 }
 
+TEST_F(DoctorTest, ARootlessEngineOnCgroupsV1WarnsThatItsLimitsAreNotEnforced) {
+  engine_.info.rootless = true;
+  engine_.info.cgroup_version = "1";
+  auto checks = Run();
+  const DoctorCheck& c = Find(checks, "limits");
+  EXPECT_EQ(c.level, Level::kWarn);
+  EXPECT_THAT(c.detail, HasSubstr("CONTAINER_MEMORY"));
+  EXPECT_THAT(c.detail, HasSubstr("not enforced"));
+  EXPECT_THAT(c.fix, HasSubstr("cgroups v2"));
+  // On cgroups v2 they hold: no line.
+  engine_.info.cgroup_version = "2";
+  for (const DoctorCheck& line : Run()) EXPECT_NE(line.name, "limits") << FormatCheck(line);
+}
+
 TEST_F(DoctorTest, AnOutputLimitOnlyTheWalkHoldsIsAWarningSayingWhatItMisses) {
   output_limit_ = {false, "MAX_OUTPUT_SIZE_GB is measured by walking: the worker is not root"};
   auto checks = Run();

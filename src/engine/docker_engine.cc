@@ -96,6 +96,11 @@ Result<EngineInfo> DockerEngine::Info() {
       if (d.is_string()) info.cdi_spec_dirs.push_back(d.get<std::string>());
     }
   }
+  // Podman says "Rootless": true; Docker lists "name=rootless".
+  if (auto it = j.find("Rootless"); it != j.end() && it->is_boolean()) info.rootless = it->get<bool>();
+  if (auto it = j.find("SecurityOptions"); it != j.end() && it->is_array()) {
+    for (const auto& o : *it) info.rootless |= o.is_string() && o.get<std::string>() == "name=rootless";
+  }
   return info;
 }
 

@@ -131,5 +131,46 @@ TEST(DockerEngineTest, PodmansAnswersMeanWhatDockersDo) {
   EXPECT_TRUE(saw_import) << "the whole reference goes in repo (podman ignores tag)";
 }
 
+// GET /info as rootless Podman 4.3 on cgroups v1 answers it (cut down), as
+// rootless Docker does, and as a rootful engine does.
+TEST(DockerEngineTest, InfoSaysWhetherTheEngineIsRootlessAndWhatItCannotEnforce) {
+  std::string answer;
+  Server server([&answer](const Request& req) {
+    if (req.target == "/info") return Json(200, answer);
+    return Json(404, "{\"message\":\"not here\"}");
+  });
+  DockerEngine engine(EngineUrl(server));
+
+  answer = R"({"ServerVersion":"4.3.1","NCPU":2,"CgroupVersion":"1","Rootless":true,
+               "SecurityOptions":["name=seccomp,profile=default"]})";
+  auto podman = engine.Info();
+  ASSERT_TRUE(podman.ok()) << podman.status().ToString();
+  EXPECT_TRUE(podman->rootless);
+  EXPECT_EQ(podman->cgroup_version, "1");
+  const std::string note = UnenforcedLimits(*podman);
+  for (const char* named : {"rootless", "cgroups v1", "CONTAINER_MEMORY", "CONTAINER_CPUS",
+                            "CONTAINER_PIDS_LIMIT", "not enforced"}) {
+    EXPECT_NE(note.find(named), std::string::npos) << named << " in: " << note;
+  }
+
+  // Rootless Docker on cgroups v2 enforces them (through systemd's delegation).
+  answer = R"({"ServerVersion":"24.0.7","CgroupVersion":"2",
+               "SecurityOptions":["name=seccomp,profile=builtin","name=rootless","name=cgroupns"]})";
+  auto docker_v2 = engine.Info();
+  ASSERT_TRUE(docker_v2.ok());
+  EXPECT_TRUE(docker_v2->rootless);
+  EXPECT_EQ(UnenforcedLimits(*docker_v2), "");
+  answer = R"({"CgroupVersion":"1","SecurityOptions":["name=rootless"]})";
+  EXPECT_NE(UnenforcedLimits(*engine.Info()), "");
+
+  // Rootful, cgroups v1: every limit holds.
+  answer = R"({"ServerVersion":"20.10.24","CgroupVersion":"1","Rootless":false,
+               "SecurityOptions":["name=seccomp,profile=default"]})";
+  auto rootful = engine.Info();
+  ASSERT_TRUE(rootful.ok());
+  EXPECT_FALSE(rootful->rootless);
+  EXPECT_EQ(UnenforcedLimits(*rootful), "");
+}
+
 }  // namespace
 }  // namespace cw

@@ -118,7 +118,15 @@ struct EngineInfo {
   std::vector<std::string> cdi_spec_dirs;  // reported by Docker >= 27 when CDI is on
   std::string operating_system;
   std::string cgroup_version;
+  // The engine runs as a user, not root: rootless Podman ("Rootless": true)
+  // or rootless Docker ("name=rootless" in SecurityOptions).
+  bool rootless = false;
 };
+
+// What the engine described by `info` cannot enforce, as one sentence for the
+// start-up log, `doctor` and each job's log; "" when it enforces every limit
+// the worker sets. Rootless on cgroups v1: no memory, CPU or pids limit.
+std::string UnenforcedLimits(const EngineInfo& info);
 
 class ContainerEngine {
  public:

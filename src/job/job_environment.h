@@ -84,6 +84,9 @@ struct JobEnvironment {
   // The worker's own image (sandbox/sandbox_image.h), as the engine names
   // it; "" when it could not be loaded.
   std::string sandbox_image;
+  // The limits the engine cannot enforce (UnenforcedLimits, engine/engine.h),
+  // told in each job's log; "" when it enforces them all.
+  std::string unenforced_limits;
   // How often the scoring output is looked at for new detailed results
   // (an lstat), and the least time between two uploads of them.
   std::chrono::milliseconds detailed_results_interval{250};

@@ -134,6 +134,9 @@ JobResult Job::Run() {
       Status patched = reporter_.UpdateStatus(JobStatus::kRunning, HostDetails());
       if (!patched.ok()) spdlog::warn("could not report Running: {}", patched.ToString());
     }
+    // Rootless on cgroups v1: the participant and organizer learn that the
+    // limits they count on do not hold here.
+    if (!env_.unenforced_limits.empty()) reporter_.LiveError(env_.unenforced_limits);
     // Caught here as well as in JobRunner::Run, so that what the programs
     // wrote still goes up (an exception past their threads' join).
     try {

@@ -175,6 +175,22 @@ TEST_F(JobRunnerTest, ContainersGetThePidsAndOpenFileLimitsAndNoNewPrivileges) {
               ElementsAre("no-new-privileges", "label=disable"));
 }
 
+// Rootless on cgroups v1 (engine/engine.h UnenforcedLimits): each job's log
+// says which limits do not hold, once, before the programs run.
+TEST_F(JobRunnerTest, LimitsTheEngineCannotEnforceAreToldInTheJobsLog) {
+  env_.unenforced_limits = "the programs' memory limit is not enforced";
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: true\n"}});
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_THAT(reporter_.live_errors, ElementsAre("the programs' memory limit is not enforced"));
+
+  env_.unenforced_limits.clear();
+  reporter_.live_errors.clear();
+  ASSERT_TRUE(Run(a).ok());
+  EXPECT_TRUE(reporter_.live_errors.empty());
+}
+
 TEST_F(JobRunnerTest, WhatEachProgramUsedGoesIntoTheMetadata) {
   env_.usage_interval = std::chrono::milliseconds(5);
   engine_.stats.memory_bytes = 100LL << 20;

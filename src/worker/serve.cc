@@ -72,12 +72,16 @@ class ConsumerAcker : public DeliveryAcker {
 };
 
 // Plans the slots on the engine's host: its CPUs, and the GPUs this process
-// can see (the worker container needs GPU access for that). Logs them.
+// can see (the worker container needs GPU access for that). Logs them, and
+// what the engine cannot enforce (*unenforced, for each job's log).
 // Returns the exit code on failure.
-Result<std::vector<WorkerSlot>> PlanSlots(const WorkerConfig& config, DockerEngine& engine) {
+Result<std::vector<WorkerSlot>> PlanSlots(const WorkerConfig& config, DockerEngine& engine,
+                                          std::string* unenforced) {
   int cpu_count = 0;
   if (auto info = engine.Info(); info.ok()) {
     cpu_count = info->ncpu;
+    *unenforced = UnenforcedLimits(*info);
+    if (!unenforced->empty()) spdlog::warn("{}", *unenforced);
   } else {
     spdlog::warn("the engine did not describe its host ({}); slots are not pinned to CPUs",
                  info.status().message());
@@ -242,7 +246,8 @@ int Serve(const ServeOptions& options) {
     spdlog::error("{}", version.status().message());
     return 1;
   }
-  auto slots = PlanSlots(config, engine);
+  std::string unenforced_limits;
+  auto slots = PlanSlots(config, engine, &unenforced_limits);
   if (!slots.ok()) {
     spdlog::error("{}", slots.status().message());
     return slots.status().code() == Code::kInvalidInput ? 2 : 1;
@@ -311,6 +316,7 @@ int Serve(const ServeOptions& options) {
     metrics->WatchCacheBytes([&cache] { return static_cast<double>(cache.SizeBytes()); });
   }
   JobEnvironment env = QueueJobEnvironment(config, nodename, engine, metrics.get());
+  env.unenforced_limits = unenforced_limits;
   PrepareEngine(env, engine);
   // No job of ours runs yet: what a killed run of this node left goes
   // (through the worker's own image what its user may not remove).

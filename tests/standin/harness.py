@@ -13,6 +13,10 @@ Settings from the environment:
     CW_E2E_KEEP             keep the stand-in's and the worker's folders (debugging)
     CONTAINER_RUNTIME       the workers' programs run under this OCI runtime (the
                             worker reads it too); a test skips when the engine lacks it
+    CW_E2E_WORKER_USER      run the worker as that user (rootless Podman): its
+                            HOST_DIRECTORY is given to it, HOME and
+                            XDG_RUNTIME_DIR are its own
+    CONTAINER_SOCKET        the engine, for the worker and the tests' docker CLI
 """
 
 import atexit
@@ -487,10 +491,11 @@ class Worker:
         env.update(self.extra_env)
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
+        as_user = _worker_user(env, self.host_dir)
         self.proc = subprocess.Popen([self.binary, "run", *self.args], env=env,
                                      stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, cwd=self.host_dir,
-                                     start_new_session=True)
+                                     start_new_session=True, **as_user)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -547,6 +552,22 @@ class Worker:
 
     def log_tail(self, n=6000):
         return self.stderr_text()[-n:]
+
+
+def _worker_user(env, host_dir):
+    """Popen's user arguments for CW_E2E_WORKER_USER (none when unset): the
+    worker's folder becomes that user's, and its HOME and XDG_RUNTIME_DIR
+    (where rootless Podman keeps its socket) are set in `env`."""
+    name = env.get("CW_E2E_WORKER_USER")
+    if not name:
+        return {}
+    import pwd  # noqa: PLC0415 (only here)
+    pw = pwd.getpwnam(name)
+    for root, dirs, files in os.walk(host_dir):
+        for entry in [root] + [os.path.join(root, n) for n in dirs + files]:
+            os.chown(entry, pw.pw_uid, pw.pw_gid)
+    env.update(HOME=pw.pw_dir, USER=name, XDG_RUNTIME_DIR=f"/run/user/{pw.pw_uid}")
+    return dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
 
 
 # --------------------------------------------------------------------- test cases
