@@ -10,7 +10,8 @@ as CW_ROOTLESS_USER (default cw-rootless) with its HOST_DIRECTORY
 not answer, as on a machine without podman.
 
 The set: a Codabench-shaped competition (ingestion and scoring on the Python
-image), revoke, the time limit, and a hostile case: rootful a fork bomb
+image), revoke, the time limit, fresh namespaces (test_strangers' first
+case), and a hostile case: rootful a fork bomb
 against the pids limit; rootless links to host files, and the limits
 rootless Podman on cgroups v1 does not enforce, which the worker names
 instead (README "Engines"). About a minute per engine.
@@ -43,6 +44,10 @@ COMMON = [
     "test_dropin_shapes.DropInShapesTest.test_code_submission_for_the_ingestion_program_is_scored",
     "test_queue_worker.QueueWorkerTest.test_revoke_stops_the_container_and_the_next_job_runs",
     "test_queue_worker.QueueWorkerTest.test_execution_time_limit",
+    # Strangers never meet: no program sees what another wrote into its
+    # namespace's /etc/hosts and /etc/resolv.conf, and each has its hostname.
+    "test_strangers.StrangersTest."
+    "test_what_a_program_writes_into_its_namespace_reaches_no_other_program",
 ]
 # The hostile case each engine differs on: rootful enforces the pids limit;
 # rootless maps the programs' files to subordinate ids, and enforces no limit
