@@ -2,14 +2,11 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 namespace cw {
 namespace {
-
-std::string Joined(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 const EngineInfo::Runtime* Details(const EngineInfo& info, const std::string& runtime) {
   auto it = info.runtime_details.find(runtime);
@@ -25,7 +22,7 @@ Status CheckRuntimeKnown(const EngineInfo& info, const std::string& runtime) {
   }
   return InvalidInput("CONTAINER_RUNTIME is '" + runtime +
                       "' but the container engine has no runtime of that name (it has: " +
-                      Joined(info.runtimes) +
+                      fmt::format("{}", fmt::join(info.runtimes, ", ")) +
                       "). Register it with the engine (Docker: \"runtimes\" in "
                       "/etc/docker/daemon.json, then reload dockerd; for gVisor: "
                       "scripts/start-gvisor), or unset CONTAINER_RUNTIME for the engine's "
