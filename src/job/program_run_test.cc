@@ -13,15 +13,11 @@
 namespace cw {
 namespace {
 namespace fs = std::filesystem;
+using cw::testing::ReadFile;
 using ::testing::HasSubstr;
 using testing::FakeEngine;
 using testing::RecordingReporter;
 using namespace std::chrono_literals;
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
 
 class ProgramRunTest : public ::testing::Test {
  protected:

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -329,6 +330,12 @@ class FakeGpuMeter : public GpuUsageMeter {
 inline void WriteFile(const std::filesystem::path& p, const std::string& text) {
   std::filesystem::create_directories(p.parent_path());
   std::ofstream(p) << text;
+}
+
+// The whole of `p` ("" when it cannot be read).
+inline std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
 // Zips `files` (relative path -> content), written under `scratch/name`, and

@@ -17,23 +17,16 @@
 
 #include "common/files.h"
 #include "engine/docker_engine.h"
+#include "job/test_fakes.h"
 
 namespace cw {
 namespace {
 namespace fs = std::filesystem;
+using cw::testing::ReadFile;
+using cw::testing::WriteFile;
 using ::testing::HasSubstr;
 
 constexpr const char* kBusybox = "codabench-worker-test/busybox:latest";
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-void WriteFile(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
 
 class DiskLimitsTest : public ::testing::Test {
  protected:

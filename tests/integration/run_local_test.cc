@@ -14,25 +14,18 @@
 
 #include "common/files.h"
 #include "engine/docker_engine.h"
+#include "job/test_fakes.h"
 
 namespace cw {
 namespace {
 namespace fs = std::filesystem;
+using cw::testing::ReadFile;
+using cw::testing::WriteFile;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kBusybox = "codabench-worker-test/busybox:latest";
 constexpr const char* kPython = "codabench-worker/python:bookworm";
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-void WriteFile(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
 
 struct WorkerRun {
   int exit_code = -1;
