@@ -64,9 +64,8 @@ std::string DescribeRuntime(const EngineInfo& info, const std::string& runtime) 
   return runtime + " (" + command + ")";
 }
 
-Result<std::string> CheckContainerRuntime(ContainerEngine& engine, const std::string& runtime,
-                                          bool gpus) {
-  Result<EngineInfo> info = engine.Info();
+Result<std::string> CheckContainerRuntime(const Result<EngineInfo>& info,
+                                          const std::string& runtime, bool gpus) {
   if (!info.ok()) {
     if (runtime.empty()) return std::string("the engine's default");
     return runtime + " (not checked: the engine did not describe its runtimes: " +

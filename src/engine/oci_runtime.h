@@ -30,11 +30,12 @@ Status CheckRuntimeServesGpus(const EngineInfo& info, const std::string& runtime
 // (runc)", for the start-up log and `doctor`.
 std::string DescribeRuntime(const EngineInfo& info, const std::string& runtime);
 
-// What the worker does at start: the engine's /info, then the two checks
-// above (the GPU one when `gpus`). Returns the runtime's description to log.
-// When the engine does not describe itself, a description that says so
-// (the first job's create then tells).
-Result<std::string> CheckContainerRuntime(ContainerEngine& engine, const std::string& runtime,
-                                          bool gpus);
+// What the worker does at start with the engine's /info (`info`, asked
+// once for the slots too): the two checks above (the GPU one when `gpus`).
+// Returns the runtime's description to log. When the engine did not
+// describe itself, a description that says so (the first job's create then
+// tells).
+Result<std::string> CheckContainerRuntime(const Result<EngineInfo>& info,
+                                          const std::string& runtime, bool gpus);
 
 }  // namespace cw

@@ -61,32 +61,8 @@ TEST(OciRuntime, Description) {
   EXPECT_EQ(DescribeRuntime(EngineInfo{}, "runsc"), "runsc");
 }
 
-// Answers Info() only; the rest is never called.
-class InfoEngine : public ContainerEngine {
- public:
-  explicit InfoEngine(Result<EngineInfo> info) : info_(std::move(info)) {}
-  Result<EngineInfo> Info() override { return info_; }
-  Result<std::string> Version() override { return std::string("test"); }
-  Result<bool> ImageExists(const std::string&) override { return true; }
-  Status PullImage(const std::string&, const PullProgressFn&) override { return Status::Ok(); }
-  Result<std::string> Create(const ContainerSpec&) override { return std::string("id"); }
-  Status StartAndStream(const std::string&, const OutputFn&,
-                        const std::function<void()>&) override {
-    return Status::Ok();
-  }
-  Result<int> Wait(const std::string&, std::chrono::seconds) override { return 0; }
-  Status Kill(const std::string&) override { return Status::Ok(); }
-  Status Remove(const std::string&, bool) override { return Status::Ok(); }
-  Result<std::vector<std::string>> ListByLabel(const std::string&, const std::string&) override {
-    return std::vector<std::string>{};
-  }
-
- private:
-  Result<EngineInfo> info_;
-};
-
 TEST(OciRuntime, AtStart) {
-  InfoEngine docker(DockerWithRunsc());
+  const Result<EngineInfo> docker = DockerWithRunsc();
   auto ok = CheckContainerRuntime(docker, "runsc", /*gpus=*/false);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(*ok, "runsc (/usr/bin/runsc --network=host)");
@@ -94,7 +70,7 @@ TEST(OciRuntime, AtStart) {
   EXPECT_FALSE(CheckContainerRuntime(docker, "runsc", /*gpus=*/true).ok());
   EXPECT_TRUE(CheckContainerRuntime(docker, "", /*gpus=*/true).ok());
 
-  InfoEngine mute(Unavailable("no /info"));
+  const Result<EngineInfo> mute = Unavailable("no /info");
   auto unchecked = CheckContainerRuntime(mute, "runsc", false);
   ASSERT_TRUE(unchecked.ok());
   EXPECT_NE(unchecked->find("not checked"), std::string::npos);

@@ -71,14 +71,16 @@ class ConsumerAcker : public DeliveryAcker {
   QueueConsumer* consumer_ = nullptr;
 };
 
-// Plans the slots on the engine's host: its CPUs, and the GPUs this process
-// can see (the worker container needs GPU access for that). Logs them, and
-// what the engine cannot enforce (*unenforced, for each job's log).
+// Plans the slots on the engine's host (`info`, its /info): its CPUs, and
+// the GPUs this process can see (the worker container needs GPU access for
+// that). Logs them, and what the engine cannot enforce (*unenforced, for
+// each job's log).
 // Returns the exit code on failure.
-Result<std::vector<WorkerSlot>> PlanSlots(const WorkerConfig& config, DockerEngine& engine,
+Result<std::vector<WorkerSlot>> PlanSlots(const WorkerConfig& config,
+                                          const Result<EngineInfo>& info,
                                           std::string* unenforced) {
   int cpu_count = 0;
-  if (auto info = engine.Info(); info.ok()) {
+  if (info.ok()) {
     cpu_count = info->ncpu;
     *unenforced = UnenforcedLimits(*info);
     if (!unenforced->empty()) spdlog::warn("{}", *unenforced);
@@ -246,8 +248,9 @@ int Serve(const ServeOptions& options) {
     spdlog::error("{}", version.status().message());
     return 1;
   }
+  const Result<EngineInfo> info = engine.Info();  // the host, its runtimes
   std::string unenforced_limits;
-  auto slots = PlanSlots(config, engine, &unenforced_limits);
+  auto slots = PlanSlots(config, info, &unenforced_limits);
   if (!slots.ok()) {
     spdlog::error("{}", slots.status().message());
     return slots.status().code() == Code::kInvalidInput ? 2 : 1;
@@ -257,7 +260,7 @@ int Serve(const ServeOptions& options) {
                config.host_directory.string(), *version, address.Redacted(), slot_count);
   for (const WorkerSlot& slot : *slots) spdlog::info("{}", DescribeSlot(slot.plan));
   // CONTAINER_RUNTIME: refused here, not by every job's create.
-  auto runtime = CheckContainerRuntime(engine, config.container_runtime, WantsGpus(config));
+  auto runtime = CheckContainerRuntime(info, config.container_runtime, WantsGpus(config));
   if (!runtime.ok()) {
     spdlog::error("{}", runtime.status().message());
     return 2;
