@@ -392,6 +392,28 @@ Status DockerEngine::EnsureNetwork(const std::string& name,
   return EngineHttpError(made.status, made.body, "making network " + name);
 }
 
+Result<std::vector<std::string>> DockerEngine::NetworkSubnets(const std::string& name) {
+  CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("GET", "/networks/" + UrlEncode(name))));
+  if (reply.status != 200) {
+    return EngineHttpError(reply.status, reply.body, "looking up network " + name);
+  }
+  CW_ASSIGN_OR_RETURN(json j, ParseJson(reply, "GET /networks/" + name));
+  std::vector<std::string> subnets;
+  const json* configs = nullptr;
+  if (j.is_object() && j.contains("IPAM") && j["IPAM"].is_object()) {
+    const json& ipam = j["IPAM"];
+    if (ipam.contains("Config") && ipam["Config"].is_array()) configs = &ipam["Config"];
+  }
+  if (configs) {
+    for (const json& c : *configs) {
+      if (c.is_object() && c.contains("Subnet") && c["Subnet"].is_string()) {
+        subnets.push_back(c["Subnet"].get<std::string>());
+      }
+    }
+  }
+  return subnets;
+}
+
 Status DockerEngine::Kill(const std::string& id) {
   CW_ASSIGN_OR_RETURN(HttpReply reply, http_.Do(ShortCall("POST", ContainerPath(id) + "/kill")));
   if (reply.status == 204 || reply.status == 404) return Status::Ok();

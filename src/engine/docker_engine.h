@@ -47,6 +47,7 @@ class DockerEngine : public ContainerEngine {
   Status ImportImage(const std::string& reference, std::string_view layer_tar) override;
   Status EnsureNetwork(const std::string& name,
                        const std::map<std::string, std::string>& labels) override;
+  Result<std::vector<std::string>> NetworkSubnets(const std::string& name) override;
   Status Start(const std::string& id) override;
   Status Kill(const std::string& id) override;
   Status Remove(const std::string& id, bool force) override;

@@ -85,6 +85,7 @@ json BuildCreateBody(const ContainerSpec& spec) {
   json host = json::object();
   if (!spec.mounts.empty()) host["Mounts"] = MountsJson(spec.mounts);
   if (!spec.cap_drop.empty()) host["CapDrop"] = spec.cap_drop;
+  if (!spec.cap_add.empty()) host["CapAdd"] = spec.cap_add;
   if (!spec.security_opt.empty()) host["SecurityOpt"] = spec.security_opt;
   if (spec.network_disabled) {
     host["NetworkMode"] = "none";

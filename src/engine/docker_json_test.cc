@@ -61,6 +61,7 @@ TEST(CreateBodyTest, FullSpec) {
   spec.log_driver = "none";
   spec.pids_limit = 4096;
   spec.nofile_limit = 65536;
+  spec.cap_add = {"NET_ADMIN"};
   json body = BuildCreateBody(spec);
   EXPECT_EQ(body["HostConfig"]["LogConfig"], json({{"Type", "none"}}));
 
@@ -73,6 +74,7 @@ TEST(CreateBodyTest, FullSpec) {
     {"Type": "bind", "Source": "/host/out", "Target": "/app/output", "ReadOnly": false}])");
   EXPECT_EQ(host["Mounts"], mounts);
   EXPECT_EQ(host["CapDrop"], json({"ALL"}));
+  EXPECT_EQ(host["CapAdd"], json({"NET_ADMIN"}));
   EXPECT_EQ(host["SecurityOpt"], json({"no-new-privileges"}));
   EXPECT_EQ(host["NetworkMode"], "none");
   EXPECT_EQ(host["IpcMode"], "host");

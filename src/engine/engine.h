@@ -38,6 +38,7 @@ struct ContainerSpec {
   std::map<std::string, std::string> labels;
   std::vector<Mount> mounts;
   std::vector<std::string> cap_drop;
+  std::vector<std::string> cap_add;      // after cap_drop: only the worker's own holders
   std::vector<std::string> security_opt; // e.g. "no-new-privileges"
   bool network_disabled = false;         // NetworkMode "none" (wins over network_mode)
   std::string network_mode;              // "" = the engine's default network; a network's
@@ -213,6 +214,12 @@ class ContainerEngine {
                                const std::map<std::string, std::string>& labels) {
     (void)labels;
     return Unavailable("this container engine cannot make network " + name);
+  }
+
+  // The subnets ("10.89.0.0/24", IPv6 too) the engine gives network `name`'s
+  // containers addresses in (its IPAM configuration).
+  virtual Result<std::vector<std::string>> NetworkSubnets(const std::string& name) {
+    return Unavailable("this container engine cannot describe network " + name);
   }
 
   // Ids of containers (running or not) carrying label key=value.

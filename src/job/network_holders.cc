@@ -33,12 +33,19 @@ ContainerSpec NetworkHolders::HolderSpec(const NetworkHolderOptions& options) {
   ContainerSpec spec;
   spec.image = options.image;
   spec.entrypoint = {"/sandbox"};  // waits for SIGTERM
+  if (!options.prohibit.empty()) {
+    spec.cmd = {"hold"};
+    spec.cmd.insert(spec.cmd.end(), options.prohibit.begin(), options.prohibit.end());
+  }
   spec.network_mode = options.network;
   // Each its own, as the engine gives a container of its own network.
   spec.hostname = RandomHex(6);
   spec.labels = options.labels;
   spec.labels[kLabelNetworkHolder] = "true";
   spec.cap_drop = {"ALL"};
+  // In the holder's own network namespace only: a program joining it gets
+  // the capabilities of its own container, never the holder's.
+  if (!options.prohibit.empty()) spec.cap_add = {"NET_ADMIN"};
   spec.security_opt = options.security_opt;
   spec.pids_limit = 4;
   spec.memory_bytes = 32LL << 20;
@@ -96,6 +103,12 @@ std::string NetworkHolders::Take(const std::string& kind) {
     // A spare an engine restart stopped is of no use.
     Result<ContainerState> state = engine_.Inspect(id, /*with_size=*/false);
     if (state.ok() && state->running) break;
+    if (state.ok() && state->exit_code != 0) {
+      // /sandbox could not add its routes (CAP_NET_ADMIN refused?): the
+      // program takes the next, or one made now, never this namespace.
+      spdlog::warn("network holder {} exited with code {}; not used", id.substr(0, 12),
+                   state->exit_code);
+    }
     Discard(id);
     id.clear();
   }
@@ -131,6 +144,31 @@ std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& n
   }
   if (slot == 0 || network != c.network) spdlog::info("programs run on network {}", network);
   return network;
+}
+
+std::vector<std::vector<std::string>> OtherSlotsSubnets(const std::vector<std::string>& networks,
+                                                        ContainerEngine& engine) {
+  std::map<std::string, std::vector<std::string>> subnets;
+  for (const std::string& network : networks) {
+    if (network.empty() || subnets.count(network)) continue;
+    Result<std::vector<std::string>> found = engine.NetworkSubnets(network);
+    if (!found.ok()) {
+      spdlog::error("cannot read the subnets of network {} ({}): other slots' programs are "
+                    "not kept from it by routes",
+                    network, found.status().message());
+      continue;
+    }
+    subnets[network] = *found;
+  }
+  std::vector<std::vector<std::string>> out(networks.size());
+  for (std::size_t i = 0; i < networks.size(); ++i) {
+    if (networks[i].empty()) continue;
+    for (const auto& [network, nets] : subnets) {
+      if (network == networks[i]) continue;
+      out[i].insert(out[i].end(), nets.begin(), nets.end());
+    }
+  }
+  return out;
 }
 
 }  // namespace cw

@@ -43,6 +43,14 @@ struct NetworkHolderOptions {
   std::map<std::string, std::string> labels;  // beside kLabelNetworkHolder
   std::vector<std::string> security_opt;      // the job containers' own
   int spares = 2;                             // kept ready
+  // Networks ("10.89.1.0/24") a program joining a holder must not reach: the
+  // holder, given CAP_NET_ADMIN in its own namespace only, adds a
+  // "prohibit" route to each before it waits (`/sandbox hold NET...`), and
+  // the program, without that capability, cannot remove them. A holder that
+  // cannot add them exits, and Take discards it: no program joins a
+  // namespace without its routes. Empty: none (Docker's one network keeps
+  // its containers apart itself).
+  std::vector<std::string> prohibit;
 };
 
 class NetworkHolders {
@@ -90,5 +98,15 @@ class NetworkHolders {
 // none wanted (network disabled) or it cannot be made (an error in the log).
 std::string EnsureProgramNetwork(const ContainerOptions& c, const std::string& nodename, int slot,
                                  ContainerEngine& engine);
+
+// For each slot's network in `networks` (EnsureProgramNetwork's), the
+// subnets of the other slots' networks, for NetworkHolderOptions.prohibit.
+// Podman's isolation between networks is its firewall's, which does not hold
+// on every host (netavark 1.4 beside Docker: README "Engines"), so under it
+// a slot's holders also refuse the routes to the others. A slot on the same
+// network as another, or on the engine's default network (""), prohibits
+// nothing, nor does one whose network the engine cannot describe (logged).
+std::vector<std::vector<std::string>> OtherSlotsSubnets(const std::vector<std::string>& networks,
+                                                        ContainerEngine& engine);
 
 }  // namespace cw

@@ -110,6 +110,50 @@ TEST(NetworkHoldersTest, AHolderRunsTheWorkersOwnProgramOnTheWorkersNetwork) {
   EXPECT_GT(spec.memory_bytes, 0);
 }
 
+TEST(NetworkHoldersTest, AHolderProhibitsTheNetworksItIsGivenWithNetAdminInItsNamespaceOnly) {
+  EXPECT_TRUE(NetworkHolders::HolderSpec(Options()).cap_add.empty()) << "nothing to prohibit";
+  NetworkHolderOptions o = Options();
+  o.prohibit = {"10.89.1.0/24", "fd00:1::/64"};
+  ContainerSpec spec = NetworkHolders::HolderSpec(o);
+  EXPECT_EQ(spec.entrypoint, std::vector<std::string>{"/sandbox"});
+  EXPECT_EQ(spec.cmd, (std::vector<std::string>{"hold", "10.89.1.0/24", "fd00:1::/64"}));
+  EXPECT_EQ(spec.cap_drop, std::vector<std::string>{"ALL"});
+  EXPECT_EQ(spec.cap_add, std::vector<std::string>{"NET_ADMIN"});
+}
+
+TEST(NetworkHoldersTest, AHolderThatExitedIsNeverJoined) {
+  // As /sandbox does when it cannot add its routes: the spare is gone by
+  // the time a program wants it, and the program gets one made now.
+  HolderEngine engine;
+  engine.exits_at_once = true;
+  NetworkHolders holders(engine, Options(1));
+  holders.Prepare();
+  ASSERT_TRUE(AwaitReady(holders, 1));
+  engine.exits_at_once = false;
+  std::string id = holders.Take("program");
+  EXPECT_EQ(id, "holder1");
+  std::lock_guard<std::recursive_mutex> lock(engine.mu);
+  EXPECT_EQ(engine.removed, std::vector<std::string>{"holder0"});
+}
+
+TEST(ProgramNetwork, EachSlotProhibitsTheOtherSlotsSubnets) {
+  testing::FakeEngine engine;
+  engine.subnets = {{"jobs-0", {"10.89.1.0/24"}}, {"jobs-1", {"10.89.2.0/24", "fd00:2::/64"}},
+                    {"shared", {"10.89.9.0/24"}}};
+  auto out = OtherSlotsSubnets({"jobs-0", "jobs-1", "", "missing"}, engine);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0], (std::vector<std::string>{"10.89.2.0/24", "fd00:2::/64"}));
+  EXPECT_EQ(out[1], std::vector<std::string>{"10.89.1.0/24"});
+  EXPECT_TRUE(out[2].empty()) << "the engine's default network: no holders of ours to add routes";
+  // One the engine cannot describe (logged) still keeps away from the others.
+  EXPECT_EQ(out[3], (std::vector<std::string>{"10.89.1.0/24", "10.89.2.0/24", "fd00:2::/64"}));
+  // Slots on one network (Docker's, traffic between its containers off)
+  // prohibit nothing of each other.
+  out = OtherSlotsSubnets({"shared", "shared"}, engine);
+  EXPECT_TRUE(out[0].empty());
+  EXPECT_TRUE(out[1].empty());
+}
+
 TEST(NetworkHoldersTest, SparesAreMadeAheadAndNoneIsEverGivenTwice) {
   HolderEngine engine;
   NetworkHolders holders(engine, Options(2));

@@ -134,6 +134,7 @@ class FakeEngine : public ContainerEngine {
   }
   // Imports and networks, recorded; `network_status` non-OK: no network can be made.
   std::vector<std::string> imported, networks;
+  std::map<std::string, std::vector<std::string>> subnets;  // NetworkSubnets' answers
   Status network_status;
   Status ImportImage(const std::string& reference, std::string_view) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -146,6 +147,12 @@ class FakeEngine : public ContainerEngine {
     std::lock_guard<std::mutex> lock(mu_);
     if (network_status.ok()) networks.push_back(name);
     return network_status;
+  }
+  Result<std::vector<std::string>> NetworkSubnets(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = subnets.find(name);
+    if (it == subnets.end()) return NotFound("no network " + name);
+    return it->second;
   }
   Result<std::vector<std::string>> ListByLabel(const std::string& key,
                                                const std::string& value) override {

@@ -126,6 +126,36 @@ TEST_F(SandboxTest, SizeCountsWhatTheFilesTakeOnDisk) {
   EXPECT_LT(bytes, 2 << 20) << out;
 }
 
+// A holder that must keep its programs from other slots' networks adds a
+// "prohibit" route to each in its own namespace before it waits.
+TEST_F(SandboxTest, HoldProhibitsTheNetworksItIsGivenInItsOwnNamespace) {
+  if (geteuid() != 0 || system("command -v unshare >/dev/null && command -v ip >/dev/null") != 0) {
+    GTEST_SKIP() << "needs root, unshare and ip (a network namespace of the test's own)";
+  }
+  int code = -1;
+  // In a namespace of its own: the routes, then a program's view of them,
+  // then the holder stopped as the engine stops it.
+  std::string out = Run("--usage", &code);  // writes the program out
+  fs::path program = dir_ / "sandbox";
+  std::string script = "unshare --net sh -c '" + program.string() +
+                       " hold 10.99.0.0/24 fd00:99::/64 & sleep 0.3; ip route show type prohibit; "
+                       "ip -6 route show type prohibit; "
+                       "ip route get 10.99.0.7 2>&1; kill -TERM $!; wait $!; echo exit=$?' 2>&1";
+  FILE* p = popen(script.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  out.clear();
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  pclose(p);
+  EXPECT_NE(out.find("prohibit 10.99.0.0/24"), std::string::npos) << out;
+  EXPECT_NE(out.find("prohibit fd00:99::/64"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=0"), std::string::npos) << "SIGTERM ends it cleanly: " << out;
+
+  EXPECT_NE(Run("hold 10.99.0.0", &code).find("cannot prohibit the route to 10.99.0.0"),
+            std::string::npos);
+  EXPECT_EQ(code, 1) << "no prefix length";
+}
+
 TEST_F(SandboxTest, AnythingElseIsAUsageError) {
   int code = -1;
   std::string out = Run("format /", &code);

@@ -71,14 +71,25 @@ std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
                                              const std::vector<WorkerSlot>& slots,
                                              const GpuFigures& gpu_figures, bool network_holders,
                                              ContainerEngine& engine, const std::string& nodename) {
+  std::vector<std::string> networks;
+  bool podman = false;
+  for (const WorkerSlot& slot : slots) {
+    networks.push_back(
+        EnsureProgramNetwork(slot.options, nodename, static_cast<int>(networks.size()), engine));
+    podman = podman || slot.options.podman;
+  }
+  // Podman's slots each have a network, kept apart by a firewall that does
+  // not hold on every host: their holders also refuse the routes.
+  std::vector<std::vector<std::string>> prohibit(slots.size());
+  if (podman && network_holders) prohibit = OtherSlotsSubnets(networks, engine);
   std::vector<JobEnvironment> envs;
   for (const WorkerSlot& slot : slots) {
+    const std::size_t i = envs.size();
     JobEnvironment env = base;
     env.container = slot.options;
-    env.container.network =
-        EnsureProgramNetwork(slot.options, nodename, static_cast<int>(envs.size()), engine);
+    env.container.network = networks[i];
     for (const auto& [k, v] : slot.labels) env.labels[k] = v;
-    if (envs.size() < gpu_figures.meters.size()) env.gpu_usage = gpu_figures.meters[envs.size()];
+    if (i < gpu_figures.meters.size()) env.gpu_usage = gpu_figures.meters[i];
     if (network_holders && !slot.options.network_disabled && !base.sandbox_image.empty()) {
       NetworkHolderOptions holders;
       holders.image = base.sandbox_image;
@@ -87,6 +98,7 @@ std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
       // (an admin's `docker ps --filter`, a revoke) sees only jobs.
       holders.labels = {{kLabelHolderNode, nodename}};
       holders.security_opt = ContainerSecurityOptions(slot.options);
+      holders.prohibit = prohibit[i];
       env.network_holders = std::make_shared<NetworkHolders>(engine, std::move(holders));
       env.network_holders->Prepare();
     }

@@ -10,8 +10,8 @@ as CW_ROOTLESS_USER (default cw-rootless) with its HOST_DIRECTORY
 not answer, as on a machine without podman.
 
 The set: a Codabench-shaped competition (ingestion and scoring on the Python
-image), revoke, the time limit, fresh namespaces (test_strangers' first
-case), and a hostile case: rootful a fork bomb
+image), revoke, the time limit, fresh namespaces and two slots kept apart
+(test_strangers), and a hostile case: rootful a fork bomb
 against the pids limit; rootless links to host files, and the limits
 rootless Podman on cgroups v1 does not enforce, which the worker names
 instead (README "Engines"). About a minute per engine.
@@ -48,6 +48,9 @@ COMMON = [
     # namespace's /etc/hosts and /etc/resolv.conf, and each has its hostname.
     "test_strangers.StrangersTest."
     "test_what_a_program_writes_into_its_namespace_reaches_no_other_program",
+    # Nor can a program reach another slot's: under Podman the slots'
+    # networks differ, and the holders refuse the routes between them.
+    "test_strangers.StrangersTest.test_programs_of_two_slots_cannot_reach_each_other",
 ]
 # The hostile case each engine differs on: rootful enforces the pids limit;
 # rootless maps the programs' files to subordinate ids, and enforces no limit

@@ -14,6 +14,7 @@ Run: /usr/bin/python3 -m unittest tests/e2e/test_strangers.py -v (needs what
 test_queue_worker.py needs).
 """
 
+import os
 import sys
 import unittest
 from pathlib import Path
@@ -133,9 +134,14 @@ class StrangersTest(harness.WorkerTestCase):
         self.assertIn("probe done", probe_out)
         self.assertNotIn(token, probe_out, probe_out)
         self.assertNotIn("reached", probe_out, probe_out)
-        # It was on the server's network, beside it.
         probe_ip = probe_out.split("probing from ", 1)[1].split()[0]
-        self.assertEqual(probe_ip.rsplit(".", 1)[0], base, probe_out)
+        if os.environ.get("CONTAINER_ENGINE_EXECUTABLE") == "podman":
+            # Each slot its own network: the server's is another's, which
+            # only the holder's routes (and netavark's rules) keep it from.
+            self.assertNotEqual(probe_ip.rsplit(".", 1)[0], base, probe_out)
+        else:
+            # It was on the server's network, beside it.
+            self.assertEqual(probe_ip.rsplit(".", 1)[0], base, probe_out)
         self.wait_final(s["id"], timeout=180)
 
 

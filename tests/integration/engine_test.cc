@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "engine/docker_engine.h"
 #include "engine/image_budget.h"
 #include "config/config.h"
+#include "job/container_spec.h"
 #include "job/network_holders.h"
 #include "run_as_user.h"
 #include "sandbox/sandbox_image.h"
@@ -46,13 +48,6 @@ std::string SocketUrl() {
 
 // Podman's sockets (rootful /run/podman/, rootless /run/user/<uid>/podman/).
 bool UnderPodman() { return SocketUrl().find("podman") != std::string::npos; }
-
-// Is there a Docker engine on this host beside the engine tested? Its socket
-// is there (the rootless podman user may not open it).
-bool DockerAlsoRuns() {
-  std::error_code ec;
-  return fs::is_socket("/var/run/docker.sock", ec);
-}
 
 long RssKb() {
   std::ifstream in("/proc/self/status");
@@ -459,14 +454,42 @@ TEST_F(EngineTest, EachProgramJoinsAFreshNamespaceMadeAheadOnTheWorkersNetwork) 
 
 TEST_F(EngineTest, ProgramsOfTwoSlotsCannotReachEachOther) {
   // Each slot's network as the worker makes it: one for all under Docker,
-  // one per slot under podman.
+  // one per slot under podman, and the holders the programs join, as
+  // SlotEnvironments makes them (under podman refusing the routes to the
+  // other slots' subnets).
+  Result<std::string> image = EnsureSandboxImage(*engine_);
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
   ContainerOptions c;
   c.network = kDefaultContainerNetwork;
   c.podman = UnderPodman();
-  const std::string slot0 = EnsureProgramNetwork(c, "engine-test", 0, *engine_);
-  const std::string slot1 = EnsureProgramNetwork(c, "engine-test", 1, *engine_);
-  ASSERT_FALSE(slot0.empty());
-  ASSERT_FALSE(slot1.empty());
+  const std::vector<std::string> networks = {EnsureProgramNetwork(c, "engine-test", 0, *engine_),
+                                             EnsureProgramNetwork(c, "engine-test", 1, *engine_)};
+  ASSERT_FALSE(networks[0].empty());
+  ASSERT_FALSE(networks[1].empty());
+  std::vector<std::vector<std::string>> prohibit(2);
+  if (c.podman) {
+    prohibit = OtherSlotsSubnets(networks, *engine_);
+    ASSERT_FALSE(prohibit[1].empty()) << "podman gave slot 0's network no subnet";
+  }
+  std::vector<std::string> joined;  // removed before their holders, as a job does
+  std::vector<std::unique_ptr<NetworkHolders>> slots;
+  for (int i = 0; i < 2; ++i) {
+    NetworkHolderOptions options;
+    options.image = *image;
+    options.network = networks[i];
+    options.labels = {{kLabel, label_}};
+    options.security_opt = ContainerSecurityOptions(c);
+    options.prohibit = prohibit[i];
+    options.spares = 0;
+    slots.push_back(std::make_unique<NetworkHolders>(*engine_, options));
+  }
+  // A holder of the slot's own for each program (removed by the fixture,
+  // after the programs: every container carries its label).
+  auto holder_of = [&](int slot) {
+    std::string id = slots[slot]->Take("program");
+    EXPECT_FALSE(id.empty());
+    return id.empty() ? std::string() : "container:" + id;
+  };
   // A server that says where it listens, and a probe that knocks there and
   // on the addresses beside it.
   fs::path out = fs::temp_directory_path() / ("cw-probe-" + label_);
@@ -480,6 +503,7 @@ TEST_F(EngineTest, ProgramsOfTwoSlotsCannotReachEachOther) {
     server.mounts = {{out.string(), "/out", false}};
     fs::remove(out / "ip");
     std::string id = MustCreate(server);
+    joined.push_back(id);
     EXPECT_TRUE(engine_->Start(id).ok());
     std::string ip;
     for (int i = 0; i < 100 && ip.empty(); ++i) {
@@ -496,33 +520,26 @@ TEST_F(EngineTest, ProgramsOfTwoSlotsCannotReachEachOther) {
     for (int n = std::max(2, last - 2); n <= last + 2; ++n) targets += base + std::to_string(n) + " ";
     ContainerSpec probe = Spec("for a in " + targets +
                                "; do if echo | nc -w 1 $a 8080 | grep -q hello; then "
-                               "echo reached $a; fi; done; echo done");
+                               "echo reached $a; fi; done; ip route del " + target +
+                               " 2>/dev/null && echo route removed; echo done");
     probe.network_disabled = false;
     probe.network_mode = network;
     std::string id = MustCreate(probe);
+    joined.push_back(id);
     Collected run = StartAndCollect(id);
     EXPECT_TRUE(run.status.ok()) << run.status.ToString();
     EXPECT_NE(run.out.find("done"), std::string::npos) << run.out << run.err;
     return run.out;
   };
-  std::string server_ip = serve_on(slot0);
+  std::string server_ip = serve_on(holder_of(0));
   ASSERT_FALSE(server_ip.empty()) << "the server never said where it listens";
-  std::string seen = probe_from(slot1, server_ip);
-  if (c.podman && DockerAlsoRuns() && seen.find("reached") != std::string::npos) {
-    // Known gap, not this test's to fix: netavark 1.4's isolate rules did
-    // not always hold on a host where Docker also runs (most rootful runs on
-    // the CI machine, some rootless ones); README "Engines" says so. Where
-    // they hold, the test still checks them.
-    std::error_code ec;
-    fs::remove_all(out, ec);
-    GTEST_SKIP() << "known gap: podman's isolated slot networks reached each other on a host "
-                    "where Docker also runs (netavark 1.4's isolate rules): "
-                 << seen;
-  }
+  std::string seen = probe_from(holder_of(1), server_ip);
   EXPECT_EQ(seen.find("reached"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("route removed"), std::string::npos) << seen;
   // Nor from a program beside it on its own slot's network (under Docker,
-  // the same network; under podman, its slot's).
-  seen = probe_from(slot0, server_ip);
+  // the same network; under podman, its slot's, where only the job's own
+  // programs ever run side by side).
+  seen = probe_from(holder_of(0), server_ip);
   if (!c.podman) {
     EXPECT_EQ(seen.find("reached"), std::string::npos) << seen;
   }
@@ -533,6 +550,9 @@ TEST_F(EngineTest, ProgramsOfTwoSlotsCannotReachEachOther) {
   seen = probe_from("", open_ip);
   EXPECT_NE(seen.find("reached " + open_ip), std::string::npos)
       << "the probe reaches nothing even where it could: " << seen;
+  for (auto it = joined.rbegin(); it != joined.rend(); ++it) {
+    EXPECT_TRUE(engine_->Remove(*it, true).ok()) << *it;
+  }
   std::error_code ec;
   fs::remove_all(out, ec);
 }
