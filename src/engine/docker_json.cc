@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <set>
 
 namespace cw {
 namespace {
@@ -212,7 +213,20 @@ Result<long long> ParseLayersSize(std::string_view body) {
   if (!j.is_object() || !j.contains("LayersSize") || !j["LayersSize"].is_number()) {
     return Internal("the engine's disk usage answer has no LayersSize");
   }
-  return j["LayersSize"].get<long long>();
+  long long layers = j["LayersSize"].get<long long>();
+  if (layers > 0 || !j.contains("Images") || !j["Images"].is_array()) return layers;
+  // Podman 4.3 answers LayersSize 0 whatever it holds: then each image
+  // whole, once per id (an image's tags are one entry each), which counts a
+  // layer two images share twice. Never less than the store holds, so the
+  // budget removes sooner than it must, never later.
+  std::set<std::string> seen;
+  long long total = 0;
+  for (const json& image : j["Images"]) {
+    if (!image.is_object() || !image.contains("Id") || !image["Id"].is_string()) continue;
+    if (!seen.insert(image["Id"].get<std::string>()).second) continue;
+    total += NumberOr0(image, "Size");
+  }
+  return total;
 }
 
 Status EngineHttpError(long http_status, std::string_view body, const std::string& what) {

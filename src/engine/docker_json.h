@@ -44,7 +44,8 @@ EngineInfo::Runtime RuntimeFromInfo(const nlohmann::json& entry);
 
 // GET /images/json's answer; an entry without an Id is skipped.
 Result<std::vector<ImageInfo>> ParseImagesBody(std::string_view body);
-// GET /system/df's LayersSize: bytes the image store takes.
+// GET /system/df's LayersSize: bytes the image store takes (where the engine
+// says 0 but lists images, as Podman 4.3 does: their sizes, each id once).
 Result<long long> ParseLayersSize(std::string_view body);
 
 // Reads the pull response: JSON objects, one a line, in chunks cut anywhere.

@@ -303,5 +303,20 @@ TEST(CreateBodyTest, NetworkModeEntrypointAndOpenStdin) {
   EXPECT_EQ(BuildCreateBody(spec)["HostConfig"]["NetworkMode"], "none");
 }
 
+TEST(LayersSizeTest, DockersFigureOrEachImageOnceWherePodmanSaysZero) {
+  EXPECT_EQ(*ParseLayersSize(R"({"LayersSize": 1234, "Images": [{"Id": "a", "Size": 9}]})"),
+            1234);
+  // Podman 4.3: 0, and its images (one entry per tag).
+  EXPECT_EQ(*ParseLayersSize(R"({"LayersSize": 0, "Images": [
+      {"Id": "sha256:a", "Size": 2000, "RepoTags": ["localhost/x:1"]},
+      {"Id": "sha256:a", "Size": 2000, "RepoTags": ["registry.invalid/x:1"]},
+      {"Id": "sha256:b", "Size": 500}, {"Size": 7}, "junk"]})"),
+            2500);
+  EXPECT_EQ(*ParseLayersSize(R"({"LayersSize": 0, "Images": []})"), 0) << "an empty store";
+  EXPECT_EQ(*ParseLayersSize(R"({"LayersSize": 0})"), 0);
+  EXPECT_FALSE(ParseLayersSize(R"({"Images": []})").ok());
+  EXPECT_FALSE(ParseLayersSize("not json").ok());
+}
+
 }  // namespace
 }  // namespace cw

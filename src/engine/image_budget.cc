@@ -51,11 +51,12 @@ std::map<std::string, long long> LoadRecord(const fs::path& record) {
 }  // namespace
 
 ImageBudget::ImageBudget(ContainerEngine& engine, std::uint64_t max_bytes, fs::path record,
-                         std::function<long long()> now_unix)
+                         std::function<long long()> now_unix, bool podman)
     : engine_(engine),
       max_bytes_(max_bytes),
       record_(std::move(record)),
       now_(std::move(now_unix)),
+      podman_(podman),
       last_used_(LoadRecord(record_)) {
   if (!now_) {
     now_ = [] {
@@ -64,6 +65,16 @@ ImageBudget::ImageBudget(ContainerEngine& engine, std::uint64_t max_bytes, fs::p
                                         .count());
     };
   }
+}
+
+std::string ImageBudget::RecordedName(const std::string& tag) const {
+  std::string name = NormalizeImageName(tag);
+  constexpr std::string_view kLocal = "localhost/";
+  if (podman_ && name.rfind(kLocal, 0) == 0 && !last_used_.count(name)) {
+    std::string short_name = name.substr(kLocal.size());
+    if (last_used_.count(short_name) || in_use_.count(short_name)) return short_name;
+  }
+  return name;
 }
 
 void ImageBudget::SaveLocked() {
@@ -131,7 +142,7 @@ Result<ImageBudget::Outcome> ImageBudget::Sweep() {
       Candidate c{-1, {}};
       bool busy = false;
       for (const std::string& tag : info.repo_tags) {
-        std::string name = NormalizeImageName(tag);
+        std::string name = RecordedName(tag);
         if (in_use_.count(name)) busy = true;
         auto it = last_used_.find(name);
         if (it == last_used_.end()) continue;

@@ -35,8 +35,10 @@ std::string NormalizeImageName(const std::string& image);
 class ImageBudget {
  public:
   // max_bytes 0: never remove anything (the record is still kept).
+  // `podman`: the engine lists an image a job named without a registry
+  // ("team/model:1", only ever local) as "localhost/team/model:1".
   ImageBudget(ContainerEngine& engine, std::uint64_t max_bytes, std::filesystem::path record,
-              std::function<long long()> now_unix = {});
+              std::function<long long()> now_unix = {}, bool podman = false);
 
   // A job starts using `image`: it is recorded as used now and never removed
   // until the matching Release.
@@ -65,12 +67,15 @@ class ImageBudget {
   // Writes the record: a small local file, under mu_ so that the writes land
   // in the order of the changes.
   void SaveLocked() REQUIRES(mu_);
+  // The name a job would have recorded for one of the engine's tags.
+  std::string RecordedName(const std::string& tag) const REQUIRES(mu_);
 
   ContainerEngine& engine_;
   const std::uint64_t max_bytes_;
   const std::filesystem::path record_;
   std::function<long long()> now_;              // set in the constructor
   std::function<void(long long)> on_measured_;  // set before the first job
+  const bool podman_;
 
   Mutex enforce_mu_ ACQUIRED_BEFORE(mu_);  // one sweep at a time
 

@@ -35,7 +35,9 @@ JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string
   env.jobs_subfolder = NodeFolderName(nodename);
   if (config.max_image_store_gb > 0) {
     env.images = std::make_shared<ImageBudget>(engine, GbToBytes(config.max_image_store_gb),
-                                               config.base_directory / "image-use.json");
+                                               config.base_directory / "image-use.json",
+                                               /*now_unix=*/nullptr,
+                                               config.container_engine == "podman");
     if (metrics) {
       env.images->set_on_measured(
           [metrics](long long bytes) { metrics->ImageStoreBytes(static_cast<double>(bytes)); });
