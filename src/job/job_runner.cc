@@ -507,7 +507,10 @@ Status Job::Verdict(ProgramsStop stop) {
 
 std::vector<ProgramEnd> Job::Ends() const {
   std::vector<ProgramEnd> ends;
-  for (const auto& run : programs_) ends.push_back(run->End());
+  for (const auto& run : programs_) {
+    ends.push_back(run->End());
+    ends.back().oom_unknown = env_.container.podman;  // README "Engines"
+  }
   return ends;
 }
 

@@ -1,6 +1,7 @@
 #include "job/program_exit.h"
 
 #include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -50,6 +51,11 @@ std::string SubmissionFailedDetails(std::string reason) {
   return "Submission failed: " + reason + ". See logs for more details.";
 }
 
+bool LikelyOutOfMemory(const ProgramEnd& end, long long memory_limit_bytes) {
+  return !end.oom_killed && end.oom_unknown && memory_limit_bytes > 0 &&
+         end.outcome.exit_code.value_or(-1) == 128 + SIGKILL;
+}
+
 Status ProgramExitStatus(const ProgramEnd& end, long long memory_limit_bytes) {
   const int code = end.outcome.exit_code.value_or(-1);
   if (end.oom_killed) {
@@ -60,8 +66,13 @@ Status ProgramExitStatus(const ProgramEnd& end, long long memory_limit_bytes) {
   }
   std::string signal = code > 128 ? SignalName(code - 128) : std::string();
   if (!signal.empty()) {
-    return InvalidInput("The " + end.label + " was killed by " + signal + " (exit code " +
-                        std::to_string(code) + ")");
+    std::string why = "The " + end.label + " was killed by " + signal + " (exit code " +
+                      std::to_string(code) + ")";
+    if (LikelyOutOfMemory(end, memory_limit_bytes)) {
+      why += ", most likely at its memory limit (" + FormatMiB(memory_limit_bytes) +
+             "): this worker's container engine does not say whether it ran out of memory";
+    }
+    return InvalidInput(why);
   }
   // No "see its stderr log": the Failed status's details end with "See logs
   // for more details.", and the live note of the prediction step says it.
@@ -113,7 +124,7 @@ ExitVerdict JudgeProgramEnds(const std::vector<ProgramEnd>& ends, bool is_scorin
   // Out of memory ends the job in either step: what the program left is cut
   // short, and only this message says why.
   for (const ProgramEnd& end : ends) {
-    if (end.oom_killed) {
+    if (end.oom_killed || LikelyOutOfMemory(end, memory_limit_bytes)) {
       verdict.status = ProgramExitStatus(end, memory_limit_bytes);
       return verdict;
     }

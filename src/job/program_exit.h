@@ -43,11 +43,17 @@ struct ProgramEnd {
   ProgramOutcome outcome;
   bool oom_killed = false;   // the kernel stopped it at its memory limit
   Status error;              // it could not start, or its exit code is unknown
+  bool oom_unknown = false;  // the engine never says so (Podman 4.3's OOMKilled)
 };
 
 // Why `end` failed: out of memory (with `memory_limit_bytes`, 0 = the
-// host's), killed by a signal, or its exit code.
+// host's), killed by a signal (where the engine cannot tell an OOM and a
+// limit was set, SIGKILL names it as the likely cause), or its exit code.
 Status ProgramExitStatus(const ProgramEnd& end, long long memory_limit_bytes);
+
+// Where the engine cannot say (`oom_unknown`): a SIGKILL (137) under a
+// memory limit, which the job then treats as out of memory.
+bool LikelyOutOfMemory(const ProgramEnd& end, long long memory_limit_bytes);
 
 // For a failing scoring step: which program of this job (`ends`) or of the
 // prediction step (its `metadata` file, which the worker wrote, at
@@ -64,7 +70,7 @@ struct ExitVerdict {
 
 // The exit-code rule, for programs that all ran to their end (no time
 // limit, no cancel, no output limit): a program that could not run fails
-// the job; out of memory fails it in either step; in the scoring step the
+// the job; out of memory (or likely so) fails it in either step; in the scoring step the
 // scoring program's non-zero exit fails it (with EarlierExitNote), in the
 // prediction step no exit code does.
 ExitVerdict JudgeProgramEnds(const std::vector<ProgramEnd>& ends, bool is_scoring,

@@ -55,6 +55,18 @@ TEST(ProgramExitTest, ExitStatusSaysOutOfMemorySignalOrCode) {
             "The submission ran out of memory (limit 256 MiB) and was stopped (exit code 137)");
   EXPECT_EQ(ProgramExitStatus(e, 0).message(),
             "The submission ran out of memory (limit the host's memory) and was stopped (exit code 137)");
+  // Where the engine never says (Podman 4.3), a SIGKILL under a memory
+  // limit names the limit as the likely cause, and only then.
+  e.oom_killed = false;
+  e.oom_unknown = true;
+  EXPECT_EQ(ProgramExitStatus(e, 256LL << 20).message(),
+            "The submission was killed by SIGKILL (exit code 137), most likely at its memory "
+            "limit (256 MiB): this worker's container engine does not say whether it ran out of "
+            "memory");
+  EXPECT_EQ(ProgramExitStatus(e, 0).message(), "The submission was killed by SIGKILL (exit code 137)");
+  e.outcome.exit_code = 143;
+  EXPECT_EQ(ProgramExitStatus(e, 256LL << 20).message(),
+            "The submission was killed by SIGTERM (exit code 143)");
   e = End(ProgramKind::kIngestion, "ingestion program", 2);
   EXPECT_EQ(ProgramExitStatus(e, 0).code(), Code::kInvalidInput);
   EXPECT_EQ(ProgramExitStatus(e, 0).message(), "The ingestion program exited with code 2");
@@ -103,6 +115,24 @@ TEST_F(VerdictTest, ScoringWithOnlyTheIngestionFailingGoesOn) {
   ExitVerdict v = JudgeProgramEnds(ends, true, 0, tmp_ / "none");
   EXPECT_TRUE(v.status.ok());
   EXPECT_THAT(v.tolerated, ElementsAre("The ingestion program exited with code 4"));
+}
+
+TEST_F(VerdictTest, WhereTheEngineCannotTellASigkillUnderAMemoryLimitFailsThePrediction) {
+  std::vector<ProgramEnd> ends = {End(ProgramKind::kProgram, "submission", 137)};
+  ends[0].oom_unknown = true;  // Podman 4.3
+  ExitVerdict v = JudgeProgramEnds(ends, false, 256LL << 20, tmp_ / "none");
+  EXPECT_EQ(v.status.message(),
+            "The submission was killed by SIGKILL (exit code 137), most likely at its memory "
+            "limit (256 MiB): this worker's container engine does not say whether it ran out of "
+            "memory");
+  // No limit set: only an exit code, tolerated in the prediction step.
+  v = JudgeProgramEnds(ends, false, 0, tmp_ / "none");
+  EXPECT_TRUE(v.status.ok());
+  EXPECT_THAT(v.tolerated, ElementsAre("The submission was killed by SIGKILL (exit code 137)"));
+  // Docker says when it was not: then too.
+  ends[0].oom_unknown = false;
+  v = JudgeProgramEnds(ends, false, 256LL << 20, tmp_ / "none");
+  EXPECT_TRUE(v.status.ok());
 }
 
 TEST_F(VerdictTest, AnErrorThenOutOfMemoryComeBeforeExitCodes) {
