@@ -68,6 +68,7 @@ struct JobLimits {
 };
 
 class NetworkHolders;
+class SpareJobFolders;
 
 struct JobEnvironment {
   std::filesystem::path base_dir;  // this process's view of HOST_DIRECTORY
@@ -81,6 +82,9 @@ struct JobEnvironment {
   // The slot's network namespaces made ahead (job/network_holders.h); null:
   // each program's container gets a network of its own when it starts.
   std::shared_ptr<NetworkHolders> network_holders;
+  // The slot's job folders made ahead, each with its own filesystem
+  // (job/spare_job_folders.h); null: each job makes its own.
+  std::shared_ptr<SpareJobFolders> spare_folders;
   // The worker's own image (sandbox/sandbox_image.h), as the engine names
   // it; "" when it could not be loaded.
   std::string sandbox_image;

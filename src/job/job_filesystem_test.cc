@@ -4,11 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "common/files.h"
+#include "job/job_folder.h"
+#include "job/spare_job_folders.h"
 
 namespace cw {
 namespace {
@@ -100,6 +106,65 @@ TEST_F(JobFilesystemTest, UnmountsEverythingUnderAFolderDeepestFirst) {
   std::error_code ec;
   fs::remove_all(tmp_ / "a", ec);
   EXPECT_FALSE(ec) << ec.message();
+}
+
+// A job's folder made ahead: the job takes it under its own name, its
+// filesystem mounted, and the next is made fresh; those no job took go
+// with the slot.
+TEST_F(JobFilesystemTest, AJobTakesAFolderMadeAheadAndTheNextIsAnother) {
+  JobEnvironment env;
+  env.base_dir = tmp_;
+  env.jobs_subfolder = "node";
+  env.limits.job_filesystem = true;
+  env.limits.max_output_bytes = 64 * kMiB;
+  env.limits.max_unpacked_bytes = 64 * kMiB;
+  env.spare_folders = std::make_shared<SpareJobFolders>(JobsFolder(env), env.limits);
+  env.spare_folders->Prepare();
+  for (int i = 0; i < 500 && env.spare_folders->ready() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(env.spare_folders->ready(), 1u);
+  std::vector<fs::path> spares;
+  for (const auto& e : fs::directory_iterator(JobsFolder(env))) spares.push_back(e.path());
+  ASSERT_EQ(spares.size(), 1u);
+  EXPECT_EQ(spares[0].filename().string().rfind("spare-", 0), 0u) << spares[0];
+  EXPECT_TRUE(IsMountPoint(spares[0] / "work"));
+
+  auto job = JobFolder::Create(env, "job-7-prediction-");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->root().filename().string().rfind("job-7-prediction-", 0), 0u) << job->root();
+  EXPECT_TRUE(job->own_filesystem());
+  EXPECT_EQ(job->work(), job->root() / "work");
+  EXPECT_TRUE(IsMountPoint(job->work())) << "the mount moved with its folder";
+  EXPECT_FALSE(fs::exists(spares[0]));
+  EXPECT_TRUE(fs::is_directory(job->output()));
+  EXPECT_TRUE(fs::is_directory(job->logs()));
+  // What the job writes lands on its own filesystem.
+  auto before = UsedBytes(job->work());
+  ASSERT_TRUE(before.ok());
+  { std::ofstream(job->output() / "x") << std::string(4 * kMiB, 'x'); }
+  ::sync();
+  EXPECT_GE(*UsedBytes(job->work()) - *before, 4 * kMiB);
+
+  // The next spare is another folder and filesystem, empty.
+  for (int i = 0; i < 500 && env.spare_folders->ready() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(env.spare_folders->ready(), 1u);
+  auto next = JobFolder::Create(env, "job-8-scoring-");
+  ASSERT_TRUE(next.ok());
+  EXPECT_NE(next->root(), job->root());
+  EXPECT_TRUE(fs::is_empty(next->output()));
+  EXPECT_TRUE(JobFolder::Remove(job->root()));
+  EXPECT_TRUE(JobFolder::Remove(next->root()));
+
+  // A spare no job took goes with the slot, filesystem and all.
+  for (int i = 0; i < 500 && env.spare_folders->ready() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  env.spare_folders.reset();
+  EXPECT_TRUE(fs::is_empty(JobsFolder(env)));
+  EXPECT_EQ(UnmountUnder(tmp_), 0) << "a spare's filesystem stayed mounted";
 }
 
 }  // namespace

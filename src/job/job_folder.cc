@@ -10,6 +10,7 @@
 #include "common/fd.h"
 #include "common/files.h"
 #include "job/job_filesystem.h"
+#include "job/spare_job_folders.h"
 
 namespace cw {
 namespace fs = std::filesystem;
@@ -36,6 +37,21 @@ Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string
   CW_ASSIGN_OR_RETURN(f.root_, MakeUniqueDir(JobsFolder(env), prefix));
   f.work_ = f.root_;
   f.data_ = env.base_dir / "data";
+  const bool own_filesystem = env.limits.job_filesystem && env.limits.max_output_bytes > 0;
+  if (own_filesystem && env.spare_folders) {
+    // One made ahead, filesystem mounted: it takes the job's name (over the
+    // empty folder just made; the mount moves with it).
+    fs::path spare = env.spare_folders->Take();
+    if (!spare.empty()) {
+      if (::rename(spare.c_str(), f.root_.c_str()) == 0) {
+        f.work_ = f.root_ / "work";
+      } else {
+        spdlog::warn("cannot rename spare job folder {} to {}: {}", spare.string(),
+                     f.root_.string(), ErrnoText(errno));
+        Remove(spare);
+      }
+    }
+  }
   // What programs leave (a set-uid binary, a participant's data) is for this
   // job alone: no other user of the host may reach into the jobs folder. The
   // engine mounts the folders below by path, so programs do not need these
@@ -45,7 +61,7 @@ Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string
       return IoError("cannot make " + d.string() + " private: " + ErrnoText(errno));
     }
   }
-  if (env.limits.job_filesystem && env.limits.max_output_bytes > 0) f.MountOwnFilesystem(env);
+  if (own_filesystem && !f.own_filesystem()) f.MountOwnFilesystem(env);
   std::error_code ec;
   for (const fs::path& d : {f.output(), f.input(), f.logs(), f.bundles(), f.shared(), f.data_}) {
     fs::create_directories(d, ec);

@@ -7,7 +7,9 @@
 #include "common/units.h"
 #include "gpu/container_options.h"
 #include "job/job_filesystem.h"
+#include "job/job_folder.h"
 #include "job/network_holders.h"
+#include "job/spare_job_folders.h"
 #include "sandbox/sandbox_image.h"
 #include "worker/status_socket.h"
 
@@ -103,6 +105,10 @@ std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
       holders.prohibit = prohibit[i];
       env.network_holders = std::make_shared<NetworkHolders>(engine, std::move(holders));
       env.network_holders->Prepare();
+    }
+    if (env.limits.job_filesystem && env.limits.max_output_bytes > 0) {
+      env.spare_folders = std::make_shared<SpareJobFolders>(JobsFolder(env), env.limits);
+      env.spare_folders->Prepare();
     }
     envs.push_back(std::move(env));
   }
