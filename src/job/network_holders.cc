@@ -9,17 +9,12 @@
 namespace cw {
 
 NetworkHolders::NetworkHolders(ContainerEngine& engine, NetworkHolderOptions options)
-    : engine_(engine), options_(std::move(options)), executor_("network holders") {}
+    : engine_(engine),
+      options_(std::move(options)),
+      spares_("a network holder", options_.spares, [this] { return Make(); },
+              [this](const std::string& id) { Discard(id); }) {}
 
-NetworkHolders::~NetworkHolders() {
-  executor_.Shutdown(SerialExecutor::Leftovers::kDrop);
-  std::deque<std::string> left;
-  {
-    MutexLock lock(mu_);
-    left.swap(ready_);
-  }
-  for (const std::string& id : left) Discard(id);
-}
+NetworkHolders::~NetworkHolders() = default;
 
 void NetworkHolders::Discard(const std::string& id) {
   Status removed = engine_.Remove(id, /*force=*/true);
@@ -63,43 +58,14 @@ Result<std::string> NetworkHolders::Make() {
   return id;
 }
 
-void NetworkHolders::Refill() {
-  for (;;) {
-    {
-      MutexLock lock(mu_);
-      if (static_cast<int>(ready_.size()) >= options_.spares) return;
-    }
-    Result<std::string> id = Make();
-    MutexLock lock(mu_);
-    if (!id.ok()) {
-      // Take tries again now, and the program runs without one meanwhile.
-      if (!failing_) spdlog::warn("cannot make a network holder ahead: {}", id.status().message());
-      failing_ = true;
-      return;
-    }
-    failing_ = false;
-    ready_.push_back(*id);
-  }
-}
+std::size_t NetworkHolders::ready() const { return spares_.ready(); }
 
-std::size_t NetworkHolders::ready() const {
-  MutexLock lock(mu_);
-  return ready_.size();
-}
-
-void NetworkHolders::Prepare() {
-  (void)executor_.Post([this] { Refill(); });  // refused only while shutting down
-}
+void NetworkHolders::Prepare() { spares_.Prepare(); }
 
 std::string NetworkHolders::Take(const std::string& kind) {
   std::string id;
-  for (;;) {
-    {
-      MutexLock lock(mu_);
-      if (ready_.empty()) break;
-      id = ready_.front();
-      ready_.pop_front();
-    }
+  while (std::optional<std::string> spare = spares_.Take()) {
+    id = *spare;
     // A spare an engine restart stopped is of no use.
     Result<ContainerState> state = engine_.Inspect(id, /*with_size=*/false);
     if (state.ok() && state->running) break;

@@ -14,18 +14,16 @@
 // submission start together.
 //
 // Thread rules: Take and Prepare may be called from any thread (a slot's
-// job threads); the spares are made on this object's own executor thread.
-// mu_ guards ready_ and failing_; no engine call is made under it.
+// job threads); the spares are made on the pool's own thread
+// (common/spare_pool.h).
 #pragma once
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "common/serial_executor.h"
-#include "common/thread_annotations.h"
+#include "common/spare_pool.h"
 #include "engine/engine.h"
 #include "job/job_environment.h"
 
@@ -80,14 +78,10 @@ class NetworkHolders {
  private:
   Result<std::string> Make();
   void Discard(const std::string& id);  // removes it, or says it could not
-  void Refill();  // on executor_
 
   ContainerEngine& engine_;
   const NetworkHolderOptions options_;
-  mutable Mutex mu_;
-  std::deque<std::string> ready_ GUARDED_BY(mu_);  // made, started, not taken
-  bool failing_ GUARDED_BY(mu_) = false;           // the last Make failed (logged once)
-  SerialExecutor executor_;        // last: stops before the members above go
+  SparePool<std::string> spares_;  // ids made and started; last: goes first
 };
 
 // The network the programs of slot `slot` sit on (c.network, from

@@ -26,17 +26,11 @@ void RemoveSpare(const fs::path& root) {
 }  // namespace
 
 SpareJobFolders::SpareJobFolders(fs::path jobs, JobLimits limits, int spares)
-    : jobs_(std::move(jobs)), limits_(limits), spares_(spares), executor_("spare job folders") {}
+    : jobs_(std::move(jobs)),
+      limits_(limits),
+      pool_("a job folder", spares, [this] { return Make(); }, RemoveSpare) {}
 
-SpareJobFolders::~SpareJobFolders() {
-  executor_.Shutdown(SerialExecutor::Leftovers::kDrop);
-  std::deque<fs::path> left;
-  {
-    MutexLock lock(mu_);
-    left.swap(ready_);
-  }
-  for (const fs::path& root : left) RemoveSpare(root);
-}
+SpareJobFolders::~SpareJobFolders() = default;
 
 Result<fs::path> SpareJobFolders::Make() const {
   std::error_code ec;
@@ -63,45 +57,14 @@ Result<fs::path> SpareJobFolders::Make() const {
   return root;
 }
 
-void SpareJobFolders::Refill() {
-  for (;;) {
-    {
-      MutexLock lock(mu_);
-      if (static_cast<int>(ready_.size()) >= spares_) return;
-    }
-    Result<fs::path> root = Make();
-    MutexLock lock(mu_);
-    if (!root.ok()) {
-      // Each job then makes its own, the usual way (which says why it fails).
-      if (!failing_) spdlog::warn("cannot make a job folder ahead: {}", root.status().message());
-      failing_ = true;
-      return;
-    }
-    failing_ = false;
-    ready_.push_back(*root);
-  }
-}
+void SpareJobFolders::Prepare() { pool_.Prepare(); }
 
-void SpareJobFolders::Prepare() {
-  (void)executor_.Post([this] { Refill(); });  // refused only while shutting down
-}
-
-std::size_t SpareJobFolders::ready() const {
-  MutexLock lock(mu_);
-  return ready_.size();
-}
+std::size_t SpareJobFolders::ready() const { return pool_.ready(); }
 
 fs::path SpareJobFolders::Take() {
-  fs::path root;
-  {
-    MutexLock lock(mu_);
-    if (!ready_.empty()) {
-      root = ready_.front();
-      ready_.pop_front();
-    }
-  }
-  Prepare();
-  return root;
+  std::optional<fs::path> root = pool_.Take();
+  pool_.Prepare();
+  return root.value_or(fs::path());
 }
 
 }  // namespace cw

@@ -12,18 +12,13 @@
 // sweep (RemoveLeftoverJobFolders) removes one a killed worker left.
 //
 // Thread rules: Prepare and Take may be called from any thread (the slot's
-// job threads); the spares are made on this object's own executor thread.
-// mu_ guards ready_ and failing_; no file system call that may block long is
-// made under it.
+// job threads); the spares are made on the pool's own thread
+// (common/spare_pool.h).
 #pragma once
 
-#include <cstdint>
-#include <deque>
 #include <filesystem>
-#include <string>
 
-#include "common/serial_executor.h"
-#include "common/thread_annotations.h"
+#include "common/spare_pool.h"
 #include "job/job_environment.h"
 
 namespace cw {
@@ -50,17 +45,12 @@ class SpareJobFolders {
   std::size_t ready() const;
 
  private:
-  void Refill();  // on executor_
   // A new spare's root, or an error (its half-made folder removed).
   Result<std::filesystem::path> Make() const;
 
   const std::filesystem::path jobs_;
   const JobLimits limits_;
-  const int spares_;
-  mutable Mutex mu_;
-  std::deque<std::filesystem::path> ready_ GUARDED_BY(mu_);
-  bool failing_ GUARDED_BY(mu_) = false;  // the last Make failed (logged once)
-  SerialExecutor executor_;               // last: stops before the members above go
+  SparePool<std::filesystem::path> pool_;  // last: goes before the members above
 };
 
 }  // namespace cw
