@@ -7,14 +7,16 @@
 
 #include "common/abandon.h"
 #include "common/log.h"
+#include "engine/image_ref.h"
 
 namespace cw {
 using Clock = std::chrono::steady_clock;
 
 ImagePuller::ImagePuller(ContainerEngine& engine, std::string image, PullPolicy policy,
-                         const ProgressDisplay& progress, const CancelToken& cancel)
+                         const ProgressDisplay& progress, const CancelToken& cancel,
+                         bool podman)
     : engine_(engine), image_(std::move(image)), policy_(policy), progress_(progress),
-      cancel_(cancel) {
+      cancel_(cancel), podman_(podman) {
   const LogFields fields = CurrentLogFields();
   thread_ = std::thread([this, fields] {
     ScopedLogFields scoped(fields);
@@ -44,6 +46,11 @@ void ImagePuller::Pull() {
   exists_ = engine_.ImageExists(image_);
   if (!exists_.ok()) return;
   pulled_ = policy_ == PullPolicy::kAlways || (policy_ == PullPolicy::kMissing && !*exists_);
+  if (pulled_ && *exists_ && LocalToPodman()) {
+    spdlog::info("image {} is this host's own (Podman's localhost/{}): not pulled", image_,
+                 image_);
+    pulled_ = false;
+  }
   if (!pulled_) return;
   spdlog::info("pulling image {}", image_);
   TransferProgress shown(progress_, "pulling image " + image_);
@@ -61,6 +68,21 @@ void ImagePuller::Pull() {
   }
   status_ = engine_.PullImage(image_, progress);
   shown.Finish(status_.ok());
+}
+
+bool ImagePuller::LocalToPodman() {
+  if (!podman_) return false;
+  Result<ImageRef> ref = ParseImageRef(image_);
+  if (!ref.ok()) return false;
+  // Docker's rule: a first part with '.' or ':', or "localhost", is a registry.
+  const std::string& repo = ref->repository;
+  const std::string first = repo.substr(0, repo.find('/'));
+  if (repo.find('/') != std::string::npos &&
+      (first.find_first_of(".:") != std::string::npos || first == "localhost")) {
+    return false;
+  }
+  Result<bool> local = engine_.ImageExists("localhost/" + ref->ToString());
+  return local.ok() && *local;
 }
 
 Status ImagePuller::Finish(bool stop) {

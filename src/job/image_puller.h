@@ -25,8 +25,12 @@ namespace cw {
 
 class ImagePuller {
  public:
+  // `podman`: the engine is Podman, which files an image built or loaded on
+  // this host under "localhost/" and, asked to pull its short name, tries a
+  // registry at localhost for 3 s before it fails; such an image is not
+  // pulled (no registry has it to give), whatever the policy.
   ImagePuller(ContainerEngine& engine, std::string image, PullPolicy policy,
-              const ProgressDisplay& progress, const CancelToken& cancel);
+              const ProgressDisplay& progress, const CancelToken& cancel, bool podman = false);
   ~ImagePuller();
   ImagePuller(const ImagePuller&) = delete;
   ImagePuller& operator=(const ImagePuller&) = delete;
@@ -46,12 +50,15 @@ class ImagePuller {
 
  private:
   void Pull();  // on thread_
+  // Podman holds image_ as "localhost/<image_>" (image_ names no registry).
+  bool LocalToPodman();  // on thread_
 
   ContainerEngine& engine_;
   const std::string image_;
   const PullPolicy policy_;
   const ProgressDisplay& progress_;
   const CancelToken& cancel_;
+  const bool podman_;
   std::atomic<bool> stop_{false};
   // Written by thread_ only, read after its join.
   Result<bool> exists_ = false;  // was the image on this machine before the pull

@@ -38,6 +38,27 @@ TEST_F(ImagePullerTest, PullsPerPolicy) {
   EXPECT_EQ(engine_.pulled.size(), 1u);
 }
 
+TEST_F(ImagePullerTest, UnderPodmanAnImageOfThisHostsOwnIsNotPulled) {
+  // Podman files a loaded or built "team/model:1" as localhost/team/model:1,
+  // and a pull of the short name would knock on a registry at localhost.
+  const std::string local = "team/model:1";
+  engine_.images = {local, "localhost/" + local};
+  auto pull = [&](const std::string& image, bool podman) {
+    ImagePuller puller(engine_, image, PullPolicy::kAlways, display_, cancel_, podman);
+    return puller.Finish(false);
+  };
+  EXPECT_TRUE(pull(local, /*podman=*/true).ok());
+  EXPECT_TRUE(engine_.pulled.empty());
+  // Docker has no such rule: "Always" pulls.
+  EXPECT_TRUE(pull(local, false).ok());
+  EXPECT_EQ(engine_.pulled.size(), 1u);
+  // A registry's image, or one Podman holds under its registry's name, is pulled.
+  engine_.images.insert("ghcr.io/team/model:1");
+  EXPECT_TRUE(pull("ghcr.io/team/model:1", true).ok());
+  EXPECT_TRUE(pull(kImage, true).ok());
+  EXPECT_EQ(engine_.pulled.size(), 3u);
+}
+
 TEST_F(ImagePullerTest, ALocalCopyServesWhenTheRegistryFails) {
   engine_.images.insert(kImage);
   engine_.pull_status = Unavailable("registry unreachable");

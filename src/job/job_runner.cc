@@ -240,7 +240,8 @@ Status Job::Prepare() {
     env_.images->Acquire(args_.docker_image);
     image_held_ = true;
   }
-  ImagePuller puller(engine_, args_.docker_image, env_.pull_policy, env_.progress, cancel_);
+  ImagePuller puller(engine_, args_.docker_image, env_.pull_policy, env_.progress, cancel_,
+                     env_.container.podman);
   const bool s = args_.is_scoring;
   BundleFetchContext context{storage_, cache_, cancel_, env_, folder_.work(), folder_.bundles(),
                              args_.id, nullptr};
