@@ -164,6 +164,12 @@ Status MountJobFilesystem(const fs::path& image, const fs::path& mount_point,
   return Status::Ok();  // `loop` closes: the mount alone holds the device now
 }
 
+Status MountJobWork(const fs::path& root, const JobLimits& limits) {
+  auto free = FreeBytesOn(root);
+  return MountJobFilesystem(root / "work.img", root / "work",
+                            JobFilesystemBytes(limits, free.ok() ? *free : 0));
+}
+
 int UnmountUnder(const fs::path& dir) {
   std::error_code ec;
   const std::string base = fs::weakly_canonical(dir, ec).string();

@@ -52,6 +52,10 @@ std::uint64_t JobFilesystemBytes(const JobLimits& limits, std::uint64_t host_fre
 Status MountJobFilesystem(const std::filesystem::path& image,
                           const std::filesystem::path& mount_point, std::uint64_t bytes);
 
+// A job folder's own filesystem: `root`/work.img mounted at `root`/work,
+// of JobFilesystemBytes for the free bytes on root's disk now.
+Status MountJobWork(const std::filesystem::path& root, const JobLimits& limits);
+
 // Detaches every filesystem mounted at or under `dir`, deepest first, even
 // a busy one (its blocks are freed when the last program holding a file
 // there ends). Returns how many; a failure is logged.

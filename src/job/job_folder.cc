@@ -76,10 +76,8 @@ Result<JobFolder> JobFolder::Create(const JobEnvironment& env, const std::string
 }
 
 void JobFolder::MountOwnFilesystem(const JobEnvironment& env) {
-  auto free = FreeBytesOn(root_);
-  const std::uint64_t bytes = JobFilesystemBytes(env.limits, free.ok() ? *free : 0);
   const fs::path work = root_ / "work";
-  Status mounted = MountJobFilesystem(root_ / "work.img", work, bytes);
+  Status mounted = MountJobWork(root_, env.limits);
   if (!mounted.ok()) {
     UnmountUnder(work);
     spdlog::warn("{}: no filesystem of its own for this job, its folders are walked instead: {}",

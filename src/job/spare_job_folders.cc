@@ -5,23 +5,18 @@
 #include <cerrno>
 #include <system_error>
 
-#include <spdlog/spdlog.h>
-
 #include "common/fd.h"
 #include "common/files.h"
 #include "job/job_filesystem.h"
+#include "job/job_folder.h"
 
 namespace cw {
 namespace fs = std::filesystem;
 
 namespace {
 
-void RemoveSpare(const fs::path& root) {
-  UnmountUnder(root);
-  std::error_code ec;
-  fs::remove_all(root, ec);
-  if (ec) spdlog::warn("could not remove spare job folder {}: {}", root.string(), ec.message());
-}
+// Never used by a program: the worker's user removes all of it.
+void RemoveSpare(const fs::path& root) { JobFolder::Remove(root); }
 
 }  // namespace
 
@@ -41,10 +36,8 @@ Result<fs::path> SpareJobFolders::Make() const {
     if (::chmod(root.c_str(), 0700) != 0) {
       return IoError("cannot make " + root.string() + " private: " + ErrnoText(errno));
     }
-    auto free = FreeBytesOn(root);
+    CW_RETURN_IF_ERROR(MountJobWork(root, limits_));
     const fs::path work = root / "work";
-    CW_RETURN_IF_ERROR(MountJobFilesystem(root / "work.img", work,
-                                          JobFilesystemBytes(limits_, free.ok() ? *free : 0)));
     if (::chmod(work.c_str(), 0700) != 0) {
       return IoError("cannot make " + work.string() + " private: " + ErrnoText(errno));
     }
