@@ -69,9 +69,8 @@ ImageBudget::ImageBudget(ContainerEngine& engine, std::uint64_t max_bytes, fs::p
 
 std::string ImageBudget::RecordedName(const std::string& tag) const {
   std::string name = NormalizeImageName(tag);
-  constexpr std::string_view kLocal = "localhost/";
-  if (podman_ && name.rfind(kLocal, 0) == 0 && !last_used_.count(name)) {
-    std::string short_name = name.substr(kLocal.size());
+  if (podman_ && name.rfind(kPodmanLocalPrefix, 0) == 0 && !last_used_.count(name)) {
+    std::string short_name = name.substr(kPodmanLocalPrefix.size());
     if (last_used_.count(short_name) || in_use_.count(short_name)) return short_name;
   }
   return name;

@@ -25,6 +25,13 @@ std::string ImageRef::ToString() const {
   return digest.empty() ? repository + ":" + tag : repository + "@" + digest;
 }
 
+bool ImageRef::NamesRegistry() const {
+  const std::size_t slash = repository.find('/');
+  if (slash == std::string::npos) return false;
+  const std::string first = repository.substr(0, slash);
+  return first.find_first_of(".:") != std::string::npos || first == "localhost";
+}
+
 Result<ImageRef> ParseImageRef(std::string_view ref) {
   auto bad = [&](const std::string& why) {
     return InvalidInput("image reference \"" + std::string(ref) + "\" is not valid: " + why);

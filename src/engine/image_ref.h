@@ -18,7 +18,14 @@ struct ImageRef {
   std::string FromImage() const;
   // "repo:tag" or "repo@digest".
   std::string ToString() const;
+  // Docker's rule: the repository's first part names a registry when it
+  // holds '.' or ':', or is "localhost" ("ghcr.io/x", "localhost:5000/x").
+  bool NamesRegistry() const;
 };
+
+// Where Podman files an image loaded or built on its host under a name with
+// no registry ("team/model:1" -> "localhost/team/model:1").
+inline constexpr std::string_view kPodmanLocalPrefix = "localhost/";
 
 // Fills in the "latest" tag the engine assumes when there is neither tag nor
 // digest. InvalidInput for an empty reference or one with spaces or a bad tag.

@@ -26,6 +26,16 @@ TEST(ImageRefTest, NamespacedRepository) {
   EXPECT_EQ(r.tag, "py37");
 }
 
+TEST(ImageRefTest, NamesARegistryByDockersRule) {
+  for (const char* named : {"ghcr.io/team/model:1", "localhost:5000/x/y", "localhost/x:1",
+                            "registry.invalid/a/b"}) {
+    EXPECT_TRUE(ParseImageRef(named)->NamesRegistry()) << named;
+  }
+  for (const char* bare : {"python:3.12", "codalab/codalab-legacy:py37", "team/model:1", "busybox"}) {
+    EXPECT_FALSE(ParseImageRef(bare)->NamesRegistry()) << bare;
+  }
+}
+
 TEST(ImageRefTest, NoTagMeansLatest) {
   EXPECT_EQ(Parse("ubuntu").tag, "latest");
   EXPECT_EQ(Parse("codalab/codalab-legacy").ToString(), "codalab/codalab-legacy:latest");

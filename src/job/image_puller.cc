@@ -73,15 +73,8 @@ void ImagePuller::Pull() {
 bool ImagePuller::LocalToPodman() {
   if (!podman_) return false;
   Result<ImageRef> ref = ParseImageRef(image_);
-  if (!ref.ok()) return false;
-  // Docker's rule: a first part with '.' or ':', or "localhost", is a registry.
-  const std::string& repo = ref->repository;
-  const std::string first = repo.substr(0, repo.find('/'));
-  if (repo.find('/') != std::string::npos &&
-      (first.find_first_of(".:") != std::string::npos || first == "localhost")) {
-    return false;
-  }
-  Result<bool> local = engine_.ImageExists("localhost/" + ref->ToString());
+  if (!ref.ok() || ref->NamesRegistry()) return false;
+  Result<bool> local = engine_.ImageExists(std::string(kPodmanLocalPrefix) + ref->ToString());
   return local.ok() && *local;
 }
 
