@@ -84,6 +84,9 @@ class [[nodiscard]] Result {
     assert(ok());
     return std::move(*value_);
   }
+  // The value, or `fallback` on error (tests, and callers for whom an error
+  // and an empty value mean the same).
+  T value_or(T fallback) const& { return ok() ? *value_ : std::move(fallback); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }

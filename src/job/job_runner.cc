@@ -349,7 +349,7 @@ Result<std::unique_ptr<ProgramRun>> Job::CreateProgram(ProgramKind kind) {
   // this program's: JobContainers removes the last added first).
   std::string holder;
   if (!env_.container.network_disabled && env_.network_holders) {
-    holder = env_.network_holders->Take(ProgramKindName(kind));
+    CW_ASSIGN_OR_RETURN(holder, env_.network_holders->Take(label));
     if (!holder.empty()) containers_.Add(holder);
   }
   ProgramContainer container = ProgramContainerSpec(args_, kind, command, job_uid_, folder_, env_,

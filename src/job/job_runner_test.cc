@@ -15,6 +15,7 @@
 #include "common/abandon.h"
 #include "common/files.h"
 #include "job/job_runner_test_fixture.h"
+#include "job/network_holders.h"
 #include "job/test_fakes.h"
 #include "storage/hash.h"
 
@@ -475,6 +476,39 @@ TEST_F(JobRunnerTest, ANameThatStaysTakenFailsAfterAFewTries) {
   EXPECT_EQ(r.failure.code(), Code::kAlreadyExists);
   EXPECT_THAT(r.failure.message(), HasSubstr("The submission's container could not be created"));
   EXPECT_THAT(r.failure.message(), HasSubstr("is already in use"));
+}
+
+// Under Podman only the holders' routes keep a slot's programs from the
+// other slots' (job/network_holders.h): when no holder can be made, the
+// program does not run on the slot's network without them; the job fails
+// saying why, and nothing of it is left.
+TEST_F(JobRunnerTest, WithoutAHolderWhereOnlyItsRoutesKeepSlotsApartTheProgramDoesNotRun) {
+  struct NoHolderEngine : FakeEngine {
+    Result<std::string> Create(const ContainerSpec& spec) override {
+      if (spec.labels.count(kLabelNetworkHolder)) return Unavailable("no space left on device");
+      return FakeEngine::Create(spec);
+    }
+  } engine;
+  engine.images.insert(kImage);
+  NetworkHolderOptions options;
+  options.image = "localhost/codabench-worker/sandbox:test";
+  options.network = "codabench-jobs-0";
+  options.prohibit = {"10.89.2.0/24"};
+  options.spares = 0;
+  env_.network_holders = std::make_shared<NetworkHolders>(engine, options);
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: predict\n"}});
+  JobRunner runner(env_, *storage_, *cache_, engine);
+  JobResult r = runner.Run(a, reporter_, cancel_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure.code(), Code::kUnavailable);
+  EXPECT_EQ(reporter_.statuses.back().status, JobStatus::kFailed);
+  EXPECT_EQ(reporter_.statuses.back().details,
+            "Submission failed: this worker could not make the submission's network, "
+            "which keeps it apart from other jobs (no space left on device). See logs for more "
+            "details.");
+  EXPECT_TRUE(engine.created.empty()) << "no program ran, on any network";
+  EXPECT_EQ(engine.live_containers(), 0u);
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ std::size_t NetworkHolders::ready() const { return spares_.ready(); }
 
 void NetworkHolders::Prepare() { spares_.Prepare(); }
 
-std::string NetworkHolders::Take(const std::string& kind) {
+Result<std::string> NetworkHolders::Take(const std::string& kind) {
   std::string id;
   while (std::optional<std::string> spare = spares_.Take()) {
     id = *spare;
@@ -80,15 +80,23 @@ std::string NetworkHolders::Take(const std::string& kind) {
   }
   if (id.empty()) {
     Result<std::string> made = Make();
-    if (!made.ok()) {
-      spdlog::warn("no network holder for a {} program ({}); it gets a network of its own", kind,
-                   made.status().message());
-    } else {
+    if (made.ok()) {
       id = *made;
+    } else if (!options_.prohibit.empty()) {
+      Prepare();
+      spdlog::error("no network holder for the {} ({}); without one nothing keeps it "
+                    "from the other slots' programs, so it does not run",
+                    kind, made.status().message());
+      return Unavailable("this worker could not make the " + kind +
+                         "'s network, which keeps it apart from other jobs (" +
+                         made.status().message() + ")");
+    } else {
+      spdlog::warn("no network holder for the {} ({}); it gets a network of its own", kind,
+                   made.status().message());
     }
   }
   Prepare();
-  if (!id.empty()) spdlog::debug("{} program joins network holder {}", kind, id.substr(0, 12));
+  if (!id.empty()) spdlog::debug("the {} joins network holder {}", kind, id.substr(0, 12));
   return id;
 }
 

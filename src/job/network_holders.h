@@ -65,9 +65,12 @@ class NetworkHolders {
   // The id of a running holder no program has joined, now the caller's
   // alone: it removes it after the program that joined it. A spare when
   // one is ready (and another is then made in the background), else one
-  // made now; "" when none can be made: the program then gets a network of
-  // its own. `kind` is for the log.
-  std::string Take(const std::string& kind);
+  // made now. When none can be made: "" (the program then gets a network of
+  // its own) where the network keeps programs apart itself, and
+  // Unavailable where only the holders' routes do (`prohibit` not empty):
+  // a program never sits on such a network without them. `kind` names the
+  // program in the log and the error ("submission", "scoring program").
+  Result<std::string> Take(const std::string& kind);
 
   // Spares ready now.
   std::size_t ready() const;

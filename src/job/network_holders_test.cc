@@ -130,7 +130,7 @@ TEST(NetworkHoldersTest, AHolderThatExitedIsNeverJoined) {
   holders.Prepare();
   ASSERT_TRUE(AwaitReady(holders, 1));
   engine.exits_at_once = false;
-  std::string id = holders.Take("program");
+  std::string id = holders.Take("program").value_or("");
   EXPECT_EQ(id, "holder1");
   std::lock_guard<std::recursive_mutex> lock(engine.mu);
   EXPECT_EQ(engine.removed, std::vector<std::string>{"holder0"});
@@ -161,8 +161,8 @@ TEST(NetworkHoldersTest, SparesAreMadeAheadAndNoneIsEverGivenTwice) {
   ASSERT_TRUE(AwaitReady(holders, 2));
   std::set<std::string> given;
   for (int job = 0; job < 5; ++job) {
-    std::string ingestion = holders.Take("ingestion");
-    std::string program = holders.Take("program");
+    std::string ingestion = holders.Take("ingestion").value_or("");
+    std::string program = holders.Take("program").value_or("");
     ASSERT_FALSE(ingestion.empty());
     ASSERT_FALSE(program.empty());
     EXPECT_TRUE(given.insert(ingestion).second) << ingestion << " given twice";
@@ -178,7 +178,7 @@ TEST(NetworkHoldersTest, SparesAreMadeAheadAndNoneIsEverGivenTwice) {
 TEST(NetworkHoldersTest, WithNoSpareReadyOneIsMadeNow) {
   HolderEngine engine;
   NetworkHolders holders(engine, Options(1));
-  std::string id = holders.Take("program");  // no Prepare: nothing ready
+  std::string id = holders.Take("program").value_or("");  // no Prepare: nothing ready
   EXPECT_FALSE(id.empty());
   std::lock_guard<std::recursive_mutex> lock(engine.mu);
   EXPECT_TRUE(engine.running.count(id));
@@ -193,7 +193,7 @@ TEST(NetworkHoldersTest, ASpareTheEngineStoppedIsReplaced) {
     std::lock_guard<std::recursive_mutex> lock(engine.mu);
     engine.running.clear();  // an engine restart
   }
-  std::string id = holders.Take("program");
+  std::string id = holders.Take("program").value_or("");
   EXPECT_EQ(id, "holder1");
   std::lock_guard<std::recursive_mutex> lock(engine.mu);
   EXPECT_EQ(engine.removed, std::vector<std::string>{"holder0"});
@@ -206,12 +206,37 @@ TEST(NetworkHoldersTest, NoHolderMeansANetworkOfItsOwn) {
     std::lock_guard<std::recursive_mutex> lock(engine.mu);
     engine.fail_create = true;
   }
-  EXPECT_EQ(holders.Take("program"), "");
+  Result<std::string> taken = holders.Take("program");
+  ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+  EXPECT_EQ(*taken, "");
   {
     std::lock_guard<std::recursive_mutex> lock(engine.mu);
     engine.fail_create = false;
   }
-  EXPECT_FALSE(holders.Take("program").empty()) << "tried again at the next program";
+  EXPECT_FALSE(holders.Take("program").value_or("").empty()) << "tried again at the next program";
+}
+
+TEST(NetworkHoldersTest, WhereOnlyTheRoutesKeepSlotsApartNoHolderMeansTheProgramDoesNotRun) {
+  // Under Podman the holders' routes are what keeps the other slots away: a
+  // network of its own would be on the slot's network without them.
+  HolderEngine engine;
+  NetworkHolderOptions options = Options(1);
+  options.prohibit = {"10.89.2.0/24"};
+  NetworkHolders holders(engine, options);
+  {
+    std::lock_guard<std::recursive_mutex> lock(engine.mu);
+    engine.fail_create = true;
+  }
+  Result<std::string> taken = holders.Take("scoring program");
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.status().code(), Code::kUnavailable);
+  EXPECT_NE(taken.status().message().find("the scoring program's network"), std::string::npos)
+      << taken.status().message();
+  {
+    std::lock_guard<std::recursive_mutex> lock(engine.mu);
+    engine.fail_create = false;
+  }
+  EXPECT_FALSE(holders.Take("scoring program").value_or("").empty()) << "tried again at the next program";
 }
 
 TEST(NetworkHoldersTest, SparesNoProgramTookGoWithTheSlot) {
@@ -221,7 +246,7 @@ TEST(NetworkHoldersTest, SparesNoProgramTookGoWithTheSlot) {
     NetworkHolders holders(engine, Options(2));
     holders.Prepare();
     ASSERT_TRUE(AwaitReady(holders, 2));
-    taken = holders.Take("program");
+    taken = holders.Take("program").value_or("");
     ASSERT_TRUE(AwaitReady(holders, 2));
   }
   std::lock_guard<std::recursive_mutex> lock(engine.mu);

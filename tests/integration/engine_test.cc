@@ -416,7 +416,9 @@ TEST_F(EngineTest, EachProgramJoinsAFreshNamespaceMadeAheadOnTheWorkersNetwork) 
   {
     NetworkHolders holders(*engine_, options);
     holders.Prepare();
-    std::string first = holders.Take("program");
+    Result<std::string> taken_first = holders.Take("program");
+    ASSERT_TRUE(taken_first.ok()) << taken_first.status().ToString();
+    std::string first = *taken_first;
     ASSERT_FALSE(first.empty());
     taken.push_back(first);
     const std::string script = "readlink /proc/self/ns/net; hostname; grep -c marker /etc/hosts; true";
@@ -425,7 +427,9 @@ TEST_F(EngineTest, EachProgramJoinsAFreshNamespaceMadeAheadOnTheWorkersNetwork) 
     EXPECT_NE(seen.find("net:["), std::string::npos) << seen;
     EXPECT_NE(seen.find("\n1\n"), std::string::npos) << "its own write: " << seen;
     // ...and the next program, in a namespace of its own, sees none of it.
-    std::string second = holders.Take("program");
+    Result<std::string> taken_second = holders.Take("program");
+    ASSERT_TRUE(taken_second.ok()) << taken_second.status().ToString();
+    std::string second = *taken_second;
     ASSERT_FALSE(second.empty());
     taken.push_back(second);
     EXPECT_NE(second, first);
@@ -486,7 +490,9 @@ TEST_F(EngineTest, ProgramsOfTwoSlotsCannotReachEachOther) {
   // A holder of the slot's own for each program (removed by the fixture,
   // after the programs: every container carries its label).
   auto holder_of = [&](int slot) {
-    std::string id = slots[slot]->Take("program");
+    Result<std::string> taken = slots[slot]->Take("program");
+    EXPECT_TRUE(taken.ok()) << taken.status().ToString();
+    std::string id = taken.value_or("");
     EXPECT_FALSE(id.empty());
     return id.empty() ? std::string() : "container:" + id;
   };
