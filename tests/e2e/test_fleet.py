@@ -483,9 +483,11 @@ class FleetTest(unittest.TestCase):
 
         # ---- duplicates: counted from what the site saw, explained from the workers' logs
         attempts = defaultdict(list)  # (sid, stage) -> attempts in order of start
+        last_attempt = {}  # incarnation -> the job it was in when it ended
         for inc in self.incarnations:
             for a in inc.attempts():
                 attempts[(a["sid"], a["stage"])].append(a)
+                last_attempt[inc.name] = a
         causes = Counter()
         unexplained = []
         dup_pred = dup_score = pred_runs = score_runs = extra_tasks = 0
@@ -544,10 +546,19 @@ class FleetTest(unittest.TestCase):
                             causes[f"{stage}: killed mid-job"] += 1
             # A second scoring task comes from a second `Scoring` report of the prediction.
             reported_scoring = sum(1 for a in logged["prediction"] if "Scoring" in a["finals"])
+            # The worker logs a report once the site answered it: a SIGKILL between
+            # the two leaves a Scoring the site saw (and a scoring task) that no log
+            # line shows. Only a run its process died in, before any final line.
+            unlogged = sum(1 for a in logged["prediction"]
+                           if a["inc"].fate == "killed" and not a["finals"] and not a["done"]
+                           and a is last_attempt[a["inc"].name])
             if len(scoring_tasks) > 1:
                 if reported_scoring >= len(scoring_tasks):
                     causes["extra scoring task: the prediction re-ran and reported Scoring again"] \
                         += len(scoring_tasks) - 1
+                elif reported_scoring + unlogged >= len(scoring_tasks):
+                    causes["extra scoring task: a prediction killed after the site took its "
+                           "Scoring, before the worker logged it"] += len(scoring_tasks) - 1
                 else:
                     unexplained.append(f"{sid}: {len(scoring_tasks)} scoring tasks, but the logs "
                                        f"show {reported_scoring} Scoring report(s)")
