@@ -80,6 +80,17 @@ Result<std::string> NetworkHolders::Take(const std::string& kind) {
   }
   if (id.empty()) {
     Result<std::string> made = Make();
+    if (made.ok() && !options_.prohibit.empty()) {
+      // Made now, so not yet looked at: one that could not add its routes
+      // exits at once, and a program must not join what it left.
+      Result<ContainerState> state = engine_.Inspect(*made, /*with_size=*/false);
+      if (!state.ok() || !state->running) {
+        Discard(*made);
+        made = Unavailable(state.ok() ? "its network holder exited with code " +
+                                            std::to_string(state->exit_code)
+                                      : state.status().message());
+      }
+    }
     if (made.ok()) {
       id = *made;
     } else if (!options_.prohibit.empty()) {

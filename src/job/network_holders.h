@@ -68,7 +68,8 @@ class NetworkHolders {
   // made now. When none can be made: "" (the program then gets a network of
   // its own) where the network keeps programs apart itself, and
   // Unavailable where only the holders' routes do (`prohibit` not empty):
-  // a program never sits on such a network without them. `kind` names the
+  // a program never sits on such a network without them. There a holder
+  // made now is inspected before it is given, as a spare is. `kind` names the
   // program in the log and the error ("submission", "scoring program").
   Result<std::string> Take(const std::string& kind);
 

@@ -239,6 +239,20 @@ TEST(NetworkHoldersTest, WhereOnlyTheRoutesKeepSlotsApartNoHolderMeansTheProgram
   EXPECT_FALSE(holders.Take("scoring program").value_or("").empty()) << "tried again at the next program";
 }
 
+TEST(NetworkHoldersTest, AHolderMadeOnDemandThatCouldNotAddItsRoutesIsNeverJoined) {
+  HolderEngine engine;
+  engine.exits_at_once = true;  // as /sandbox does when a route is refused
+  NetworkHolderOptions options = Options(1);
+  options.prohibit = {"10.89.2.0/24"};
+  NetworkHolders holders(engine, options);
+  Result<std::string> taken = holders.Take("submission");  // no spare: made now
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.status().message().find("network holder exited with code"), std::string::npos)
+      << taken.status().message();
+  std::lock_guard<std::recursive_mutex> lock(engine.mu);
+  EXPECT_EQ(engine.removed, std::vector<std::string>{"holder0"});
+}
+
 TEST(NetworkHoldersTest, SparesNoProgramTookGoWithTheSlot) {
   HolderEngine engine;
   std::string taken;
