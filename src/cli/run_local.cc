@@ -259,6 +259,10 @@ int RunLocal(const RunLocalOptions& o) {
   env.pull_policy = o.pull;
   env.keep_job_dir = o.keep;
   env.labels["org.codabench.run-local"] = "1";
+  if (Result<EngineInfo> info = engine.Info(); info.ok()) {
+    env.unenforced_limits = UnenforcedLimits(*info);
+    env.usage_figures = StatsArePerContainer(*info);
+  }
   PrepareEngine(env, engine);
   env.container.network = EnsureProgramNetwork(env.container, "run-local", 0, engine);
   const bool tty = isatty(STDERR_FILENO);

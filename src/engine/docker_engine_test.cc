@@ -147,6 +147,7 @@ TEST(DockerEngineTest, InfoSaysWhetherTheEngineIsRootlessAndWhatItCannotEnforce)
   ASSERT_TRUE(podman.ok()) << podman.status().ToString();
   EXPECT_TRUE(podman->rootless);
   EXPECT_EQ(podman->cgroup_version, "1");
+  EXPECT_FALSE(StatsArePerContainer(*podman)) << "no cgroup of its own: the host's figures";
   const std::string note = UnenforcedLimits(*podman);
   for (const char* named : {"rootless", "cgroups v1", "CONTAINER_MEMORY", "CONTAINER_CPUS",
                             "CONTAINER_PIDS_LIMIT", "not enforced"}) {
@@ -160,6 +161,7 @@ TEST(DockerEngineTest, InfoSaysWhetherTheEngineIsRootlessAndWhatItCannotEnforce)
   ASSERT_TRUE(docker_v2.ok());
   EXPECT_TRUE(docker_v2->rootless);
   EXPECT_EQ(UnenforcedLimits(*docker_v2), "");
+  EXPECT_TRUE(StatsArePerContainer(*docker_v2));
   answer = R"({"CgroupVersion":"1","SecurityOptions":["name=rootless"]})";
   EXPECT_NE(UnenforcedLimits(*engine.Info()), "");
 

@@ -129,6 +129,11 @@ struct EngineInfo {
 // the worker sets. Rootless on cgroups v1: no memory, CPU or pids limit.
 std::string UnenforcedLimits(const EngineInfo& info);
 
+// Whether the engine's stats of a container are that container's own. Not
+// rootless on cgroups v1: there a container has no cgroup, and Podman's
+// "usage" is the whole host's memory (12 GB for a one-second script here).
+bool StatsArePerContainer(const EngineInfo& info);
+
 class ContainerEngine {
  public:
   virtual ~ContainerEngine() = default;

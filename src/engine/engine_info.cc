@@ -3,8 +3,12 @@
 
 namespace cw {
 
+bool StatsArePerContainer(const EngineInfo& info) {
+  return !info.rootless || info.cgroup_version != "1";
+}
+
 std::string UnenforcedLimits(const EngineInfo& info) {
-  if (!info.rootless || info.cgroup_version != "1") return "";
+  if (StatsArePerContainer(info)) return "";
   // Podman's own words: "Resource limits are not supported and ignored on
   // cgroups V1 rootless systems".
   return "the container engine runs rootless on cgroups v1, where it cannot enforce resource "

@@ -91,6 +91,10 @@ struct JobEnvironment {
   // The limits the engine cannot enforce (UnenforcedLimits, engine/engine.h),
   // told in each job's log; "" when it enforces them all.
   std::string unenforced_limits;
+  // false where the engine's stats are not the containers' own
+  // (StatsArePerContainer, engine/engine.h): no memory or CPU figure is
+  // sampled, logged or written into `metadata` rather than the host's.
+  bool usage_figures = true;
   // How often the scoring output is looked at for new detailed results
   // (an lstat), and the least time between two uploads of them.
   std::chrono::milliseconds detailed_results_interval{250};

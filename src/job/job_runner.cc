@@ -458,11 +458,13 @@ void Job::StartWatchers(WatcherThreads& watchers) {
                    [w, &stop] { WatchDetailedResults(w, stop); });
   }
   if (programs_.empty()) return;
-  std::vector<UsageTarget> targets;
-  for (auto& run : programs_) targets.push_back(run->usage_target());
-  watchers.Start("usage sampler", args_.id, [this, targets, &stop] {
-    WatchUsage(engine_, targets, env_.usage_interval, stop);
-  });
+  if (env_.usage_figures) {
+    std::vector<UsageTarget> targets;
+    for (auto& run : programs_) targets.push_back(run->usage_target());
+    watchers.Start("usage sampler", args_.id, [this, targets, &stop] {
+      WatchUsage(engine_, targets, env_.usage_interval, stop);
+    });
+  }
   if (env_.limits.max_output_bytes == 0) return;
   const bool own = folder_.own_filesystem();
   DiskWatch w{folder_.Writable(), own ? used_before_programs_ : prepared_bytes_.load(),

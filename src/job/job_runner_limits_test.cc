@@ -219,6 +219,31 @@ TEST_F(JobRunnerTest, WhatEachProgramUsedGoesIntoTheMetadata) {
   EXPECT_THAT(meta, ::testing::Not(HasSubstr("ingestionPeakMemoryBytes")));  // no ingestion ran
 }
 
+// Rootless on cgroups v1 the engine's stats are the host's (12 GB of "peak
+// memory" for a one-second script): none is taken, logged or written.
+TEST_F(JobRunnerTest, WhereTheEnginesStatsAreTheHostsNoUsageIsReported) {
+  env_.usage_figures = false;
+  env_.usage_interval = std::chrono::milliseconds(5);
+  engine_.stats.memory_bytes = 12LL << 30;
+  engine_.stats.memory_peak_bytes = 12LL << 30;
+  engine_.stats.cpu_seconds = 0;
+  RunArgs a = Prediction();
+  a.program_data = Bundle("s.zip", {{"metadata", "command: work\n"}});
+  engine_.programs["program"] = [](const ContainerSpec&, const OutputFn&,
+                                   const std::atomic<bool>&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // 10 samples' time
+    return 0;
+  };
+  JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.failure.ToString();
+  EXPECT_FALSE(r.program.peak_memory_bytes.has_value());
+  EXPECT_FALSE(r.program.cpu_seconds.has_value());
+  std::string meta = ReadFile(Unpacked(a.prediction_result) / "metadata");
+  EXPECT_THAT(meta, HasSubstr("exitCode: 0"));
+  EXPECT_THAT(meta, ::testing::Not(HasSubstr("peakMemoryBytes")));
+  EXPECT_THAT(meta, ::testing::Not(HasSubstr("cpuSeconds")));
+}
+
 // What the process logs while it lives (at info and above); the default
 // logger comes back after.
 class CapturedLog {

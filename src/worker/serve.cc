@@ -320,6 +320,7 @@ int Serve(const ServeOptions& options) {
   }
   JobEnvironment env = QueueJobEnvironment(config, nodename, engine, metrics.get());
   env.unenforced_limits = unenforced_limits;
+  if (info.ok()) env.usage_figures = StatsArePerContainer(*info);
   PrepareEngine(env, engine);
   // No job of ours runs yet: what a killed run of this node left goes
   // (through the worker's own image what its user may not remove).
