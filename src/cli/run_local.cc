@@ -264,6 +264,11 @@ int RunLocal(const RunLocalOptions& o) {
     env.usage_figures = StatsArePerContainer(*info);
   }
   PrepareEngine(env, engine);
+  if (Status kept = CheckGpuRequestsKept(env.sandbox_image, env.container.device_requests,
+                                         env.labels, engine);
+      !kept.ok()) {
+    return Fail(kept.message());
+  }
   env.container.network = EnsureProgramNetwork(env.container, "run-local", 0, engine);
   const bool tty = isatty(STDERR_FILENO);
   if (tty) {

@@ -160,6 +160,13 @@ Result<ContainerState> ParseInspectBody(std::string_view body) {
   if (auto size = j.find("SizeRw"); size != j.end() && size->is_number()) {
     out.writable_bytes = size->get<long long>();
   }
+  // Podman 4 answers null (or nothing) for requests it dropped.
+  if (auto host = j.find("HostConfig"); host != j.end() && host->is_object()) {
+    auto requests = host->find("DeviceRequests");
+    out.device_requests = requests != host->end() && requests->is_array()
+                              ? static_cast<int>(requests->size())
+                              : 0;
+  }
   return out;
 }
 

@@ -104,8 +104,23 @@ TEST(InspectBodyTest, ReadsStateAndSize) {
   EXPECT_FALSE(plain->oom_killed);
   EXPECT_EQ(plain->writable_bytes, -1);
 
+  EXPECT_EQ(plain->device_requests, -1) << "no HostConfig: unknown";
+
   EXPECT_FALSE(ParseInspectBody("not json").ok());
   EXPECT_FALSE(ParseInspectBody(R"({"Id": "x"})").ok());
+}
+
+// What the engine kept of a container's GPU requests: Docker gives them
+// back; Podman 4 answers null for those it dropped.
+TEST(InspectBodyTest, ReadsTheDeviceRequestsTheEngineKept) {
+  auto docker = ParseInspectBody(R"({"State": {"Running": false},
+      "HostConfig": {"DeviceRequests": [{"Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=0"]}]}})");
+  ASSERT_TRUE(docker.ok());
+  EXPECT_EQ(docker->device_requests, 1);
+  auto podman = ParseInspectBody(R"({"State": {"Running": false},
+      "HostConfig": {"DeviceRequests": null, "Devices": []}})");
+  ASSERT_TRUE(podman.ok());
+  EXPECT_EQ(podman->device_requests, 0);
 }
 
 TEST(StatsBodyTest, ReadsMemoryAndCpu) {

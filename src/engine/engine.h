@@ -67,6 +67,7 @@ struct ContainerState {
   bool oom_killed = false;        // the kernel killed it for passing its memory limit
   std::string error;              // the engine's own error (e.g. a failed start)
   long long writable_bytes = -1;  // its writable layer's size, when asked for; -1 unknown
+  int device_requests = -1;       // HostConfig.DeviceRequests the engine kept; -1 unknown
 };
 
 // An image in the engine's store (GET /images/json).

@@ -31,8 +31,9 @@ namespace cw {
 
 // The label every holder carries.
 inline constexpr const char* kLabelNetworkHolder = "org.codabench.network-holder";
-// The node a queue worker's holders belong to (not org.codabench.node, which
-// only its job containers carry); a restart's sweep removes both.
+// The node a queue worker's holders (and its start-up GPU check's container,
+// worker/slot_environments.h) belong to (not org.codabench.node, which only
+// its job containers carry); a restart's sweep removes both.
 inline constexpr const char* kLabelHolderNode = "org.codabench.network-holder-node";
 
 struct NetworkHolderOptions {

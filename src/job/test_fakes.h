@@ -39,6 +39,7 @@ class FakeEngine : public ContainerEngine {
   Status wait_status;            // non-OK: Wait fails (the engine lost the container)
   std::set<std::string> oom_kinds;  // kinds whose containers Inspect reports OOM-killed
   long long writable_bytes = -1;    // what Inspect(with_size) says of every container
+  bool drops_device_requests = false;  // as Podman 4's Docker API: Inspect says none
   ContainerStats stats;             // what Stats says of every running container
 
   // Recorded calls.
@@ -110,8 +111,11 @@ class FakeEngine : public ContainerEngine {
     ContainerState st;
     st.running = !s->exited;
     st.exit_code = s->exit_code;
-    st.oom_killed = oom_kinds.count(s->spec.labels.at("org.codabench.kind")) > 0;
+    auto kind = s->spec.labels.find("org.codabench.kind");
+    st.oom_killed = kind != s->spec.labels.end() && oom_kinds.count(kind->second) > 0;
     if (with_size) st.writable_bytes = writable_bytes;
+    st.device_requests =
+        drops_device_requests ? 0 : static_cast<int>(s->spec.device_requests.size());
     return st;
   }
   Result<ContainerStats> Stats(const std::string& id) override {

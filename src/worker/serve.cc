@@ -18,6 +18,7 @@
 #include "gpu/gpu_info.h"
 #include "gpu/worker_slots.h"
 #include "job/job_runner.h"
+#include "job/network_holders.h"
 #include "metrics/http_server.h"
 #include "metrics/worker_metrics.h"
 #include "site/http_client.h"
@@ -325,6 +326,18 @@ int Serve(const ServeOptions& options) {
   // No job of ours runs yet: what a killed run of this node left goes
   // (through the worker's own image what its user may not remove).
   if (sweep) RemoveOrphanJobFolders(env, engine, nodename);
+  for (const WorkerSlot& slot : *slots) {
+    if (slot.options.device_requests.empty()) continue;
+    // Labelled as the holders are (not a job: an admin's `docker ps` by
+    // node lists jobs only); a restart's sweep removes one left behind.
+    if (Status kept = CheckGpuRequestsKept(env.sandbox_image, slot.options.device_requests,
+                                           {{kLabelHolderNode, nodename}}, engine);
+        !kept.ok()) {
+      spdlog::error("{}", kept.message());
+      return 2;
+    }
+    break;  // every slot's are of one kind: one look tells
+  }
   // GPU use per slot (gauges) and per job (log, metadata, histograms).
   GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
   // One runner per slot: the slot's GPUs, CPUs and labels are in its

@@ -71,6 +71,41 @@ void PrepareEngine(JobEnvironment& env, ContainerEngine& engine) {
 }
 
 
+Status CheckGpuRequestsKept(const std::string& image, const std::vector<DeviceRequest>& requests,
+                            const std::map<std::string, std::string>& labels,
+                            ContainerEngine& engine) {
+  if (requests.empty() || image.empty()) return Status::Ok();
+  ContainerSpec probe;
+  probe.image = image;
+  probe.entrypoint = {"/sandbox"};
+  probe.labels = labels;
+  probe.network_disabled = true;
+  probe.device_requests = requests;
+  Result<std::string> id = engine.Create(probe);
+  if (!id.ok()) {
+    spdlog::warn("could not check that the engine keeps GPU requests ({})",
+                 id.status().message());
+    return Status::Ok();
+  }
+  Result<ContainerState> state = engine.Inspect(*id, /*with_size=*/false);
+  if (Status removed = engine.Remove(*id, /*force=*/true); !removed.ok()) {
+    spdlog::warn("could not remove the GPU check's container {} ({})", id->substr(0, 12),
+                 removed.message());
+  }
+  if (!state.ok()) {
+    spdlog::warn("could not check that the engine keeps GPU requests ({})",
+                 state.status().message());
+    return Status::Ok();
+  }
+  if (state->device_requests != 0) return Status::Ok();
+  return InvalidInput(
+      "the container engine drops GPU requests: a container made with the programs' "
+      "HostConfig.DeviceRequests (USE_GPU, GPU_DEVICE, GPUS_PER_SLOT or GPU_MAP) came back "
+      "without them, so every program would run without its GPUs. Podman before 5 does this "
+      "through its Docker API (Codabench's guide asks for Podman 5.4.2 or later, with the "
+      "NVIDIA CDI specs generated); use such a Podman, or Docker, on GPU workers");
+}
+
 std::vector<JobEnvironment> SlotEnvironments(const JobEnvironment& base,
                                              const std::vector<WorkerSlot>& slots,
                                              const GpuFigures& gpu_figures, bool network_holders,

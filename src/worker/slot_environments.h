@@ -36,6 +36,17 @@ JobEnvironment QueueJobEnvironment(const WorkerConfig& config, const std::string
 // network holders then), with an error in the log.
 void PrepareEngine(JobEnvironment& env, ContainerEngine& engine);
 
+// With GPUs for the programs (`requests`: a slot's), makes one container of
+// the worker's own `image` with them and `labels`, without starting it, and
+// asks the engine what it kept: Podman before 5 drops
+// HostConfig.DeviceRequests through its Docker API without a word, and every
+// program would run without its GPUs. InvalidInput then, saying so;
+// OK when no slot has GPUs, when the engine kept them, or when it cannot be
+// told (no worker image, the engine's error: logged).
+Status CheckGpuRequestsKept(const std::string& image, const std::vector<DeviceRequest>& requests,
+                            const std::map<std::string, std::string>& labels,
+                            ContainerEngine& engine);
+
 // One environment per slot, in slot order: `base` with the slot's container
 // options (on its network: EnsureProgramNetwork, job/network_holders.h), its
 // labels and GPU meter,

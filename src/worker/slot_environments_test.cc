@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "job/test_fakes.h"
+#include "job/network_holders.h"
 #include "sandbox/sandbox_image.h"
 
 namespace cw {
@@ -61,6 +62,37 @@ TEST(SlotEnvironments, PrepareEngineLoadsTheWorkersImageOnce) {
   EXPECT_EQ(engine.imported, std::vector<std::string>{SandboxImageReference()});
   PrepareEngine(env, engine);
   EXPECT_EQ(engine.imported.size(), 1u) << "loaded once: the engine has it now";
+}
+
+// Podman 4 drops GPU requests through its Docker API without a word: the
+// worker refuses to start rather than run every program without its GPUs.
+TEST(SlotEnvironments, AnEngineThatDropsGpuRequestsIsFoundBeforeAnyJob) {
+  FakeEngine engine;
+  JobEnvironment env = BaseJobEnvironment(WorkerConfig(), "/base", "/host");
+  PrepareEngine(env, engine);
+  const std::map<std::string, std::string> labels = {{kLabelHolderNode, "n1"}};
+  std::vector<DeviceRequest> gpus(1);
+  gpus[0].driver = "cdi";
+  gpus[0].device_ids = {"nvidia.com/gpu=0"};
+
+  EXPECT_TRUE(CheckGpuRequestsKept(env.sandbox_image, gpus, labels, engine).ok())
+      << "the engine kept them";
+  ASSERT_EQ(engine.created.size(), 1u);
+  EXPECT_EQ(engine.created[0].device_requests.size(), 1u);
+  EXPECT_EQ(engine.created[0].image, env.sandbox_image);
+  EXPECT_EQ(engine.created[0].labels, labels);
+  EXPECT_EQ(engine.live_containers(), 0u) << "made, never started, removed";
+
+  engine.drops_device_requests = true;
+  Status dropped = CheckGpuRequestsKept(env.sandbox_image, gpus, labels, engine);
+  EXPECT_EQ(dropped.code(), Code::kInvalidInput);
+  EXPECT_NE(dropped.message().find("drops GPU requests"), std::string::npos) << dropped.message();
+  EXPECT_NE(dropped.message().find("Podman"), std::string::npos) << dropped.message();
+  EXPECT_EQ(engine.live_containers(), 0u);
+
+  // No GPUs asked for: nothing to look at.
+  EXPECT_TRUE(CheckGpuRequestsKept(env.sandbox_image, {}, labels, engine).ok());
+  EXPECT_EQ(engine.created.size(), 2u);
 }
 
 TEST(SlotEnvironments, TheQueueWorkersEnvironmentIsUnderItsNodeAndCleansUpAfterTheAck) {

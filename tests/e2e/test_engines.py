@@ -52,6 +52,9 @@ COMMON = [
     # Nor can a program reach another slot's: under Podman the slots'
     # networks differ, and the holders refuse the routes between them.
     "test_strangers.StrangersTest.test_programs_of_two_slots_cannot_reach_each_other",
+    # Podman 4 drops GPU requests through its Docker API: the worker says so
+    # and does not start, rather than run programs without their GPUs.
+    "test_engines.PodmanGpuRequestsTest",
 ]
 # The hostile case each engine differs on: rootful enforces the pids limit;
 # rootless maps the programs' files to subordinate ids, and enforces no limit
@@ -97,6 +100,34 @@ class UnenforcedLimitsTest(harness.WorkerTestCase):
                                 cwd=worker.host_dir, **user)
         out = doctor.stdout + doctor.stderr
         self.assertRegex(out, r"warn +limits +the container engine " + NOT_ENFORCED, out)
+
+
+class PodmanGpuRequestsTest(harness.WorkerTestCase):
+    """GPUs asked for (found by tests/gpu_sim's stand-in nvidia-smi): the
+    worker makes one container with the programs' GPU requests and, where the
+    engine kept none (Podman 4.3), exits 2 naming the cause before taking any
+    job. (Skips on a Podman that keeps them.)"""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.require_services()
+        version = harness.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+        if not version.startswith("4."):
+            raise unittest.SkipTest(f"Podman {version} may keep GPU requests")
+
+    def test_a_worker_whose_engine_drops_gpu_requests_does_not_start(self):
+        nodename = f"gpu-check-{os.getpid()}@test"
+        worker = self.start_worker(
+            args=["--nodename", nodename],
+            PATH=f"{HERE.parent / 'gpu_sim' / 'bin'}:{os.environ.get('PATH', '')}",
+            CW_GPU_SIM_COUNT="1", USE_GPU="True")
+        harness.wait_until(lambda: not worker.alive(), 60, message="the worker to exit")
+        self.assertEqual(worker.proc.returncode, 2, worker.log_tail())
+        log = worker.stderr_text()
+        self.assertIn("the container engine drops GPU requests", log)
+        left = harness.docker("ps", "-aq", "--filter",
+                              f"label=org.codabench.network-holder-node={nodename}")
+        self.assertEqual(left.stdout.split(), [], "the check's container was removed")
 
 
 class PodmanOutOfMemoryTest(test_hostile.HostileInputTest):

@@ -30,6 +30,7 @@
 #include "job/network_holders.h"
 #include "run_as_user.h"
 #include "sandbox/sandbox_image.h"
+#include "worker/slot_environments.h"
 
 namespace cw {
 namespace {
@@ -578,6 +579,39 @@ std::string MakeImage(const std::string& tag, const fs::path& dir) {
                     " docker import - " + tag + " >/dev/null";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   return tag;
+}
+
+// GPU requests are checked at start against what the engine keeps of them
+// (no GPU needed: the container is made, never started). Docker keeps them;
+// Podman 4 drops them through its Docker API, so a worker on it refuses to
+// start instead of running every program without its GPUs.
+TEST_F(EngineTest, AnEngineThatDropsGpuRequestsIsToldAtStart) {
+  Result<std::string> image = EnsureSandboxImage(*engine_);
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  Result<EngineInfo> info = engine_->Info();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  for (const char* driver : {"cdi", "nvidia"}) {
+    std::vector<DeviceRequest> gpus(1);
+    gpus[0].driver = driver;
+    if (gpus[0].driver == "cdi") {
+      gpus[0].device_ids = {"nvidia.com/gpu=all"};
+    } else {
+      gpus[0].count = -1;
+      gpus[0].capabilities = {{"gpu"}};
+    }
+    Status kept = CheckGpuRequestsKept(*image, gpus, {{kLabel, label_}}, *engine_);
+    const bool podman4 = UnderPodman() && info->server_version.rfind("4.", 0) == 0;
+    if (podman4) {
+      EXPECT_EQ(kept.code(), Code::kInvalidInput) << driver << ": " << kept.ToString();
+      EXPECT_NE(kept.message().find("drops GPU requests"), std::string::npos) << kept.message();
+    } else {
+      EXPECT_TRUE(kept.ok()) << driver << " under " << info->server_version << ": "
+                             << kept.ToString();
+    }
+  }
+  auto left = engine_->ListByLabel(kLabel, label_);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty()) << "the check's container was removed";
 }
 
 TEST_F(EngineTest, ImageBudgetRemovesTheLeastRecentlyUsedOfItsOwnImagesOnly) {
