@@ -11,7 +11,8 @@ not answer, as on a machine without podman.
 
 The set: a Codabench-shaped competition (ingestion and scoring on the Python
 image), revoke, the time limit, fresh namespaces and two slots kept apart
-(test_strangers), and a hostile case: rootful a fork bomb
+(test_strangers), a worker with GPUs refusing to start on a Podman that drops
+GPU requests, and a hostile case: rootful a fork bomb
 against the pids limit; rootless links to host files, and the limits
 rootless Podman on cgroups v1 does not enforce, which the worker names
 instead (README "Engines"). About a minute per engine.
