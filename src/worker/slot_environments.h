@@ -41,8 +41,8 @@ void PrepareEngine(JobEnvironment& env, ContainerEngine& engine);
 // asks the engine what it kept: Podman before 5 drops
 // HostConfig.DeviceRequests through its Docker API without a word, and every
 // program would run without its GPUs. InvalidInput then, saying so;
-// OK when no slot has GPUs, when the engine kept them, or when it cannot be
-// told (no worker image, the engine's error: logged).
+// OK when there are no requests, when the engine kept them, or when it
+// cannot be told (no worker image, the engine's error: logged).
 Status CheckGpuRequestsKept(const std::string& image, const std::vector<DeviceRequest>& requests,
                             const std::map<std::string, std::string>& labels,
                             ContainerEngine& engine);

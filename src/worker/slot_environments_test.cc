@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "job/test_fakes.h"
 #include "job/network_holders.h"
+#include "job/test_fakes.h"
 #include "sandbox/sandbox_image.h"
 
 namespace cw {
