@@ -257,7 +257,9 @@ class HostileInputTest(harness.WorkerTestCase):
         self.worker = restarted
         harness.wait_until(lambda: not any(p.exists() for p in left), 30,
                            message="the leftover job folders to go")
-        self.assertIn("job folder(s) an earlier run of", restarted.stderr_text())
+        # The sweep logs its count once the last folder is gone: a moment later.
+        harness.wait_until(lambda: "job folder(s) an earlier run of" in restarted.stderr_text(),
+                           10, message="the restart to log the job folders it removed")
         self.assertServesTheNextJob()
 
     # ---------------------------------------------------------------- latency
