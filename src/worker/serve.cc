@@ -234,6 +234,20 @@ int ServeQueue(const Settings& s, bool tls_verify, int slot_count, StatusBoard& 
   return 0;
 }
 
+// CheckGpuRequestsKept for the first slot with GPUs: every slot's requests
+// are of one kind, so one look tells. Its container is labelled as the
+// holders are (not a job: an admin's `docker ps` by node lists jobs only),
+// and a restart's sweep removes one left behind.
+Status CheckSlotsGpuRequestsKept(const std::vector<WorkerSlot>& slots, const std::string& image,
+                                 const std::string& nodename, ContainerEngine& engine) {
+  for (const WorkerSlot& slot : slots) {
+    if (slot.options.device_requests.empty()) continue;
+    return CheckGpuRequestsKept(image, slot.options.device_requests,
+                                {{kLabelHolderNode, nodename}}, engine);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 int Serve(const ServeOptions& options) {
@@ -326,17 +340,10 @@ int Serve(const ServeOptions& options) {
   // No job of ours runs yet: what a killed run of this node left goes
   // (through the worker's own image what its user may not remove).
   if (sweep) RemoveOrphanJobFolders(env, engine, nodename);
-  for (const WorkerSlot& slot : *slots) {
-    if (slot.options.device_requests.empty()) continue;
-    // Labelled as the holders are (not a job: an admin's `docker ps` by
-    // node lists jobs only); a restart's sweep removes one left behind.
-    if (Status kept = CheckGpuRequestsKept(env.sandbox_image, slot.options.device_requests,
-                                           {{kLabelHolderNode, nodename}}, engine);
-        !kept.ok()) {
-      spdlog::error("{}", kept.message());
-      return 2;
-    }
-    break;  // every slot's are of one kind: one look tells
+  if (Status kept = CheckSlotsGpuRequestsKept(*slots, env.sandbox_image, nodename, engine);
+      !kept.ok()) {
+    spdlog::error("{}", kept.message());
+    return 2;
   }
   // GPU use per slot (gauges) and per job (log, metadata, histograms).
   GpuFigures gpu_figures = StartGpuFigures(*slots, metrics.get());
